@@ -1,0 +1,32 @@
+# Two commands from a fresh clone: `make plan` and `make test`. Both create .venv and install
+# the pinned dependencies (requirements.txt) plus this project, editable, on first use.
+STACK ?= dev
+FORMAT ?= table
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: plan test lint bench install clean
+
+$(INSTALLED): requirements.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+plan: $(INSTALLED)
+	$(VENV)/bin/gpustack plan --stack $(STACK) --format $(FORMAT)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(INSTALLED)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

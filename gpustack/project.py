@@ -1,0 +1,134 @@
+"""Read a Pulumi project and one stack's config the way the Pulumi CLI does."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# What the offline engine shows for a `secure:` value it cannot decrypt without the backend.
+ENCRYPTED_PLACEHOLDER = "[secret]"
+
+
+class ProjectError(Exception):
+    """The directory is not a runnable Pulumi Python project, or the stack file is unusable."""
+
+
+@dataclass(frozen=True)
+class StackProject:
+    """A Pulumi Python project with one stack's config, ready to run."""
+
+    name: str
+    program_dir: Path
+    main: Path
+    stack: str
+    stack_file: Path
+    config: dict[str, str]
+    secret_keys: list[str]
+
+
+def load_project(program_dir: Path, stack: str) -> StackProject:
+    """Load `Pulumi.yaml` and `Pulumi.<stack>.yaml` from `program_dir`."""
+    program_dir = program_dir.resolve()
+    project_file = _find_project_file(program_dir)
+    spec = _read_yaml(project_file)
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise ProjectError(f"{project_file}: `name` is required")
+    runtime = spec.get("runtime")
+    runtime_name = runtime.get("name") if isinstance(runtime, dict) else runtime
+    if runtime_name != "python":
+        raise ProjectError(
+            f"{project_file}: runtime is {runtime_name!r}; gpustack plan runs Python programs only"
+        )
+    main = _entry_point(program_dir, spec.get("main"))
+    config_dir = program_dir / spec.get("stackConfigDir", ".")
+    stack_file = _stack_file(config_dir, stack)
+    stack_spec = _read_yaml(stack_file) if stack_file.exists() else {}
+    config, secret_keys = _config(name, spec.get("config") or {}, stack_spec.get("config") or {})
+    return StackProject(name, program_dir, main, stack, stack_file, config, secret_keys)
+
+
+def available_stacks(program_dir: Path) -> list[str]:
+    """Stacks with a `Pulumi.<stack>.yaml` file beside the project file."""
+    return sorted(
+        path.name[len("Pulumi.") : -len(".yaml")]
+        for path in program_dir.glob("Pulumi.*.yaml")
+    )
+
+
+def _find_project_file(program_dir: Path) -> Path:
+    for candidate in ("Pulumi.yaml", "Pulumi.yml"):
+        if (program_dir / candidate).exists():
+            return program_dir / candidate
+    raise ProjectError(f"{program_dir}: no Pulumi.yaml here; pass --program <project dir>")
+
+
+def _entry_point(program_dir: Path, main: str | None) -> Path:
+    target = program_dir / main if main else program_dir
+    entry = target / "__main__.py" if target.is_dir() else target
+    if not entry.exists():
+        raise ProjectError(f"{program_dir}: no program entry point ({entry.name} not found)")
+    return entry
+
+
+def _stack_file(config_dir: Path, stack: str) -> Path:
+    for suffix in (".yaml", ".yml"):
+        path = config_dir / f"Pulumi.{stack}{suffix}"
+        if path.exists():
+            return path
+    known = available_stacks(config_dir)
+    listed = ", ".join(known) if known else "none"
+    raise ProjectError(f"no stack file Pulumi.{stack}.yaml in {config_dir} (stacks here: {listed})")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ProjectError(f"{path.name}: not valid YAML ({error})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ProjectError(f"{path.name}: expected a mapping at the top level")
+    return loaded
+
+
+def _config(
+    project: str, project_config: dict[str, Any], stack_config: dict[str, Any]
+) -> tuple[dict[str, str], list[str]]:
+    """Merge project defaults and stack values into the CLI's `namespace:key` -> string map."""
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, declared in project_config.items():
+        default = declared.get("default") if isinstance(declared, dict) else declared
+        if isinstance(declared, dict) and "value" in declared:
+            default = declared["value"]
+        if default is not None:
+            values[_qualify(project, key)] = _encode(default)
+    for key, value in stack_config.items():
+        full_key = _qualify(project, key)
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[full_key] = ENCRYPTED_PLACEHOLDER
+            secret_keys.append(full_key)
+        else:
+            values[full_key] = _encode(value)
+    return values, secret_keys
+
+
+def _qualify(project: str, key: str) -> str:
+    return key if ":" in key else f"{project}:{key}"
+
+
+def _encode(value: Any) -> str:
+    """The CLI hands scalars over as text and objects and arrays as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
