@@ -54,3 +54,43 @@ def stateful_options(
         retain_on_delete=context.protect,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+@dataclass(frozen=True)
+class IdentityRef:
+    """A user-assigned managed identity handed from one component to another."""
+
+    id: pulumi.Input[str]
+    principal_id: pulumi.Input[str]
+    client_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class BlobMountTarget:
+    """What a node needs to mount model storage with BlobFuse2 through a managed identity."""
+
+    account_name: pulumi.Input[str]
+    containers: Sequence[str]
+    # The identity BlobFuse2 authenticates as (its client id goes in the config).
+    identity: IdentityRef | None = None
+
+
+@dataclass(frozen=True)
+class PrivateEndpointTarget:
+    """Where private endpoints go: the subnet, and the VNet their DNS zones link to.
+
+    `dns_zone_ids` maps a zone name to an existing central zone's id (hub-and-spoke); zones not
+    listed are created in the stack's resource group.
+    """
+
+    subnet_id: pulumi.Input[str]
+    vnet_id: pulumi.Input[str]
+    dns_zone_ids: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitoringTargets:
+    """The workspaces monitored resources report to."""
+
+    log_analytics_workspace_id: pulumi.Input[str]
+    azure_monitor_workspace_id: pulumi.Input[str] | None = None

@@ -1,4 +1,4 @@
-"""`GpuNetwork`: the spoke VNet with system, GPU and private-endpoint subnets, each behind an NSG."""
+"""`GpuNetwork`: the spoke VNet with system, GPU and private-endpoint subnets, each with an NSG."""
 
 from __future__ import annotations
 

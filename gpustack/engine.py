@@ -12,7 +12,7 @@ import os
 import runpy
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[PlannedResource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -195,6 +195,27 @@ def to_display(value: Any) -> Any:
     if isinstance(value, list):
         return [to_display(item) for item in value]
     return value
+
+
+def capture(
+    declare: Callable[[], object],
+    *,
+    project: str = "test",
+    stack: str = "test",
+    preview: bool = False,
+    config: dict[str, str] | None = None,
+) -> list[PlannedResource]:
+    """Run `declare` (which declares resources) under the Azure mocks; return what it registered.
+
+    The unit-test entry point for components: the same mocks and recorder as `gpustack plan`.
+    """
+    mocks = AzureMocks(preview=preview)
+    monitor = RecordingMonitor(mocks)
+    _reset_runtime()
+    pulumi.runtime.set_all_config(config or {}, [])
+    pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    _sync_await(run_pulumi_func(declare))
+    return monitor.registrations
 
 
 def run_plan(program_dir: Path | str, stack: str, preview: bool = False) -> Plan:

@@ -1,4 +1,4 @@
-"""Plan reports: the JSON contract (docs/plan-json.md), a terminal tree and a PR-comment markdown."""
+"""Plan reports: the JSON contract (docs/plan-json.md), a terminal tree, PR-comment markdown."""
 
 from __future__ import annotations
 
@@ -120,7 +120,8 @@ def render_markdown(document: dict[str, Any]) -> str:
             "",
             "| | min | expected | max |",
             "|---|---:|---:|---:|",
-            f"| total | {monthly['min']:,.0f} | {monthly['expected']:,.0f} | {monthly['max']:,.0f} |",
+            f"| total | {monthly['min']:,.0f} | {monthly['expected']:,.0f} "
+            f"| {monthly['max']:,.0f} |",
             "",
         ]
     counts = Counter(

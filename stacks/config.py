@@ -72,8 +72,9 @@ DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")]
 # Source: https://learn.microsoft.com/azure/aks/create-node-pools#limitations
 AksPoolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,11}$")]
 AzureRegion = Annotated[str, Field(pattern=r"^[a-z]+[a-z0-9]*$")]
+_HEX = "[0-9a-fA-F]"
 Guid = Annotated[
-    str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+    str, Field(pattern=rf"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$")
 ]
 
 
@@ -218,7 +219,7 @@ class GpuNodePoolConfig(ConfigModel):
     max_count: int = Field(ge=1, le=1000)
     autoscale: bool = True
     spot: bool = False
-    # "Install": AKS installs the NVIDIA driver; "None": the GPU Operator does (GPUDirect RDMA path).
+    # "Install": AKS installs the NVIDIA driver; "None": the GPU Operator does (GPUDirect RDMA).
     driver: Literal["Install", "None"] = "Install"
     mig_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
@@ -346,8 +347,9 @@ class VmPoolConfig(ConfigModel):
         if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
             raise ValueError(
                 f"maxCount {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
-                f"({size.name}) needs one placement group, which holds {SINGLE_PLACEMENT_GROUP_LIMIT}"
-                f" VMs ({SINGLE_PLACEMENT_GROUP_LIMIT_ON_REQUEST} through an Azure support request)"
+                f"({size.name}) needs one placement group, which holds "
+                f"{SINGLE_PLACEMENT_GROUP_LIMIT} VMs ({SINGLE_PLACEMENT_GROUP_LIMIT_ON_REQUEST} "
+                "through an Azure support request)"
             )
         return self
 

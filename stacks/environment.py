@@ -30,6 +30,9 @@ def build(cfg: StackConfig) -> None:
         protect=cfg.protect,
     )
 
+    # --- monitoring: workspaces first, every other component sends diagnostics there (issue 6)
+
+    # --- network (foundation; NAT gateway, peering, Bastion and subnet sizing: issue 5)
     subnets = {
         "system": SubnetSpec(cfg.network.system_subnet),
         "gpu": SubnetSpec(cfg.network.gpu_subnet),
@@ -40,6 +43,14 @@ def build(cfg: StackConfig) -> None:
         "network",
         GpuNetworkArgs(context=context, address_space=cfg.network.address_space, subnets=subnets),
     )
+
+    # --- identities, Key Vault, model storage and private endpoints (issue 5)
+
+    # --- GPU VM and scale set pools (issue 3)
+
+    # --- AKS, GPU node pools, NVIDIA software, teams (issue 4)
+
+    # --- alerts, action group and budget (issue 6)
 
     pulumi.export("environment", cfg.environment)
     pulumi.export("resourceGroupName", group.name)

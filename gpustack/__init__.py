@@ -1,0 +1,1 @@
+"""azure-gpu-stacks toolkit: catalog, offline engine, policy runner, reports and CLI."""

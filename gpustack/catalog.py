@@ -1,0 +1,439 @@
+"""Typed lookups over the VM size catalog (data/vm_sizes.yaml) joined with the price snapshot.
+
+Every fact comes from the data files, with its source and date there; this module only reads,
+checks and presents them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import functools
+import json
+import sys
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gpustack import prices as price_snapshot
+
+CATALOG_PATH = Path(__file__).parent / "data" / "vm_sizes.yaml"
+
+
+@dataclass(frozen=True)
+class RegionPrice:
+    """USD per hour, Linux, in one region; `spot` is None where Azure has no spot meter."""
+
+    payg: float
+    spot: float | None
+
+
+@dataclass(frozen=True)
+class VmSize:
+    """One Azure VM size with its hardware facts, quota family, sources and prices."""
+
+    name: str
+    series: str
+    vcpus: int
+    memory_gib: float
+    gpu_model: str | None
+    gpu_count: int
+    gpu_memory_gb: float
+    infiniband: str | None
+    nvme_disks: int
+    nvme_disk_gib: int
+    temp_disk_gib: int
+    max_ephemeral_os_disk_gib: int
+    quota_family: str
+    mig: bool
+    driver: str | None
+    gen2_required: bool
+    accelerated_networking: bool
+    encryption_at_host: bool
+    zonal: bool
+    sources: tuple[str, ...]
+    prices: Mapping[str, RegionPrice] = field(
+        default_factory=lambda: types.MappingProxyType({}), hash=False
+    )
+    premium_storage: bool = True
+    # Names of the fields above that no source could confirm (see the YAML comments).
+    unverified: tuple[str, ...] = ()
+    verified: str = ""
+
+    @property
+    def is_gpu(self) -> bool:
+        """True when the size has at least one GPU."""
+        return self.gpu_count > 0
+
+    @property
+    def has_infiniband(self) -> bool:
+        """True when the size has an InfiniBand (RDMA) back-end network."""
+        return self.infiniband is not None
+
+    @property
+    def total_vram_gb(self) -> float:
+        """GPU memory across all GPUs of the size, in GB."""
+        return self.gpu_count * self.gpu_memory_gb
+
+    @property
+    def nvme_total_gib(self) -> int:
+        """Local NVMe capacity across all devices (0 when none, or per-disk size unknown)."""
+        return self.nvme_disks * self.nvme_disk_gib
+
+    def price(self, region: str, spot: bool = False) -> float | None:
+        """USD per hour in `region` (pay-as-you-go, or spot), or None when not priced there."""
+        regional = self.prices.get(region.lower())
+        if regional is None:
+            return None
+        return regional.spot if spot else regional.payg
+
+
+class UnknownVmSizeError(ValueError):
+    """A VM size name the catalog does not know; the message lists every supported size."""
+
+    def __init__(self, name: str, supported: Iterable[str]) -> None:
+        self.size = name
+        self.supported = tuple(supported)
+        close = difflib.get_close_matches(name, self.supported, n=1, cutoff=0.75)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        super().__init__(
+            f"unknown VM size {name!r}.{hint} Supported sizes: {', '.join(self.supported)}. "
+            f"To add a size, give its facts and sources in {CATALOG_PATH.name}."
+        )
+
+
+def lookup(name: str) -> VmSize:
+    """Return the catalog entry for an Azure size name such as "Standard_NC4as_T4_v3"."""
+    sizes = _catalog()
+    found = sizes.get(name.strip().lower())
+    if found is None:
+        raise UnknownVmSizeError(name, (size.name for size in sizes.values()))
+    return found
+
+
+def all_sizes() -> list[VmSize]:
+    """Every catalog size, in file order (GPU series first, then CPU)."""
+    return list(_catalog().values())
+
+
+def size_names() -> list[str]:
+    """Catalog size names, read from the YAML alone (no prices), e.g. to build a snapshot."""
+    return [str(name) for name in _raw_catalog()["sizes"]]
+
+
+def prices_as_of() -> str:
+    """When the price snapshot was taken, as recorded in data/prices.json."""
+    return str(price_snapshot.load_prices()["as_of"])
+
+
+def snapshot_regions() -> list[str]:
+    """Regions the price snapshot covers."""
+    snapshot = price_snapshot.load_prices()
+    regions = list(snapshot.get("regions") or [])
+    for per_region in snapshot["prices"].values():
+        regions.extend(r for r in per_region if r not in regions)
+    return regions
+
+
+def quota_family_key(family: str) -> str:
+    """Normalise a quota family name for comparison (Azure spells them with varying case/spaces)."""
+    return "".join(family.split()).lower()
+
+
+def catalog_rows(
+    region: str | None = None,
+    gpu: str | None = None,
+    infiniband: bool | None = None,
+) -> list[VmSize]:
+    """Sizes priced in `region`, whose GPU model contains `gpu`, with or without InfiniBand."""
+    rows = all_sizes()
+    if region is not None:
+        rows = [s for s in rows if s.price(region) is not None]
+    if gpu is not None:
+        wanted = gpu.strip().lower()
+        rows = [s for s in rows if s.gpu_model is not None and wanted in s.gpu_model.lower()]
+    if infiniband is not None:
+        rows = [s for s in rows if s.has_infiniband == infiniband]
+    return rows
+
+
+def catalog_json(sizes: Iterable[VmSize], region: str | None = None) -> list[dict[str, Any]]:
+    """Plain-data view of `sizes` for JSON output; `region` keeps only that region's price."""
+    out: list[dict[str, Any]] = []
+    for size in sizes:
+        regional = {
+            r: {"payg": p.payg, "spot": p.spot}
+            for r, p in size.prices.items()
+            if region is None or r == region.lower()
+        }
+        out.append(
+            {
+                "name": size.name,
+                "series": size.series,
+                "vcpus": size.vcpus,
+                "memory_gib": size.memory_gib,
+                "gpu_model": size.gpu_model,
+                "gpu_count": size.gpu_count,
+                "gpu_memory_gb": size.gpu_memory_gb,
+                "total_vram_gb": size.total_vram_gb,
+                "infiniband": size.infiniband,
+                "nvme_disks": size.nvme_disks,
+                "nvme_disk_gib": size.nvme_disk_gib,
+                "temp_disk_gib": size.temp_disk_gib,
+                "max_ephemeral_os_disk_gib": size.max_ephemeral_os_disk_gib,
+                "quota_family": size.quota_family,
+                "mig": size.mig,
+                "driver": size.driver,
+                "gen2_required": size.gen2_required,
+                "accelerated_networking": size.accelerated_networking,
+                "encryption_at_host": size.encryption_at_host,
+                "premium_storage": size.premium_storage,
+                "zonal": size.zonal,
+                "unverified": list(size.unverified),
+                "prices": regional,
+                "sources": list(size.sources),
+            }
+        )
+    return out
+
+
+def catalog_table(sizes: Iterable[VmSize], region: str | None = None) -> str:
+    """A fixed-width table of `sizes`; prices for `region`, else the lowest snapshot price."""
+    rows = list(sizes)
+    price_label = region.lower() if region else "lowest"
+    header = (
+        "SIZE", "vCPU", "MEM GiB", "GPU", "GB/GPU", "INFINIBAND", "NVMe GiB",
+        "QUOTA FAMILY", "MIG", "DRIVER", f"PAYG $/h ({price_label})", "SPOT $/h",
+    )  # fmt: skip
+    body = [
+        (
+            s.name,
+            str(s.vcpus),
+            _number(s.memory_gib),
+            f"{s.gpu_count}x {s.gpu_model}" if s.gpu_model else "-",
+            _number(s.gpu_memory_gb) if s.is_gpu else "-",
+            s.infiniband or "-",
+            _nvme_cell(s),
+            s.quota_family,
+            "yes" if s.mig else "no",
+            s.driver or "-",
+            *_price_cells(s, region),
+        )
+        for s in rows
+    ]
+    right_aligned = {1, 2, 4, 10, 11}
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+
+    def render(line: tuple[str, ...]) -> str:
+        cells = [
+            cell.rjust(widths[i]) if i in right_aligned else cell.ljust(widths[i])
+            for i, cell in enumerate(line)
+        ]
+        return "  ".join(cells).rstrip()
+
+    lines = [render(header), render(tuple("-" * w for w in widths))]
+    lines.extend(render(line) for line in body)
+    if not body:
+        lines.append("(no sizes match)")
+    snapshot = price_snapshot.load_prices()
+    lines.append("")
+    lines.append(
+        f"Prices: {snapshot['currency']} {snapshot['unit']}; snapshot as of {snapshot['as_of']}; "
+        "'-' means no price in the snapshot."
+    )
+    lines.append(f"Source: {snapshot['source']}.")
+    return "\n".join(lines)
+
+
+def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `catalog` options to `parser`."""
+    parser.add_argument(
+        "--region", help="only sizes priced in this Azure region (e.g. eastus); prices for it"
+    )
+    parser.add_argument("--gpu", metavar="MODEL", help="only sizes whose GPU model contains MODEL")
+    parser.add_argument(
+        "--infiniband",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="only sizes with (--infiniband) or without (--no-infiniband) InfiniBand",
+    )
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def run_catalog(args: argparse.Namespace) -> int:
+    """Print the catalog filtered by `args`; return the process exit code."""
+    region = args.region.strip().lower() if getattr(args, "region", None) else None
+    if region is not None and region not in snapshot_regions():
+        print(
+            f"error: the price snapshot has no prices for region {region!r}; it covers "
+            f"{', '.join(snapshot_regions())}. Add it with "
+            f"`gpustack prices refresh --regions {','.join([*snapshot_regions(), region])}`.",
+            file=sys.stderr,
+        )
+        return 2
+    rows = catalog_rows(
+        region=region, gpu=getattr(args, "gpu", None), infiniband=getattr(args, "infiniband", None)
+    )
+    if getattr(args, "format", "table") == "json":
+        print(json.dumps(catalog_json(rows, region=region), indent=2))
+    else:
+        print(catalog_table(rows, region=region))
+    return 0
+
+
+# ---------------------------------------------------------------------------- loading and checks
+
+_SIZE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "series": str,
+    "vcpus": int,
+    "memory_gib": (int, float),
+    "gpu_model": (str, type(None)),
+    "gpu_count": int,
+    "gpu_memory_gb": (int, float),
+    "infiniband": (str, type(None)),
+    "nvme_disks": int,
+    "nvme_disk_gib": int,
+    "temp_disk_gib": int,
+    "max_ephemeral_os_disk_gib": int,
+    "quota_family": str,
+    "mig": bool,
+    "driver": (str, type(None)),
+    "gen2_required": bool,
+    "accelerated_networking": bool,
+    "encryption_at_host": bool,
+    "premium_storage": bool,
+    "zonal": bool,
+    "sources": list,
+}
+# Keys the YAML may carry besides the fields: documentation and cross-checks.
+_EXTRA_KEYS = {"ephemeral_os_disk", "unverified", "verified"}
+_FIELD_NAMES = {f.name for f in fields(VmSize)}
+
+
+@functools.cache
+def _raw_catalog() -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(CATALOG_PATH.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read the VM size catalog {CATALOG_PATH}: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("sizes"), dict):
+        raise ValueError(f"{CATALOG_PATH}: expected top-level 'series' and 'sizes' mappings")
+    return raw
+
+
+@functools.cache
+def _catalog() -> dict[str, VmSize]:
+    raw = _raw_catalog()
+    series_map: dict[str, dict[str, Any]] = raw.get("series") or {}
+    default_verified = str(raw.get("verified", ""))
+    snapshot = price_snapshot.load_prices()
+    sizes: dict[str, VmSize] = {}
+    for name, own in raw["sizes"].items():
+        sizes[name.lower()] = _build_size(name, own or {}, series_map, default_verified, snapshot)
+    for priced in snapshot["prices"]:
+        if priced.lower() not in sizes:
+            raise ValueError(
+                f"{price_snapshot.SNAPSHOT_PATH}: prices {priced!r}, which is not in "
+                f"{CATALOG_PATH.name}; add the size to the catalog or rebuild the snapshot"
+            )
+    return sizes
+
+
+def _build_size(
+    name: str,
+    own: Mapping[str, Any],
+    series_map: Mapping[str, Mapping[str, Any]],
+    default_verified: str,
+    snapshot: Mapping[str, Any],
+) -> VmSize:
+    where = f"{CATALOG_PATH.name}: sizes.{name}"
+    series_name = own.get("series")
+    if series_name not in series_map:
+        raise ValueError(f"{where}.series: {series_name!r} is not defined under 'series'")
+    merged: dict[str, Any] = {**series_map[series_name], **own}
+    # A size adds to its series' list of unverified facts rather than replacing it.
+    unverified = [*series_map[series_name].get("unverified", []), *own.get("unverified", [])]
+    unknown = set(merged) - set(_SIZE_FIELDS) - _EXTRA_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key, expected in _SIZE_FIELDS.items():
+        if key not in merged:
+            raise ValueError(f"{where}: missing {key!r} (set it on the size or its series)")
+        value = merged[key]
+        # bool is an int subclass; a count written as `true` is a typo, not a number.
+        if isinstance(value, bool) and expected in (int, (int, float)):
+            raise ValueError(f"{where}.{key}: expected a number, got {value!r}")
+        if not isinstance(value, expected):
+            raise ValueError(f"{where}.{key}: unexpected value {value!r}")
+    bad_unverified = set(unverified) - _FIELD_NAMES
+    if bad_unverified:
+        raise ValueError(f"{where}.unverified: not field names: {sorted(bad_unverified)}")
+    if merged.get("ephemeral_os_disk") is False and merged["max_ephemeral_os_disk_gib"] != 0:
+        raise ValueError(f"{where}: ephemeral OS disks unsupported, so max size must be 0")
+    regional = snapshot["prices"].get(name, {})
+    return VmSize(
+        name=name,
+        series=series_name,
+        vcpus=merged["vcpus"],
+        memory_gib=float(merged["memory_gib"]),
+        gpu_model=merged["gpu_model"],
+        gpu_count=merged["gpu_count"],
+        gpu_memory_gb=float(merged["gpu_memory_gb"]),
+        infiniband=merged["infiniband"],
+        nvme_disks=merged["nvme_disks"],
+        nvme_disk_gib=merged["nvme_disk_gib"],
+        temp_disk_gib=merged["temp_disk_gib"],
+        max_ephemeral_os_disk_gib=merged["max_ephemeral_os_disk_gib"],
+        quota_family=merged["quota_family"],
+        mig=merged["mig"],
+        driver=merged["driver"],
+        gen2_required=merged["gen2_required"],
+        accelerated_networking=merged["accelerated_networking"],
+        encryption_at_host=merged["encryption_at_host"],
+        zonal=merged["zonal"],
+        sources=tuple(str(url) for url in merged["sources"]),
+        prices=types.MappingProxyType(
+            {
+                region.lower(): RegionPrice(payg=float(p["payg"]), spot=_optional_float(p["spot"]))
+                for region, p in regional.items()
+            }
+        ),
+        premium_storage=merged["premium_storage"],
+        unverified=tuple(dict.fromkeys(unverified)),
+        verified=str(merged.get("verified", default_verified)),
+    )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _nvme_cell(size: VmSize) -> str:
+    if size.nvme_disks == 0:
+        return "-"
+    per_disk = str(size.nvme_disk_gib) if size.nvme_disk_gib else "?"
+    return f"{size.nvme_disks}x{per_disk}"
+
+
+def _price_cells(size: VmSize, region: str | None) -> tuple[str, str]:
+    if region is not None:
+        regional = size.prices.get(region.lower())
+    else:
+        regional = min(size.prices.values(), key=lambda p: p.payg, default=None)
+    if regional is None:
+        return "-", "-"
+    spot = _money(regional.spot) if regional.spot is not None else "-"
+    return _money(regional.payg), spot
+
+
+def _money(value: float) -> str:
+    # Spot prices of small sizes are fractions of a cent; keep four significant decimals there.
+    return f"{value:.3f}" if value >= 1 else f"{value:.4f}"

@@ -1,0 +1,43 @@
+"""Shared fixtures: each environment is planned once per test session (plans are expensive)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpustack.engine import Plan, run_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+_plans: dict[str, Plan] = {}
+
+
+def planned(stack: str) -> Plan:
+    """This project's plan for `stack`, computed once per session."""
+    if stack not in _plans:
+        _plans[stack] = run_plan(ROOT, stack)
+    return _plans[stack]
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env_plan(request: pytest.FixtureRequest) -> Plan:
+    """The plan of each environment in turn."""
+    return planned(request.param)
+
+
+@pytest.fixture
+def dev_plan() -> Plan:
+    return planned("dev")
+
+
+@pytest.fixture
+def staging_plan() -> Plan:
+    return planned("staging")
+
+
+@pytest.fixture
+def prod_plan() -> Plan:
+    return planned("prod")
