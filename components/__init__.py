@@ -1,6 +1,7 @@
 """Pulumi component resources for GPU stacks on Azure, one component per module."""
 
 from components.conventions import ComponentContext, child_options, stateful_options
+from components.diagnostics import send_diagnostics
 from components.network import GpuNetwork, GpuNetworkArgs, SubnetSpec
 
 __all__ = [
@@ -9,5 +10,6 @@ __all__ = [
     "GpuNetworkArgs",
     "SubnetSpec",
     "child_options",
+    "send_diagnostics",
     "stateful_options",
 ]
