@@ -115,6 +115,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[PlannedResource] = []
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """URNs as the engine makes them: the root stack does not qualify its children's types."""
+        if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
+            parent = ""
+        return super().make_urn(parent, type_, name)
+
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
@@ -300,6 +306,10 @@ def _describe_program_error(error: BaseException, program_dir: Path) -> str:
     own = [f for f in frames if str(Path(f.filename).resolve()).startswith(root)]
     own = [f for f in own if "/.venv/" not in f.filename and "site-packages" not in f.filename]
     where = ""
+    if os.environ.get("GPUSTACK_DEBUG"):
+        where = "\n" + "".join(traceback.format_exception(error)).rstrip()
+    elif not own:
+        where = "\n  (raised outside the program's files; set GPUSTACK_DEBUG=1 for the traceback)"
     if own:
         frame = own[-1]
         where = f"\n  at {os.path.relpath(frame.filename, root)}:{frame.lineno}"

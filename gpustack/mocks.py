@@ -150,18 +150,18 @@ class AzureMocks(pulumi.runtime.Mocks):
 
     # --- invokes ---------------------------------------------------------------------------
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         spec = self.table["invokes"].get(args.token)
         if spec is None:
             # A sensible generic answer: echo the arguments, so programs that read them work.
-            return dict(args.args), None
+            return dict(args.args), []
         seed = f"{args.token}:{sorted(args.args.items())!r}"
         location = args.args.get("location") or self.table["default_location"]
         context = self._context(seed, args.args.get("resourceName", ""), args.args)
         context["location"] = location
         context["kubeconfig"] = kubeconfig(args.args.get("resourceName", "cluster"), location, seed)
         context.update({f"arg:{key}": value for key, value in args.args.items()})
-        return self._render(copy.deepcopy(spec), context), None
+        return self._render(copy.deepcopy(spec), context), []
 
     # --- templates -------------------------------------------------------------------------
 
