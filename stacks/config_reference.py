@@ -1,0 +1,107 @@
+"""Render docs/config.md from the config models, so the reference cannot drift from the code.
+
+Run `python -m stacks.config_reference > docs/config.md`; a test checks the file is current.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from stacks.config import PROJECT, StackConfig, _model_of
+
+HEADER = f"""# Configuration reference
+
+Generated from `stacks/config.py` by `python -m stacks.config_reference`; do not edit by hand.
+
+Every key lives in the project namespace (`{PROJECT}:<key>`) of `Pulumi.<stack>.yaml`.
+Unknown keys are errors. Constraints are checked before any resource is declared.
+"""
+
+
+def render() -> str:
+    """The whole reference as markdown."""
+    sections = [HEADER]
+    sections += _section(StackConfig, f"{PROJECT}:", top_level=True)
+    return "\n".join(sections).rstrip() + "\n"
+
+
+def _section(model: type[BaseModel], prefix: str, top_level: bool = False) -> list[str]:
+    title = f"`{prefix.rstrip('.:')}`" if not top_level else "Top-level keys"
+    doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+    lines = [f"## {title}", "", doc, "", "| key | type | default | constraints |"]
+    lines.append("|---|---|---|---|")
+    nested: list[tuple[type[BaseModel], str]] = []
+    for name, field in model.model_fields.items():
+        key = field.alias or to_camel(name)
+        kind = _type_name(field.annotation)
+        lines.append(f"| `{key}` | {kind} | {_default(field)} | {_constraints(field)} |")
+        child = _model_of(field.annotation)
+        if child is not None and child is not model:
+            separator = "" if top_level else "."
+            suffix = "[]" if _is_list(field.annotation) else ""
+            nested.append((child, f"{prefix}{separator}{key}{suffix}"))
+    lines.append("")
+    for child, child_prefix in nested:
+        lines += _section(child, child_prefix + ".")
+    return lines
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) is list:
+        return True
+    return any(_is_list(argument) for argument in get_args(annotation))
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is None:
+        if isinstance(annotation, type):
+            return "object" if issubclass(annotation, BaseModel) else annotation.__name__
+        return str(annotation)
+    if origin is Annotated:
+        return _type_name(get_args(annotation)[0])
+    arguments = [a for a in get_args(annotation) if a is not type(None)]
+    if origin is Literal:
+        return " \\| ".join(f"`{json.dumps(a)}`" for a in get_args(annotation))
+    if origin is list:
+        return f"list of {_type_name(arguments[0])}"
+    if origin is dict:
+        return f"map of {_type_name(arguments[1])}"
+    names = [_type_name(a) for a in arguments]
+    optional = len(arguments) < len(get_args(annotation))
+    return " or ".join(names) + (" (optional)" if optional else "")
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "**required**"
+    if field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
+    elif field.default is PydanticUndefined:
+        return ""
+    else:
+        value = field.default
+    if isinstance(value, BaseModel):
+        return "see below"
+    return f"`{json.dumps(value)}`"
+
+
+def _constraints(field: FieldInfo) -> str:
+    parts = []
+    for item in field.metadata:
+        for attribute in ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern"):
+            value = getattr(item, attribute, None)
+            if value is not None:
+                parts.append(f"{attribute} {value}".replace("|", "\\|"))
+    return ", ".join(f"`{part}`" for part in parts)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
