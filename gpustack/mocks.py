@@ -18,6 +18,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime.rpc import UNKNOWN
 
 ANSWERS_FILE = Path(__file__).parent / "data" / "mock_answers.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z0-9_:.\-]+)\}")
@@ -109,6 +110,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         )
         state = dict(inputs)
         state[name_property] = name
+        _identity_as_arm_returns_it(state, urn)
         if self.preview:
             # `pulumi preview` knows a new resource's inputs and auto-name, never its outputs.
             return "", state
@@ -198,6 +200,33 @@ class AzureMocks(pulumi.runtime.Mocks):
     @staticmethod
     def _urn(args: pulumi.runtime.MockResourceArgs) -> str:
         return f"{pulumi.get_stack()}::{pulumi.get_project()}::{args.typ}::{args.name}"
+
+
+def _identity_as_arm_returns_it(state: dict[str, Any], urn: str) -> None:
+    """ARM answers `identity.userAssignedIdentities` as a map of id -> {principalId, clientId}.
+
+    azure-native v3 takes a list of ids as input but reads back ARM's map; echoing the list would
+    break the SDK's output types. Source: https://learn.microsoft.com/rest/api/managedidentity/
+    and the `UserAssignedIdentityResponse` output type of each azure-native resource.
+    """
+    identity = state.get("identity")
+    if not isinstance(identity, dict):
+        return
+    assigned = identity.get("userAssignedIdentities")
+    if isinstance(assigned, list):
+        if any(not isinstance(item, str) or item == UNKNOWN for item in assigned):
+            identity["userAssignedIdentities"] = UNKNOWN
+            return
+        identity["userAssignedIdentities"] = {
+            item: {
+                "principalId": stable_uuid(f"{item}:principal"),
+                "clientId": stable_uuid(f"{item}:client"),
+            }
+            for item in assigned
+        }
+    if "SystemAssigned" in str(identity.get("type", "")):
+        identity.setdefault("principalId", stable_uuid(f"{urn}:system-principal"))
+        identity.setdefault("tenantId", answers()["tenant"])
 
 
 def _is_k8s_object(token: str) -> bool:

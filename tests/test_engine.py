@@ -10,6 +10,7 @@ import yaml
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi_azure_native import (
     authorization,
+    compute,
     containerservice,
     keyvault,
     managedidentity,
@@ -284,3 +285,25 @@ def test_secret_inputs_are_marked_secret() -> None:
     (identity,) = capture(declare)
     assert identity.inputs["tags"] == {"token": {SECRET_KEY: "hunter2"}}
     assert identity.to_json()["inputs"]["tags"] == {"token": "[secret]"}
+
+
+def test_user_assigned_identities_come_back_as_arms_map() -> None:
+    seen: dict[str, object] = {}
+
+    def declare() -> None:
+        identity = managedidentity.UserAssignedIdentity("id", resource_group_name="rg")
+        vmss = compute.VirtualMachineScaleSet(
+            "vmss",
+            resource_group_name="rg",
+            identity=compute.VirtualMachineScaleSetIdentityArgs(
+                type=compute.ResourceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[identity.id],
+            ),
+        )
+        pulumi.Output.all(identity.id, vmss.identity).apply(lambda v: seen.update(values=v))
+
+    capture(declare)
+    identity_id, vmss_identity = seen["values"]  # type: ignore[misc]
+    assigned = vmss_identity["user_assigned_identities"]
+    assert list(assigned) == [identity_id]
+    assert re.fullmatch(GUID, assigned[identity_id]["principal_id"])
