@@ -1,0 +1,318 @@
+"""`python -m benchmarks`: plan time against its floor, policy throughput, growth with pools.
+
+Results go to benchmarks/results.json and a table to benchmarks/RESULTS.md (for the README).
+
+- Plan vs floor: each environment's plan (the real program under the Azure mocks) against the
+  floor of registering the same resources bare (plain `pulumi.CustomResource` /
+  `ComponentResource` with the same types, names, parents and inputs) under the same mocks, in
+  the same process and run. The ratio is what the SDK classes and the program add.
+- Policy throughput: this repository's pack over the Analyzer gRPC path
+  (`gpustack.analyzer.run_policy_pack`), on the prod plan replicated to a few thousand resources.
+- Growth: plan time of the dev stack with 1, 5 and 20 AKS GPU pools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import platform
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from gpustack.analyzer import run_policy_pack
+from gpustack.engine import Plan, PlannedResource, capture, run_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = Path(__file__).resolve().parent
+ENVIRONMENTS = ("dev", "staging", "prod")
+POOL_COUNTS = (1, 5, 20)
+PLAN_GOAL_RATIO = 1.3
+POLICY_GOAL_PER_S = 2000.0
+
+
+def timed(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Median wall time of `repeats` runs (after one warm-up) and the last result."""
+    result = run()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples), result
+
+
+# --- plan vs floor -----------------------------------------------------------------------------
+
+
+def register_bare(resources: Sequence[PlannedResource]) -> Callable[[], None]:
+    """A program that registers `resources` as plain custom/component resources, same parents."""
+
+    def declare() -> None:
+        created: dict[str, pulumi.Resource] = {}
+        for r in resources:
+            if r.type.startswith("pulumi:providers:"):
+                continue
+            parent = created.get(r.parent) if r.parent else None
+            opts = pulumi.ResourceOptions(parent=parent)
+            if r.custom:
+                created[r.urn] = pulumi.CustomResource(r.type, r.name, dict(r.inputs), opts)
+            else:
+                created[r.urn] = pulumi.ComponentResource(r.type, r.name, None, opts)
+
+    return declare
+
+
+def bench_plans(repeats: int) -> list[dict[str, Any]]:
+    rows = []
+    for stack in ENVIRONMENTS:
+        plan_s, plan = timed(lambda s=stack: run_plan(ROOT, s), repeats)
+        floor_s, _ = timed(lambda p=plan: capture(register_bare(p.resources)), repeats)
+        rows.append(
+            {
+                "stack": stack,
+                "resources": len(plan.resources),
+                "plan_s": round(plan_s, 4),
+                "floor_s": round(floor_s, 4),
+                "ratio": round(plan_s / floor_s, 2),
+                "goal_ratio": PLAN_GOAL_RATIO,
+                "met": plan_s / floor_s <= PLAN_GOAL_RATIO,
+            }
+        )
+    return rows
+
+
+def profile_plan(stack: str, top: int = 12) -> list[dict[str, Any]]:
+    """Where a plan's time goes: the functions with the most cumulative time, by file."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_plan(ROOT, stack)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    total = stats.total_tt  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, function), (_, calls, own, cumulative, _) in sorted(
+        stats.stats.items(),  # type: ignore[attr-defined]
+        key=lambda item: -item[1][2],
+    )[:top]:
+        short = filename.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
+        short = short.split("/lib/python3.11/")[-1]
+        rows.append(
+            {
+                "function": f"{short}:{line}({function})",
+                "calls": calls,
+                "own_s": round(own, 4),
+                "cumulative_s": round(cumulative, 4),
+                "own_share": round(own / total, 3) if total else None,
+            }
+        )
+    return rows
+
+
+# --- policy throughput -------------------------------------------------------------------------
+
+
+def replicate(resources: Sequence[dict[str, Any]], copies: int) -> list[dict[str, Any]]:
+    """`copies` copies of a plan with distinct URNs (parents and dependencies follow)."""
+    out = []
+    for copy in range(copies):
+
+        def rename(urn: str | None, n: int = copy) -> str | None:
+            return None if urn is None else f"{urn}-{n}"
+
+        for r in resources:
+            out.append(
+                {
+                    **r,
+                    "urn": rename(r["urn"]),
+                    "name": f"{r['name']}-{copy}",
+                    "parent": rename(r.get("parent")),
+                    "dependencies": [rename(u) for u in r.get("dependencies") or []],
+                    "propertyDependencies": {
+                        k: [rename(u) for u in v]
+                        for k, v in (r.get("propertyDependencies") or {}).items()
+                    },
+                }
+            )
+    return out
+
+
+def policy_pack_dir() -> tuple[Path, str]:
+    pack = ROOT / "policies"
+    if (pack / "PulumiPolicy.yaml").exists() and (pack / "__main__.py").exists():
+        return pack, "policies"
+    return ROOT / "tests" / "fixtures" / "mini_policy_pack", "tests/fixtures/mini_policy_pack"
+
+
+def bench_policy(plan: Plan, target: int) -> dict[str, Any]:
+    pack, label = policy_pack_dir()
+    base = [r.analyzer_view() for r in plan.resources]
+    copies = max(1, target // len(base))
+    resources = replicate(base, copies)
+    start = time.perf_counter()
+    run_policy_pack(pack, base[:1])
+    startup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    result = run_policy_pack(pack, resources)
+    total_s = time.perf_counter() - start
+    steady = max(total_s - startup_s, 1e-9)
+    return {
+        "pack": label,
+        "rules": len(result.rules),
+        "resources": len(resources),
+        "violations": len(result.violations),
+        "total_s": round(total_s, 3),
+        "startup_s": round(startup_s, 3),
+        "resources_per_s": round(len(resources) / total_s),
+        "resources_per_s_after_startup": round(len(resources) / steady),
+        "goal_per_s": POLICY_GOAL_PER_S,
+        "met": len(resources) / total_s >= POLICY_GOAL_PER_S,
+    }
+
+
+# --- growth with pools -------------------------------------------------------------------------
+
+
+def bench_growth(repeats: int) -> dict[str, Any]:
+    from gpustack.project import load_project
+    from stacks import build, parse_config
+    from stacks.config import PROJECT
+
+    project = load_project(ROOT, "dev")
+    prefix = f"{PROJECT}:"
+    raw = {k[len(prefix) :]: _decode(v) for k, v in project.config.items() if k.startswith(prefix)}
+    rows = []
+    for count in POOL_COUNTS:
+        aks = dict(raw.get("aks") or {})
+        aks["gpuPools"] = [
+            {"name": f"gpu{i}", "vmSize": "Standard_NC4as_T4_v3", "minCount": 0, "maxCount": 2}
+            for i in range(count)
+        ]
+        cfg = parse_config({**raw, "aks": aks}, "Pulumi.dev.yaml")
+
+        def plan_once(c: Any = cfg) -> list[PlannedResource]:
+            return capture(lambda: build(c), project=PROJECT, stack="dev", config=project.config)
+
+        seconds, resources = timed(plan_once, repeats)
+        rows.append({"pools": count, "resources": len(resources), "plan_s": round(seconds, 4)})
+    first, middle, last = rows
+    per_pool_low = (middle["plan_s"] - first["plan_s"]) / (middle["pools"] - first["pools"])
+    per_pool_high = (last["plan_s"] - middle["plan_s"]) / (last["pools"] - middle["pools"])
+    return {
+        "rows": rows,
+        "seconds_per_pool_1_to_5": round(per_pool_low, 4),
+        "seconds_per_pool_5_to_20": round(per_pool_high, 4),
+        # 1.0 is perfectly linear; well above 1 would mean each pool costs more than the last.
+        "marginal_cost_ratio": round(per_pool_high / per_pool_low, 2) if per_pool_low else None,
+    }
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        return value
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"`python -m benchmarks` on {results['machine']}, Python {results['python']}, "
+        f"{results['date']}. Medians of {results['repeats']} runs after a warm-up.",
+        "",
+        "## Plan time against its floor",
+        "",
+        "The floor registers the same resources as plain `pulumi.CustomResource`s (same types, "
+        "names, parents and inputs) under the same mocks, in the same run.",
+        "",
+        "| stack | resources | plan (s) | floor (s) | ratio | goal |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for row in results["plan"]:
+        mark = "met" if row["met"] else "missed"
+        lines.append(
+            f"| {row['stack']} | {row['resources']} | {row['plan_s']:.3f} | {row['floor_s']:.3f} "
+            f"| {row['ratio']:.2f}x | ≤ {row['goal_ratio']}x ({mark}) |"
+        )
+    lines += ["", "Where prod's plan time goes (own time, top functions):", ""]
+    lines += ["| function | calls | own (s) | share |", "|---|---:|---:|---:|"]
+    for row in results["plan_profile"]:
+        lines.append(
+            f"| `{row['function']}` | {row['calls']} | {row['own_s']:.3f} | "
+            f"{row['own_share']:.0%} |"
+        )
+    policy = results["policy"]
+    lines += [
+        "",
+        "## Policy throughput (gRPC Analyzer path)",
+        "",
+        f"Pack `{policy['pack']}` ({policy['rules']} rules) over {policy['resources']} resources "
+        "(the prod plan replicated with distinct URNs).",
+        "",
+        "| resources/s (wall, incl. pack start) | resources/s after start-up | start-up (s) "
+        "| goal |",
+        "|---:|---:|---:|---|",
+        f"| {policy['resources_per_s']:,} | {policy['resources_per_s_after_startup']:,} "
+        f"| {policy['startup_s']:.2f} | ≥ {policy['goal_per_s']:,.0f} "
+        f"({'met' if policy['met'] else 'missed'}) |",
+        "",
+        "## Plan time as pools grow (dev stack, AKS GPU pools)",
+        "",
+        "| pools | resources | plan (s) |",
+        "|---:|---:|---:|",
+    ]
+    growth = results["growth"]
+    for row in growth["rows"]:
+        lines.append(f"| {row['pools']} | {row['resources']} | {row['plan_s']:.3f} |")
+    lines += [
+        "",
+        f"Each pool adds {growth['seconds_per_pool_1_to_5'] * 1000:.0f} ms from 1 to 5 pools and "
+        f"{growth['seconds_per_pool_5_to_20'] * 1000:.0f} ms from 5 to 20 (ratio "
+        f"{growth['marginal_cost_ratio']}; 1.0 is linear).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
+    parser.add_argument(
+        "--policy-resources", type=int, default=5000, help="resources for the policy benchmark"
+    )
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    args = parser.parse_args(argv)
+
+    plan_rows = bench_plans(args.repeats)
+    print(f"plan: {json.dumps(plan_rows)}", file=sys.stderr)
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {platform.system()}",
+        "python": platform.python_version(),
+        "repeats": args.repeats,
+        "plan": plan_rows,
+        "plan_profile": profile_plan("prod"),
+        "policy": bench_policy(run_plan(ROOT, "prod"), args.policy_resources),
+        "growth": bench_growth(args.repeats),
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out_dir / "RESULTS.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
