@@ -1,0 +1,289 @@
+"""Reliability rules: recoverable data, protected state, a resilient control plane, telemetry."""
+
+from __future__ import annotations
+
+from pulumi_policy import Severity
+
+from policies.rulebook import (
+    ADVISORY,
+    ENVIRONMENT_SETTING,
+    MANDATORY,
+    Report,
+    Resource,
+    Rule,
+    Stack,
+    StackReport,
+    items,
+    names,
+    node_pools,
+    number,
+    one_of,
+    policy_fact,
+    resource_rule,
+    stack_rule,
+)
+
+STORAGE = "storage:StorageAccount"
+BLOB_SERVICE = "storage:BlobServiceProperties"
+VAULT = "keyvault:Vault"
+CLUSTER = "containerservice:ManagedCluster"
+AGENT_POOL = "containerservice:AgentPool"
+DIAGNOSTICS = "monitor:DiagnosticSetting"
+
+# How a diagnostic setting or blob service names the resource it belongs to: the ARM type
+# segment and the input holding the resource's name.
+_ARM_NAMES = {
+    STORAGE: ("storageAccounts", "accountName"),
+    VAULT: ("vaults", "vaultName"),
+    CLUSTER: ("managedClusters", "resourceName"),
+}
+
+
+def _blob_services(stack: Stack, account: Resource) -> list[Resource]:
+    return [
+        service
+        for service in stack.of(BLOB_SERVICE)
+        if stack.refers_to(service, "accountName", account, *_ARM_NAMES[STORAGE])
+    ]
+
+
+@stack_rule(
+    Rule(
+        id="gpustack-storage-blob-soft-delete",
+        area="reliability",
+        title="Storage accounts keep deleted blobs and containers for a while",
+        why="Checkpoints and datasets are overwritten and deleted by jobs all day; blob and "
+        "container soft delete turn a bad script into a restore instead of a re-training run.",
+        fix="Declare storage.BlobServiceProperties for the account with "
+        "delete_retention_policy and container_delete_retention_policy enabled for at least "
+        "minimumDays.",
+        severity=Severity.MEDIUM,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/storage/blobs/soft-delete-blob-overview",),
+        mirrors=("Azure.Storage.SoftDelete", "Azure.Storage.ContainerSoftDelete", "CKV2_AZURE_38"),
+        settings={
+            "minimumDays": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 365,
+                "default": 7,
+                "description": "Fewest days deleted blobs and containers are kept.",
+            }
+        },
+    )
+)
+def storage_blob_soft_delete(stack: Stack, report: StackReport) -> None:
+    minimum = stack.config["minimumDays"]
+    for account in stack.of(STORAGE):
+        services = _blob_services(stack, account)
+        if not services:
+            report(f"{account.name} has no BlobServiceProperties, so soft delete is off",
+                   account.urn)
+            continue
+        for service in services:
+            for policy in ("deleteRetentionPolicy", "containerDeleteRetentionPolicy"):
+                enabled = service.get(policy, "enabled")
+                days = number(service.get(policy, "days"))
+                if enabled is not True:
+                    report(f"{service.name}: {policy}.enabled is {enabled!r}", service.urn)
+                elif days is not None and days < minimum:
+                    report(f"{service.name}: {policy}.days is {days:g}, below {minimum:g}",
+                           service.urn)
+
+
+@stack_rule(
+    Rule(
+        id="gpustack-storage-blob-versioning",
+        area="reliability",
+        title="Storage accounts version blobs",
+        why="Versioning keeps the previous model or checkpoint when a job overwrites it; a "
+        "lifecycle rule deletes old versions so it does not grow without bound.",
+        fix="Set is_versioning_enabled=True on the account's BlobServiceProperties, with a "
+        "lifecycle rule for old versions (not available with a hierarchical namespace).",
+        severity=Severity.LOW,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/storage/blobs/versioning-overview",),
+    )
+)
+def storage_blob_versioning(stack: Stack, report: StackReport) -> None:
+    for account in stack.of(STORAGE):
+        if account.get("isHnsEnabled") is True:
+            continue  # versioning is not supported on hierarchical-namespace (ADLS Gen2) accounts
+        services = _blob_services(stack, account)
+        if not any(service.get("isVersioningEnabled") is True for service in services):
+            report(f"{account.name} does not enable blob versioning", account.urn)
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-reliability-protect-stateful",
+        area="reliability",
+        title="Stateful resources are protected in production",
+        why="A rename or a bad refactor turns into delete-and-recreate; `protect` makes Pulumi "
+        "refuse to delete storage, vaults, clusters and workspaces that hold data.",
+        fix="Pass ResourceOptions(protect=True, retain_on_delete=True) to data-holding "
+        "resources in prod (stateful_options in components/conventions.py).",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://www.pulumi.com/docs/iac/concepts/options/protect/",),
+        settings=ENVIRONMENT_SETTING,
+    ),
+)
+def reliability_protect_stateful(resource: Resource, report: Report) -> None:
+    if resource.config["environment"] != "prod":
+        return
+    if resource.kind in policy_fact("stateful_types")["types"] and not resource.protect:
+        report(f"{resource.kind} {resource.name} holds state but is not protected")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-reliability-system-pool-zonal",
+        area="reliability",
+        title="Production AKS system pools run at least 2 nodes across zones",
+        why="CoreDNS, metrics-server and the GPU software's controllers live on the system "
+        "pool; one node or one zone is one failure away from a cluster that cannot schedule.",
+        fix="Set the system pool's min_count (or count) to 2 or more and availability_zones "
+        "to 2 or more zones.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=(
+            "https://learn.microsoft.com/azure/aks/use-system-pools",
+            "https://learn.microsoft.com/azure/aks/availability-zones",
+        ),
+        mirrors=("Azure.AKS.MinNodeCount", "Azure.AKS.AvailabilityZone"),
+        settings={
+            **ENVIRONMENT_SETTING,
+            "minimumNodes": {"type": "integer", "minimum": 1, "default": 2},
+            "minimumZones": {"type": "integer", "minimum": 1, "maximum": 3, "default": 2},
+        },
+    ),
+    CLUSTER,
+    AGENT_POOL,
+)
+def reliability_system_pool_zonal(resource: Resource, report: Report) -> None:
+    if resource.config["environment"] != "prod":
+        return
+    pools = node_pools(resource)
+    for index, pool in enumerate(pools):
+        # AKS makes a cluster's first inline pool a System pool when mode is left out.
+        system = pool.is_system or (pool.inline and index == 0 and pool.get("mode") is None)
+        if not system:
+            continue
+        problems = []
+        floor = pool.floor if pool.floor is not None else number(pool.get("count"))
+        if floor is None:
+            problems.append("sets no node count (AKS's default is 1)")
+        elif floor < resource.config["minimumNodes"]:
+            problems.append(f"runs as few as {floor:g} nodes")
+        zones = {str(z) for z in items(pool.get("availabilityZones"))}
+        if len(zones) < resource.config["minimumZones"]:
+            problems.append(f"spans zones {names(sorted(zones))}")
+        if problems:
+            report(f"system {pool.label} {' and '.join(problems)}; use at least "
+                   f"{resource.config['minimumNodes']:g} nodes in "
+                   f"{resource.config['minimumZones']:g} zones")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-reliability-aks-standard-tier",
+        area="reliability",
+        title="Production AKS clusters use the Standard (or Premium) tier",
+        why="The Free tier has no uptime SLA and a smaller API server; production clusters get "
+        "the financially backed 99.95% SLA with availability zones.",
+        fix="Set sku=ManagedClusterSKUArgs(name='Base', tier='Standard').",
+        severity=Severity.MEDIUM,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/aks/free-standard-pricing-tiers",),
+        mirrors=("Azure.AKS.UptimeSLA", "CKV_AZURE_170"),
+        settings=ENVIRONMENT_SETTING,
+    ),
+    CLUSTER,
+)
+def reliability_aks_standard_tier(cluster: Resource, report: Report) -> None:
+    if cluster.config["environment"] != "prod":
+        return
+    tier = cluster.get("sku", "tier")
+    if not one_of(tier, "Standard", "Premium"):
+        shown = "not set (Free)" if tier is None else repr(tier)
+        report(f"sku.tier is {shown}; use 'Standard'")
+
+
+@stack_rule(
+    Rule(
+        id="gpustack-reliability-diagnostic-settings",
+        area="reliability",
+        title="Storage accounts, Key Vaults and AKS clusters send diagnostics to a workspace",
+        why="Without resource logs there is no audit trail of who read a secret or a model, "
+        "and no API server or autoscaler logs to debug a stuck GPU pool.",
+        fix="Add a monitor.DiagnosticSetting for the resource (for storage, its blob service) "
+        "that sends allLogs and AllMetrics to the Log Analytics workspace.",
+        severity=Severity.MEDIUM,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/azure-monitor/essentials/diagnostic-settings",),
+        mirrors=("Azure.KeyVault.Logs", "Azure.AKS.AuditLogs", "CKV_AZURE_4"),
+    )
+)
+def reliability_diagnostic_settings(stack: Stack, report: StackReport) -> None:
+    settings = stack.of(DIAGNOSTICS)
+    for kind, segments in _ARM_NAMES.items():
+        for target in stack.of(kind):
+            if not any(stack.refers_to(s, "resourceUri", target, *segments) for s in settings):
+                report(f"{kind} {target.name} has no diagnostic setting", target.urn)
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-reliability-autoscaler-owns-count",
+        area="reliability",
+        title="Autoscaled AgentPools leave their node count to the autoscaler",
+        why="With the autoscaler on, every `pulumi up` would reset the live node count to the "
+        "declared one, scaling busy GPU pools down mid-job.",
+        fix="Add ResourceOptions(ignore_changes=['count']) to autoscaled AgentPool resources.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/cluster-autoscaler",),
+    ),
+    AGENT_POOL,
+)
+def reliability_autoscaler_owns_count(pool: Resource, report: Report) -> None:
+    if pool.get("enableAutoScaling") is True and "count" not in pool.ignore_changes:
+        report("enableAutoScaling is True but ignore_changes does not include 'count'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-reliability-storage-zone-redundant",
+        area="reliability",
+        title="Production storage is zone-redundant",
+        why="LRS keeps all copies in one datacenter; a zone outage would take the training "
+        "data and model registry with it.",
+        fix="Use sku name Standard_ZRS, Standard_GZRS or Standard_RAGZRS (Premium_ZRS for "
+        "premium accounts).",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/storage/common/storage-redundancy",),
+        settings=ENVIRONMENT_SETTING,
+    ),
+    STORAGE,
+)
+def reliability_storage_zone_redundant(account: Resource, report: Report) -> None:
+    if account.config["environment"] != "prod":
+        return
+    sku = account.get("sku", "name")
+    if not isinstance(sku, str) or "zrs" not in sku.lower():
+        report(f"sku.name is {sku!r}; use a zone-redundant SKU (ZRS, GZRS or RAGZRS)")
+
+
+POLICIES = [
+    storage_blob_soft_delete,
+    storage_blob_versioning,
+    reliability_protect_stateful,
+    reliability_system_pool_zonal,
+    reliability_aks_standard_tier,
+    reliability_diagnostic_settings,
+    reliability_autoscaler_owns_count,
+    reliability_storage_zone_redundant,
+]
+

@@ -1,0 +1,197 @@
+"""GPU rules: sizes, InfiniBand, MIG, taints, the GPU Operator, the GPU ceiling."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from pulumi_policy import ResourceValidationPolicy
+
+from policies import gpu
+from tests.policy_runs import Declared, check_resource, check_stack
+
+CLUSTER = "azure-native:containerservice:ManagedCluster"
+AGENT_POOL = "azure-native:containerservice:AgentPool"
+VM = "azure-native:compute:VirtualMachine"
+SCALE_SET = "azure-native:compute:VirtualMachineScaleSet"
+NIC = "azure-native:network:NetworkInterface"
+VNET = "azure-native:network:VirtualNetwork"
+SUBNET = "azure-native:network:Subnet"
+AUTOSCALE = "azure-native:monitor:AutoscaleSetting"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+T4 = "Standard_NC4as_T4_v3"
+A100 = "Standard_NC24ads_A100_v4"
+ND_A100 = "Standard_ND96asr_v4"
+HPC_IMAGE = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204",
+             "version": "latest"}
+UBUNTU = {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy",
+          "sku": "22_04-lts-gen2", "version": "latest"}
+
+
+def scale_set(size: str = ND_A100, capacity: int = 2, image: dict | None = None,
+              single_placement_group: bool | None = True) -> dict[str, Any]:
+    """A scale set's inputs."""
+    props: dict[str, Any] = {
+        "sku": {"name": size, "capacity": capacity},
+        "virtualMachineProfile": {
+            "storageProfile": {"imageReference": image or HPC_IMAGE},
+            "networkProfile": {"networkInterfaceConfigurations": [
+                {"name": "nic", "enableAcceleratedNetworking": True,
+                 "ipConfigurations": [{"name": "ip"}]}]},
+        },
+    }
+    if single_placement_group is not None:
+        props["singlePlacementGroup"] = single_placement_group
+    return props
+
+
+def gpu_pool(**overrides: Any) -> dict[str, Any]:
+    """A tainted T4 AgentPool's inputs."""
+    return {"vmSize": T4, "mode": "User", "count": 1, "nodeTaints": ["sku=gpu:NoSchedule"],
+            **overrides}
+
+
+def test_allowed_sizes_follow_the_environment_config() -> None:
+    config = {"allowedGpuSizes": [T4]}
+    assert check_resource(gpu.gpu_allowed_sizes, AGENT_POOL, gpu_pool(), config=config) == []
+    (message,) = check_resource(gpu.gpu_allowed_sizes, AGENT_POOL, gpu_pool(vmSize=A100),
+                                config=config)
+    assert f"uses {A100}, which is not in allowedGpuSizes" in message
+    # CPU sizes are not GPU sizes; an unknown N-series size is.
+    cpu = gpu_pool(vmSize="Standard_D4s_v5")
+    assert check_resource(gpu.gpu_allowed_sizes, AGENT_POOL, cpu, config=config) == []
+    unknown = {"hardwareProfile": {"vmSize": "Standard_NV6ads_A10_v5"}}
+    assert check_resource(gpu.gpu_allowed_sizes, VM, unknown, config=config)
+
+
+def test_allowed_sizes_default_to_the_catalog_gpu_sizes() -> None:
+    assert check_resource(gpu.gpu_allowed_sizes, SCALE_SET, scale_set()) == []
+    assert check_resource(gpu.gpu_allowed_sizes, SCALE_SET, scale_set("Standard_NC6s_v3"))
+
+
+def test_infiniband_scale_set_needs_an_hpc_image() -> None:
+    assert check_resource(gpu.gpu_infiniband_hpc_image, SCALE_SET, scale_set()) == []
+    (message,) = check_resource(gpu.gpu_infiniband_hpc_image, SCALE_SET,
+                                scale_set(image=UBUNTU))
+    assert "image is Canonical:0001-com-ubuntu-server-jammy" in message
+    # Sizes without InfiniBand may run any image; gallery images cannot be judged.
+    assert check_resource(gpu.gpu_infiniband_hpc_image, SCALE_SET,
+                          scale_set(T4, image=UBUNTU)) == []
+    gallery = scale_set(image={"id": "/subscriptions/s/galleries/g/images/hpc"})
+    assert check_resource(gpu.gpu_infiniband_hpc_image, SCALE_SET, gallery) == []
+
+
+def test_infiniband_scale_set_stays_in_one_placement_group() -> None:
+    good = [Declared(SCALE_SET, "train", scale_set())]
+    assert check_stack(gpu.gpu_infiniband_placement, good) == []
+    split = [Declared(SCALE_SET, "train", scale_set(single_placement_group=False))]
+    ((message, urn),) = check_stack(gpu.gpu_infiniband_placement, split)
+    assert "singlePlacementGroup is False" in message and urn == split[0].urn
+
+
+def test_infiniband_autoscale_maximum_counts_against_the_placement_group() -> None:
+    train = Declared(SCALE_SET, "train", scale_set(capacity=2))
+    autoscale = Declared(AUTOSCALE, "train-autoscale", {
+        "enabled": True,
+        "targetResourceUri": "/subscriptions/s/resourceGroups/rg/providers/"
+                             "Microsoft.Compute/virtualMachineScaleSets/train",
+        "profiles": [{"name": "default",
+                      "capacity": {"minimum": "0", "maximum": "150", "default": "2"}}],
+    }, deps={"targetResourceUri": ["train"]})
+    ((message, _),) = check_stack(gpu.gpu_infiniband_placement, [train, autoscale])
+    assert "can grow to 150 VMs" in message
+
+
+def test_vnet_overlapping_the_infiniband_range_is_reported_only_with_infiniband() -> None:
+    vnet = Declared(VNET, "vnet", {"addressSpace": {"addressPrefixes": ["172.16.0.0/12"]}})
+    subnet = Declared(SUBNET, "snet", {"addressPrefix": "172.16.4.0/24"})
+    infiniband = Declared(SCALE_SET, "train", scale_set())
+    found = check_stack(gpu.gpu_infiniband_vnet_overlap, [vnet, subnet, infiniband])
+    assert {urn for _, urn in found} == {vnet.urn, subnet.urn}
+    t4_only = Declared(SCALE_SET, "infer", scale_set(T4))
+    assert check_stack(gpu.gpu_infiniband_vnet_overlap, [vnet, t4_only]) == []
+    clear = Declared(VNET, "vnet", {"addressSpace": {"addressPrefixes": ["10.40.0.0/16"]}})
+    assert check_stack(gpu.gpu_infiniband_vnet_overlap, [clear, infiniband]) == []
+
+
+def test_mig_profile_needs_a_mig_capable_gpu() -> None:
+    a100 = gpu_pool(vmSize=A100, gpuInstanceProfile="MIG1g")
+    assert check_resource(gpu.gpu_mig_supported_size, AGENT_POOL, a100) == []
+    (message,) = check_resource(gpu.gpu_mig_supported_size, AGENT_POOL,
+                                gpu_pool(gpuInstanceProfile="MIG2g"))
+    assert "(T4) has no MIG support" in message
+
+
+def test_gpu_pools_carry_the_gpu_taint_inline_or_separate() -> None:
+    assert check_resource(gpu.gpu_pool_tainted, AGENT_POOL, gpu_pool()) == []
+    spot_only = gpu_pool(nodeTaints=["kubernetes.azure.com/scalesetpriority=spot:NoSchedule"])
+    (message,) = check_resource(gpu.gpu_pool_tainted, AGENT_POOL, spot_only)
+    assert "add sku=gpu:NoSchedule" in message
+    cluster = {"agentPoolProfiles": [
+        {"name": "system", "mode": "System", "vmSize": "Standard_D4s_v5"},
+        {"name": "gpu", "mode": "User", "vmSize": T4}]}
+    (message,) = check_resource(gpu.gpu_pool_tainted, CLUSTER, cluster)
+    assert "inline node pool gpu" in message
+
+
+def test_driver_none_pool_needs_the_gpu_operator_in_the_stack() -> None:
+    pool = Declared(AGENT_POOL, "train", gpu_pool(vmSize=ND_A100, gpuProfile={"driver": "None"}))
+    ((message, urn),) = check_stack(gpu.gpu_operator_for_driver_none, [pool])
+    assert "installs no NVIDIA GPU Operator" in message and urn == pool.urn
+    operator = Declared(HELM_RELEASE, "gpu-operator", {"chart": "gpu-operator",
+                                                       "repositoryOpts": {"repo": "https://helm.ngc.nvidia.com/nvidia"}})
+    assert check_stack(gpu.gpu_operator_for_driver_none, [pool, operator]) == []
+    assert check_stack(gpu.gpu_operator_for_driver_none, [pool],
+                       config={"installedOutsideStack": True}) == []
+
+
+def test_total_gpus_at_full_scale_stay_under_the_ceiling() -> None:
+    resources = [
+        Declared(AGENT_POOL, "t4", gpu_pool(enableAutoScaling=True, minCount=0, maxCount=4)),
+        Declared(SCALE_SET, "train", scale_set(capacity=2)),
+        Declared(VM, "devbox", {"hardwareProfile": {"vmSize": T4}}),
+    ]
+    # 4 x 1 + 2 x 8 + 1 x 1 = 21 GPUs.
+    assert check_stack(gpu.gpu_total_ceiling, resources, config={"maxGpus": 21}) == []
+    ((message, urn),) = check_stack(gpu.gpu_total_ceiling, resources, config={"maxGpus": 20})
+    assert "can run 21 GPUs at full scale, above maxGpus 20" in message and urn is None
+
+
+def test_gpu_pools_inline_in_the_cluster_are_advised_to_move_out() -> None:
+    system_only = {"agentPoolProfiles": [{"name": "system", "mode": "System",
+                                          "vmSize": "Standard_D4s_v5"}]}
+    assert check_resource(gpu.gpu_pools_separate, CLUSTER, system_only) == []
+    inline = copy.deepcopy(system_only)
+    inline["agentPoolProfiles"].append({"name": "gpu", "vmSize": T4})
+    (message,) = check_resource(gpu.gpu_pools_separate, CLUSTER, inline)
+    assert "inline node pool gpu" in message
+
+
+@pytest.mark.parametrize(
+    ("policy", "type_", "good", "bad"),
+    [
+        (gpu.vm_accelerated_networking, SCALE_SET, scale_set(),
+         {**scale_set(), "virtualMachineProfile": {"networkProfile": {
+             "networkInterfaceConfigurations": [{"name": "nic", "ipConfigurations": []}]}}}),
+        (gpu.vm_accelerated_networking, NIC, {"enableAcceleratedNetworking": True},
+         {"enableAcceleratedNetworking": False}),
+    ],
+    ids=["scale-set", "nic"],
+)
+def test_accelerated_networking(policy: ResourceValidationPolicy, type_: str, good: dict,
+                                bad: dict) -> None:
+    assert check_resource(policy, type_, good) == []
+    assert check_resource(policy, type_, bad)
+
+
+def test_every_gpu_rule_is_tested() -> None:
+    tested = {
+        "gpustack-gpu-allowed-sizes", "gpustack-gpu-infiniband-hpc-image",
+        "gpustack-gpu-infiniband-placement", "gpustack-gpu-infiniband-vnet-overlap",
+        "gpustack-gpu-mig-supported-size", "gpustack-gpu-pool-tainted",
+        "gpustack-gpu-operator-for-driver-none", "gpustack-gpu-total-ceiling",
+        "gpustack-gpu-pools-separate", "gpustack-vm-accelerated-networking",
+    }
+    assert {p.name for p in gpu.POLICIES} == tested

@@ -1,0 +1,143 @@
+"""Reliability rules: recoverable storage, protected state, resilient AKS, diagnostics."""
+
+from __future__ import annotations
+
+from policies import reliability
+from tests.policy_runs import Declared, check_resource, check_stack
+
+STORAGE = "azure-native:storage:StorageAccount"
+BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
+VAULT = "azure-native:keyvault:Vault"
+CLUSTER = "azure-native:containerservice:ManagedCluster"
+AGENT_POOL = "azure-native:containerservice:AgentPool"
+DIAGNOSTICS = "azure-native:monitor:DiagnosticSetting"
+SUBNET = "azure-native:network:Subnet"
+
+PROD = {"environment": "prod"}
+DEV = {"environment": "dev"}
+RETAIN = {"enabled": True, "days": 14}
+
+
+def blob_service(**props: object) -> dict[str, object]:
+    """A blob service with soft delete and versioning on, unless overridden."""
+    return {"accountName": "modelsabc", "blobServicesName": "default",
+            "deleteRetentionPolicy": RETAIN, "containerDeleteRetentionPolicy": RETAIN,
+            "isVersioningEnabled": True, **props}
+
+
+def test_storage_accounts_keep_deleted_blobs_and_containers() -> None:
+    account = Declared(STORAGE, "models", {"accountName": "modelsabc"})
+    service = Declared(BLOB_SERVICE, "models-blobs", blob_service(),
+                       deps={"accountName": ["models"]})
+    assert check_stack(reliability.storage_blob_soft_delete, [account, service]) == []
+    ((message, urn),) = check_stack(reliability.storage_blob_soft_delete, [account])
+    assert "no BlobServiceProperties" in message and urn == account.urn
+    short = Declared(BLOB_SERVICE, "models-blobs",
+                     blob_service(deleteRetentionPolicy={"enabled": True, "days": 3}),
+                     deps={"accountName": ["models"]})
+    ((message, urn),) = check_stack(reliability.storage_blob_soft_delete, [account, short])
+    assert "deleteRetentionPolicy.days is 3, below 7" in message and urn == short.urn
+
+
+def test_blob_service_is_matched_by_account_name_without_dependencies() -> None:
+    account = Declared(STORAGE, "models", {"accountName": "modelsabc"})
+    by_name = Declared(BLOB_SERVICE, "models-blobs", blob_service(
+        containerDeleteRetentionPolicy={"enabled": False}))
+    ((message, _),) = check_stack(reliability.storage_blob_soft_delete, [account, by_name])
+    assert "containerDeleteRetentionPolicy.enabled is False" in message
+
+
+def test_storage_accounts_version_blobs() -> None:
+    account = Declared(STORAGE, "models", {"accountName": "modelsabc"})
+    service = Declared(BLOB_SERVICE, "b", blob_service(), deps={"accountName": ["models"]})
+    assert check_stack(reliability.storage_blob_versioning, [account, service]) == []
+    off = Declared(BLOB_SERVICE, "b", blob_service(isVersioningEnabled=False),
+                   deps={"accountName": ["models"]})
+    ((message, _),) = check_stack(reliability.storage_blob_versioning, [account, off])
+    assert "does not enable blob versioning" in message
+    adls = Declared(STORAGE, "models", {"accountName": "modelsabc", "isHnsEnabled": True})
+    assert check_stack(reliability.storage_blob_versioning, [adls, off]) == []
+
+
+def test_stateful_resources_are_protected_in_prod_only() -> None:
+    policy = reliability.reliability_protect_stateful
+    assert check_resource(policy, VAULT, {}, config=PROD, protect=True) == []
+    (message,) = check_resource(policy, VAULT, {}, config=PROD)
+    assert "keyvault:Vault res holds state but is not protected" in message
+    assert check_resource(policy, VAULT, {}, config=DEV) == []
+    assert check_resource(policy, SUBNET, {}, config=PROD) == []
+
+
+def test_prod_system_pool_runs_two_nodes_in_two_zones() -> None:
+    policy = reliability.reliability_system_pool_zonal
+    zonal = {"agentPoolProfiles": [{"name": "system", "mode": "System", "count": 3,
+                                    "availabilityZones": ["1", "2", "3"]}]}
+    assert check_resource(policy, CLUSTER, zonal, config=PROD) == []
+    single = {"agentPoolProfiles": [{"name": "system", "enableAutoScaling": True,
+                                     "minCount": 1, "maxCount": 3}]}
+    (message,) = check_resource(policy, CLUSTER, single, config=PROD)
+    assert "runs as few as 1 nodes and spans zones (none)" in message
+    assert check_resource(policy, CLUSTER, single, config=DEV) == []
+    separate = {"mode": "System", "count": 1, "availabilityZones": ["1", "2"]}
+    assert check_resource(policy, AGENT_POOL, separate, config=PROD)
+
+
+def test_prod_clusters_use_the_standard_tier() -> None:
+    policy = reliability.reliability_aks_standard_tier
+    assert check_resource(policy, CLUSTER, {"sku": {"tier": "Standard"}}, config=PROD) == []
+    (message,) = check_resource(policy, CLUSTER, {"sku": {"tier": "Free"}}, config=PROD)
+    assert "sku.tier is 'Free'" in message
+    assert check_resource(policy, CLUSTER, {}, config=DEV) == []
+
+
+def test_storage_vaults_and_clusters_send_diagnostics() -> None:
+    vault = Declared(VAULT, "kv", {"vaultName": "kv-gpu-dev"})
+    cluster = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu-dev"})
+    account = Declared(STORAGE, "models", {"accountName": "modelsabc"})
+    blobs = Declared(BLOB_SERVICE, "blobs", blob_service(), deps={"accountName": ["models"]})
+    # The vault by dependency, the cluster by ARM id, storage through its blob service.
+    vault_logs = Declared(DIAGNOSTICS, "kv-diag", {"resourceUri": "<from kv.id>"},
+                          deps={"resourceUri": ["kv"]})
+    cluster_logs = Declared(DIAGNOSTICS, "aks-diag", {"resourceUri": (
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/"
+        "managedClusters/aks-gpu-dev")})
+    blob_logs = Declared(DIAGNOSTICS, "blob-diag", {"resourceUri": "<from blobs.id>"},
+                         deps={"resourceUri": ["blobs"]})
+    everything = [vault, cluster, account, blobs, vault_logs, cluster_logs, blob_logs]
+    assert check_stack(reliability.reliability_diagnostic_settings, everything) == []
+    missing = [vault, cluster, account, blobs, vault_logs, blob_logs]
+    ((message, urn),) = check_stack(reliability.reliability_diagnostic_settings, missing)
+    assert "aks has no diagnostic setting" in message and urn == cluster.urn
+
+
+def test_a_similar_name_is_not_a_diagnostics_match() -> None:
+    cluster = Declared(CLUSTER, "aks", {"resourceName": "aks"})
+    other = Declared(DIAGNOSTICS, "d", {"resourceUri": (
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/"
+        "managedClusters/aks-other")})
+    assert check_stack(reliability.reliability_diagnostic_settings, [cluster, other])
+
+
+def test_autoscaled_agent_pools_ignore_count() -> None:
+    policy = reliability.reliability_autoscaler_owns_count
+    pool = {"enableAutoScaling": True, "minCount": 0, "maxCount": 2, "count": 0}
+    assert check_resource(policy, AGENT_POOL, pool, ignore_changes=["count"]) == []
+    (message,) = check_resource(policy, AGENT_POOL, pool)
+    assert "ignore_changes does not include 'count'" in message
+
+
+def test_prod_storage_is_zone_redundant() -> None:
+    policy = reliability.reliability_storage_zone_redundant
+    assert check_resource(policy, STORAGE, {"sku": {"name": "Standard_ZRS"}}, config=PROD) == []
+    assert check_resource(policy, STORAGE, {"sku": {"name": "Standard_LRS"}}, config=PROD)
+    assert check_resource(policy, STORAGE, {"sku": {"name": "Standard_LRS"}}, config=DEV) == []
+
+
+def test_every_reliability_rule_is_tested() -> None:
+    assert {p.name for p in reliability.POLICIES} == {
+        "gpustack-storage-blob-soft-delete", "gpustack-storage-blob-versioning",
+        "gpustack-reliability-protect-stateful", "gpustack-reliability-system-pool-zonal",
+        "gpustack-reliability-aks-standard-tier", "gpustack-reliability-diagnostic-settings",
+        "gpustack-reliability-autoscaler-owns-count",
+        "gpustack-reliability-storage-zone-redundant",
+    }
