@@ -1,11 +1,14 @@
 """`gpustack`: plan a Pulumi program offline, browse the GPU catalog, refresh prices, diff plans.
 
-Exit codes: 0 ok; 1 mandatory policy violations; 2 config, program or usage errors.
+Exit codes: 0 ok; 1 mandatory policy violations or a quota shortfall (`--quota-from`): the plan
+is valid but `pulumi up` would fail; 2 config, program or usage errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,10 +16,15 @@ from typing import Any
 
 import pulumi
 
-from gpustack import catalog, prices
+from gpustack import catalog, diff, prices
+from gpustack.analyzer import PolicyPackError, PolicyResult, run_policy_pack
+from gpustack.capacity import QuotaFileError, load_quota_usage
+from gpustack.diagram import render_mermaid
 from gpustack.engine import Plan, ProgramError, run_plan
+from gpustack.estimates import plan_estimates
 from gpustack.project import ProjectError
 from gpustack.report import plan_document, render_json, render_markdown, render_table
+from gpustack.sarif import render_sarif
 
 EXIT_OK = 0
 EXIT_POLICY = 1
@@ -24,6 +32,7 @@ EXIT_ERROR = 2
 
 # This repository's root: the default program and the home of the policy pack.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY_PACK = PROJECT_ROOT / "policies"
 
 Renderer = Callable[[dict[str, Any]], str]
 
@@ -37,6 +46,8 @@ def _renderers() -> dict[str, Renderer]:
         "table": render_table,
         "json": render_json,
         "markdown": render_markdown,
+        "mermaid": render_mermaid,
+        "sarif": render_sarif,
     }
     return renderers
 
@@ -64,7 +75,34 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--preview", action="store_true", help="leave computed outputs unknown, as `pulumi preview`"
     )
+    plan.add_argument(
+        "--quota-from",
+        type=Path,
+        metavar="FILE",
+        help="check vCPU quota against `az vm list-usage --location <region> -o json` output",
+    )
+    plan.add_argument(
+        "--quota-region", help="the region the --quota-from file covers (default: the plan's)"
+    )
+    plan.add_argument(
+        "--policy-pack",
+        type=Path,
+        default=DEFAULT_POLICY_PACK,
+        metavar="DIR",
+        help="policy pack to run, as `pulumi preview --policy-pack` (default: this repo's)",
+    )
+    plan.add_argument(
+        "--policy-config",
+        type=Path,
+        metavar="FILE",
+        help="policy config JSON (default: <policy pack>/config/<stack>.json when it exists)",
+    )
+    plan.add_argument("--no-policy", action="store_true", help="skip the policy pack")
     plan.set_defaults(handler=run_plan_command)
+
+    diff_parser = commands.add_parser("diff", help="compare two plan JSON files (PR base, head)")
+    diff.add_diff_arguments(diff_parser)
+    diff_parser.set_defaults(handler=diff.run_diff)
 
     catalog_parser = commands.add_parser("catalog", help="the supported VM sizes and their prices")
     catalog.add_catalog_arguments(catalog_parser)
@@ -89,13 +127,53 @@ def plan_stack(program: Path, stack: str, preview: bool) -> Plan:
 def run_plan_command(args: argparse.Namespace) -> int:
     """`gpustack plan`."""
     try:
+        quota_usage = load_quota_usage(args.quota_from) if args.quota_from else None
+    except QuotaFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
         plan = plan_stack(args.program, args.stack, args.preview)
     except PlanFailed as failure:
         print(failure, file=sys.stderr)
         return EXIT_ERROR
     document = plan_document(plan)
-    _emit(_renderers()[args.format](document), args.out)
+    document.update(plan_estimates(plan, quota_usage, args.quota_region))
+    policy = None
+    if not args.no_policy:
+        try:
+            policy = check_policy(plan, args.policy_pack, args.policy_config)
+        except PlanFailed as failure:
+            print(failure, file=sys.stderr)
+            return EXIT_ERROR
+        document["policy"] = policy.to_json()
+    render = _renderers()[args.format]
+    if args.format == "sarif":
+        rules = policy.rules if policy else ()
+        render = functools.partial(render_sarif, rules=rules, program_dir=plan.program_dir)
+    _emit(render(document), args.out)
+    if document["capacity"]["errors"]:
+        for error in document["capacity"]["errors"]:
+            print(f"error: {error}", file=sys.stderr)
+        return EXIT_POLICY
+    if policy is not None and policy.mandatory:
+        print(f"error: {len(policy.mandatory)} mandatory policy violations", file=sys.stderr)
+        return EXIT_POLICY
     return EXIT_OK
+
+
+def check_policy(plan: Plan, pack: Path, config_file: Path | None) -> PolicyResult:
+    """Run the policy pack over the plan, with the stack's policy config when there is one."""
+    if config_file is None and (pack / "config" / f"{plan.stack}.json").exists():
+        config_file = pack / "config" / f"{plan.stack}.json"
+    try:
+        config = json.loads(config_file.read_text()) if config_file else None
+    except (OSError, json.JSONDecodeError) as error:
+        raise PlanFailed(f"error: policy config {config_file}: {error}") from None
+    resources = [resource.analyzer_view() for resource in plan.resources]
+    try:
+        return run_policy_pack(pack, resources, config)
+    except PolicyPackError as error:
+        raise PlanFailed(f"error: {error}") from None
 
 
 def _emit(text: str, out: Path | None) -> None:

@@ -6,9 +6,10 @@ import json
 from collections import Counter
 from typing import Any
 
+from gpustack.diagram import mermaid_flowchart
 from gpustack.engine import Plan, PlannedResource
 
-FORMATS = ("table", "json", "markdown")
+FORMATS = ("table", "json", "markdown", "mermaid")
 
 
 def plan_document(
@@ -55,6 +56,9 @@ def summary_line(document: dict[str, Any]) -> str:
             f"${monthly['min']:,.0f} / ${monthly['expected']:,.0f} / ${monthly['max']:,.0f} "
             "per month (min / expected / max)"
         )
+    capacity = document.get("capacity")
+    if capacity and capacity["gpus"]["max"]:
+        parts.append(f"{_span(capacity['gpus'])} GPUs")
     mode = "preview" if document.get("preview") else "plan"
     return f"{mode} {document['project']}/{document['stack']}: " + ", ".join(parts)
 
@@ -85,6 +89,8 @@ def render_table(document: dict[str, Any]) -> str:
         walk(root, "", True, 0)
     lines.append("")
     lines += _violation_lines(document)
+    lines += _cost_lines(document)
+    lines += _capacity_lines(document)
     if document.get("outputs"):
         lines.append("Outputs:")
         for key, value in document["outputs"].items():
@@ -124,6 +130,10 @@ def render_markdown(document: dict[str, Any]) -> str:
             f"| {monthly['max']:,.0f} |",
             "",
         ]
+        lines += _cost_markdown(cost)
+    lines += _capacity_markdown(document.get("capacity"))
+    lines += ["#### Architecture", "", "```mermaid", mermaid_flowchart(document["resources"])]
+    lines += ["```", ""]
     counts = Counter(
         r["type"] for r in document["resources"] if r.get("custom") and not _is_provider(r["type"])
     )
@@ -132,6 +142,118 @@ def render_markdown(document: dict[str, Any]) -> str:
     lines += [f"| `{token}` | {count} |" for token, count in sorted(counts.items())]
     lines += ["", "</details>", ""]
     return "\n".join(lines)
+
+
+def _span(counts: dict[str, Any]) -> str:
+    low, high = counts["min"], counts["max"]
+    if low is None or high is None:
+        return "?"
+    return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+
+
+def _short(urn: str) -> str:
+    return urn.split("::")[-1]
+
+
+def _cost_lines(document: dict[str, Any]) -> list[str]:
+    cost = document.get("cost")
+    if not cost:
+        return []
+    lines = [
+        f"Monthly cost ({cost['currency']}, min / expected / max; "
+        f"prices {cost['prices_as_of']}):"
+    ]
+    for line in sorted(cost["lines"], key=lambda item: -item["monthly"]["max"]):
+        if line["monthly"]["max"] == 0:
+            continue
+        m = line["monthly"]
+        lines.append(
+            f"  {m['min']:>10,.2f} {m['expected']:>10,.2f} {m['max']:>10,.2f}  "
+            f"{_short(line['urn'])}: {line['assumption']}"
+        )
+    for urn in cost["unpriced"]:
+        lines.append(f"  {'unpriced':>32}  {_short(urn)} ({urn.split('::')[-2]})")
+    lines.append("")
+    return lines
+
+
+def _capacity_lines(document: dict[str, Any]) -> list[str]:
+    capacity = document.get("capacity")
+    if not capacity:
+        return []
+    lines = [
+        f"GPU capacity: {_span(capacity['gpus'])} GPUs, {_span(capacity['vram_gb'])} GB VRAM"
+    ]
+    for model, counts in capacity["gpus_by_model"].items():
+        lines.append(f"  {model}: {_span(counts)}")
+    for domain in capacity["infiniband_domains"]:
+        lines.append(
+            f"  InfiniBand domain ({domain['fabric']}): {', '.join(domain['pools'])}, up to "
+            f"{domain['max_nodes']} nodes / {domain['max_gpus']} GPUs"
+        )
+    for quota in capacity["quota"]:
+        limit = "" if quota["limit"] is None else f" of limit {quota['limit']}"
+        used = "" if quota["current"] is None else f", {quota['current']} in use"
+        lines.append(
+            f"  quota {quota['region']} {quota['family']}: {quota['vcpus_max']} vCPUs at max"
+            f"{used}{limit}"
+        )
+    lines += [f"  warning: {w}" for w in capacity.get("warnings", [])]
+    lines += [f"  ERROR: {e}" for e in capacity["errors"]]
+    lines.append("")
+    return lines
+
+
+def _cost_markdown(cost: dict[str, Any]) -> list[str]:
+    lines = ["<details><summary>Cost by resource</summary>", ""]
+    lines += ["| resource | min | expected | max | assumption |", "|---|---:|---:|---:|---|"]
+    for line in sorted(cost["lines"], key=lambda item: -item["monthly"]["max"]):
+        if line["monthly"]["max"] == 0:
+            continue
+        m = line["monthly"]
+        assumption = line["assumption"].replace("|", "\\|")
+        lines.append(
+            f"| `{_short(line['urn'])}` | {m['min']:,.2f} | {m['expected']:,.2f} "
+            f"| {m['max']:,.2f} | {assumption} |"
+        )
+    lines += ["", "</details>", ""]
+    if cost["unpriced"]:
+        names = ", ".join(f"`{_short(u)}` ({u.split('::')[-2]})" for u in cost["unpriced"])
+        lines += [f"Not priced (not counted in the totals): {names}", ""]
+    return lines
+
+
+def _capacity_markdown(capacity: dict[str, Any] | None) -> list[str]:
+    if not capacity:
+        return []
+    lines = [
+        f"#### GPU capacity: {_span(capacity['gpus'])} GPUs, {_span(capacity['vram_gb'])} GB VRAM",
+        "",
+    ]
+    if capacity["pools"]:
+        lines += ["| pool | kind | size | nodes | GPUs | spot | InfiniBand |",
+                  "|---|---|---|---:|---:|---|---|"]
+        for pool in capacity["pools"]:
+            nodes = _span({"min": pool["min"], "max": pool["max"]})
+            lines.append(
+                f"| `{pool['name']}` | {pool['kind']} | {pool['vm_size']} | {nodes} "
+                f"| {_span(pool['gpus'])} | {'yes' if pool['spot'] else ''} "
+                f"| {'yes' if pool['infiniband_domain'] else ''} |"
+            )
+        lines.append("")
+    if capacity["quota"]:
+        lines += ["| quota | region | vCPUs at max | in use | limit | shortfall |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for q in capacity["quota"]:
+            cells = [q["current"], q["limit"], q["shortfall"]]
+            shown = " | ".join("" if c is None else str(c) for c in cells)
+            lines.append(f"| {q['family']} | {q['region']} | {q['vcpus_max']} | {shown} |")
+        lines.append("")
+    lines += [f"- :x: {error}" for error in capacity["errors"]]
+    lines += [f"- :warning: {warning}" for warning in capacity.get("warnings", [])]
+    if capacity["errors"] or capacity.get("warnings"):
+        lines.append("")
+    return lines
 
 
 def _violation_lines(document: dict[str, Any]) -> list[str]:

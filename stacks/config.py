@@ -7,6 +7,7 @@ problems are reported together in one `ConfigError` naming each key path and the
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import re
@@ -25,7 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from gpustack import catalog
+from gpustack import catalog, facts
 
 PROJECT = "azure-gpu-stacks"
 
@@ -36,6 +37,14 @@ INFINIBAND_RESERVED_RANGE = ipaddress.ip_network("172.16.0.0/16")
 # Azure reserves 5 addresses in every subnet (network, gateway, 2x DNS, broadcast).
 # Source: https://learn.microsoft.com/azure/virtual-network/virtual-networks-faq
 AZURE_RESERVED_IPS_PER_SUBNET = 5
+
+# AKS adds surge nodes during an upgrade: maxSurge defaults to 10% of the pool, fractional
+# nodes rounded up. Source: the AgentPoolUpgradeSettings.maxSurge reference in
+# pulumi-azure-native 3.29 (AKS API); https://learn.microsoft.com/azure/aks/upgrade-cluster
+AKS_DEFAULT_MAX_SURGE_PERCENT = 10
+# With Azure CNI Overlay (aks.podCidr) pods take overlay addresses; only nodes use subnet IPs.
+# Source: https://learn.microsoft.com/azure/aks/azure-cni-overlay
+SUBNET_IPS_PER_NODE = 1
 
 # One scale set with singlePlacementGroup=true holds at most 100 VMs; 300 by support request.
 # Source: https://learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-placement-groups
@@ -107,6 +116,31 @@ CpuSizeName = Annotated[str, AfterValidator(_cpu_size)]
 # --- network ---------------------------------------------------------------------------------
 
 
+def _operator_ip(value: str) -> str:
+    # Storage firewall IP rules: public IPv4 only, no RFC 1918 ranges, no /31 or /32 (write the
+    # bare address). Source: https://learn.microsoft.com/azure/storage/common/storage-network-security
+    try:
+        addresses = ipaddress.ip_network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(f"must be a public IPv4 address or CIDR ({error})") from None
+    if addresses.version != 4 or not addresses.is_global:
+        raise ValueError("must be a public IPv4 address or CIDR, not a private or reserved one")
+    if "/" in value and addresses.prefixlen >= 31:
+        raise ValueError(f"storage firewalls refuse /31 and /32 ranges; write {addresses[0]}")
+    return value
+
+
+OperatorIp = Annotated[str, AfterValidator(_operator_ip)]
+# ARM id of a virtual network (a hub VNet to peer with).
+VnetId = Annotated[
+    str,
+    Field(
+        pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
+        r"Microsoft\.Network/virtualNetworks/[^/]+$"
+    ),
+]
+
+
 class NetworkConfig(ConfigModel):
     """The spoke VNet: address space and the subnets every environment has."""
 
@@ -116,11 +150,35 @@ class NetworkConfig(ConfigModel):
     private_endpoint_subnet: Cidr = "10.40.8.0/24"
     bastion_subnet: Cidr = "10.40.9.0/26"
     extra_subnets: dict[DnsLabel, Cidr] = Field(default_factory=dict)
+    # Egress for the system and GPU subnets (they have no default outbound access).
     nat_gateway: bool = True
+    # Zones the NAT gateway's public IP spans; [] for regions without availability zones.
+    nat_public_ip_zones: list[Literal["1", "2", "3"]] = Field(
+        default_factory=lambda: ["1", "2", "3"]
+    )
     bastion: bool = False
-    hub_vnet_id: str | None = None
-    # Explicit loosening for dev: the operator's public IPs allowed through storage/vault firewalls.
-    allow_operator_ips: list[str] = Field(default_factory=list)
+    bastion_sku: Literal["Basic", "Standard"] = "Standard"
+    hub_vnet_id: VnetId | None = None
+    # Explicit loosening for dev only: the operator's public IPs allowed through the storage and
+    # vault firewalls (which then accept public traffic from these addresses). Off when empty.
+    allow_operator_ips: list[OperatorIp] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _egress_and_bastion(self) -> NetworkConfig:
+        if not self.nat_gateway and self.hub_vnet_id is None:
+            raise ValueError(
+                "natGateway: false leaves the subnets without any egress (they have no default "
+                "outbound access); keep natGateway: true or peer to a hub (hubVnetId) whose "
+                "firewall routes egress"
+            )
+        bastion_subnet = facts.load("bastion")["subnet"]
+        prefix = ipaddress.ip_network(self.bastion_subnet).prefixlen
+        if self.bastion and prefix > bastion_subnet["min_prefix_length"]:
+            raise ValueError(
+                f"bastionSubnet {self.bastion_subnet} is a /{prefix}; Azure Bastion needs "
+                f"/{bastion_subnet['min_prefix_length']} or larger"
+            )
+        return self
 
     @model_validator(mode="after")
     def _address_plan(self) -> NetworkConfig:
@@ -166,18 +224,35 @@ class StorageConfig(ConfigModel):
         default_factory=lambda: ["datasets", "models", "checkpoints"], min_length=1
     )
     replication: Literal["LRS", "ZRS", "GRS", "GZRS"] = "ZRS"
+    # ADLS Gen2. Azure does not support blob versioning with it, so versioning (and the
+    # deleteOldVersionsAfterDays rule) applies only when this is false. See components/storage.py.
+    hierarchical_namespace: bool = True
     checkpoints_cool_after_days: int = Field(default=30, ge=1, le=3650)
     delete_old_versions_after_days: int = Field(default=90, ge=1, le=3650)
+    # Blob and container soft delete, 1 to 365 days.
+    # Source: https://learn.microsoft.com/azure/storage/blobs/soft-delete-blob-overview
     soft_delete_days: int = Field(default=14, ge=1, le=365)
     customer_managed_key: bool = False
     # Estimates for the cost report only; Azure bills what is actually stored.
     estimated_capacity_gb: float = Field(default=1024, ge=0)
     cache: Literal["block", "file"] = "block"
 
+    @model_validator(mode="after")
+    def _known_containers(self) -> StorageConfig:
+        # The access plan (components/identity.py) and the lifecycle rule are built on these.
+        missing = [name for name in ("models", "checkpoints") if name not in self.containers]
+        if missing:
+            raise ValueError(
+                f"containers must include {' and '.join(missing)} (inference reads models, "
+                f"training writes checkpoints); got {', '.join(self.containers)}"
+            )
+        return self
+
 
 class VaultConfig(ConfigModel):
-    """Key Vault: RBAC, purge protection and a soft-delete window."""
+    """Key Vault: RBAC, purge protection and a soft-delete window (7 to 90 days)."""
 
+    # Source: https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview
     soft_delete_retention_days: int = Field(default=90, ge=7, le=90)
 
 
@@ -191,6 +266,8 @@ class MaintenanceWindowConfig(ConfigModel):
         "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
     ] = "Sunday"
     start_hour: int = Field(default=2, ge=0, le=23)
+    # AKS rejects auto-upgrade windows shorter than 4 hours.
+    # Source: https://learn.microsoft.com/azure/aks/planned-maintenance
     duration_hours: int = Field(default=4, ge=4, le=24)
 
 
@@ -201,6 +278,7 @@ class SystemPoolConfig(ConfigModel):
     min_count: int = Field(default=1, ge=1, le=1000)
     max_count: int = Field(default=3, ge=1, le=1000)
     zones: list[Literal["1", "2", "3"]] = Field(default_factory=lambda: ["1", "2", "3"])
+    os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
     @model_validator(mode="after")
     def _bounds(self) -> SystemPoolConfig:
@@ -217,6 +295,7 @@ class GpuNodePoolConfig(ConfigModel):
     purpose: Literal["training", "inference"] = "inference"
     min_count: int = Field(default=0, ge=0, le=1000)
     max_count: int = Field(ge=1, le=1000)
+    # With autoscale off the pool is fixed at minCount == maxCount nodes.
     autoscale: bool = True
     spot: bool = False
     # "Install": AKS installs the NVIDIA driver; "None": the GPU Operator does (GPUDirect RDMA).
@@ -225,20 +304,50 @@ class GpuNodePoolConfig(ConfigModel):
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
     zones: list[Literal["1", "2", "3"]] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    # Ephemeral when the size's cache/temp disk holds it, else a managed disk.
+    os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
     @model_validator(mode="after")
     def _pool_rules(self) -> GpuNodePoolConfig:
         size = catalog.lookup(self.vm_size)
         if self.min_count > self.max_count:
             raise ValueError(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+        if not self.autoscale and self.min_count != self.max_count:
+            raise ValueError(
+                f"autoscale: false fixes the pool size, so minCount ({self.min_count}) must "
+                f"equal maxCount ({self.max_count})"
+            )
         if self.mig_profile and not size.mig:
             raise ValueError(
                 f"migProfile {self.mig_profile} needs a MIG-capable GPU (A100, H100, H200); "
                 f"{size.name} has {size.gpu_model}"
             )
+        if self.mig_profile and self.driver == "None":
+            raise ValueError(
+                "migProfile is applied by AKS together with its own NVIDIA driver; with "
+                "driver: None partition GPUs through the GPU Operator's MIG manager instead"
+            )
         if self.mig_profile and self.time_slicing_replicas:
             raise ValueError("choose migProfile or timeSlicingReplicas, not both")
+        if self.zones and not size.zonal:
+            raise ValueError(
+                f"{size.name} is not offered in availability zones; remove zones from this pool"
+            )
+        if self.zones and len(self.zones) > 1 and size.has_infiniband:
+            raise ValueError(
+                f"{size.name} uses InfiniBand, which only connects VMs of one placement group; "
+                f"pin the pool to one zone, not {len(self.zones)}"
+            )
         return self
+
+
+# Kubernetes resource quantities such as 500m, 2, 1Gi.
+Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+# Namespaces the cluster or this toolkit's GPU software already use.
+RESERVED_NAMESPACES = frozenset(
+    {"default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator",
+     "gpu-resources", "network-operator"}
+)  # fmt: skip
 
 
 class TeamConfig(ConfigModel):
@@ -249,6 +358,26 @@ class TeamConfig(ConfigModel):
     read_containers: list[DnsLabel] = Field(default_factory=lambda: ["models"])
     write_containers: list[DnsLabel] = Field(default_factory=list)
     key_vault_secrets: bool = True
+    service_account: DnsLabel = "workload"
+    # Defaults the LimitRange gives containers that set no requests/limits of their own.
+    default_cpu_request: Quantity = "500m"
+    default_memory_request: Quantity = "1Gi"
+    default_memory_limit: Quantity = "8Gi"
+
+    @model_validator(mode="after")
+    def _team_rules(self) -> TeamConfig:
+        if self.name in RESERVED_NAMESPACES:
+            raise ValueError(
+                f"team name {self.name!r} is a namespace the cluster already uses "
+                f"({', '.join(sorted(RESERVED_NAMESPACES))}); choose another"
+            )
+        both = sorted(set(self.read_containers) & set(self.write_containers))
+        if both:
+            raise ValueError(
+                f"containers {', '.join(both)} are in readContainers and writeContainers; "
+                "write access includes read, so list them under writeContainers only"
+            )
+        return self
 
 
 class AksConfig(ConfigModel):
@@ -263,11 +392,31 @@ class AksConfig(ConfigModel):
     auto_upgrade_channel: Literal["patch", "stable", "rapid", "node-image"] = "patch"
     node_os_upgrade_channel: Literal["NodeImage", "SecurityPatch", "Unmanaged"] = "NodeImage"
     maintenance_window: MaintenanceWindowConfig = Field(default_factory=MaintenanceWindowConfig)
+    # Node OS image window; None reuses maintenanceWindow.
+    node_os_maintenance_window: MaintenanceWindowConfig | None = None
+    # Azure CNI overlay ranges: pods and services live outside the VNet but must not overlap it.
+    # Defaults are AKS's own. Source: https://learn.microsoft.com/azure/aks/azure-cni-overlay
+    pod_cidr: Cidr = "10.244.0.0/16"
+    service_cidr: Cidr = "10.0.0.0/16"
     system_pool: SystemPoolConfig = Field(default_factory=SystemPoolConfig)
     gpu_pools: list[GpuNodePoolConfig] = Field(default_factory=list)
     gpu_operator: bool = False
+    # NVIDIA GPU Operator Helm chart (helm.ngc.nvidia.com/nvidia). Its dcgm-exporter predates the
+    # 4.9 metric renames (data/dcgm_metrics.yaml). Source:
+    # https://docs.nvidia.com/datacenter/cloud-native/gpu-operator/latest/release-notes.html
     gpu_operator_version: str = "v25.3.0"
+    # nvcr.io/nvidia/k8s-device-plugin tag; the version AKS's GPU guide deploys. Source:
+    # https://learn.microsoft.com/azure/aks/gpu-cluster (azure-aks-docs gpu-cluster.md)
     device_plugin_version: str = "v0.17.1"
+    # nvcr.io/nvidia/k8s/dcgm-exporter tag (DCGM 4.2.3, exporter 4.1.3) for driver: Install pools;
+    # the default of NVIDIA/dcgm-exporter deployment/values.yaml at commit 9190a38a.
+    dcgm_exporter_image_tag: str = "4.2.3-4.1.3-ubuntu22.04"
+    # NVIDIA Network Operator chart and the NicClusterPolicy images of the same release, as
+    # Azure's AKS InfiniBand guide pins them together. Source:
+    # https://github.com/Azure/aks-rdma-infiniband configs/nicclusterpolicy (commit 20f3999f)
+    network_operator_version: str = "v25.10.0"
+    doca_driver_version: str = "doca3.2.0-25.10-1.2.8.0-2"
+    rdma_shared_device_plugin_version: str = "network-operator-v25.10.0"
     teams: list[TeamConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -289,6 +438,14 @@ class AksConfig(ConfigModel):
                 "the API server must be private (privateCluster: true) or limited to "
                 "authorizedIpRanges; neither is set"
             )
+        teams = [team.name for team in self.teams]
+        repeated = sorted({name for name in teams if teams.count(name) > 1})
+        if repeated:
+            raise ValueError(f"teams names must be unique; repeated: {', '.join(repeated)}")
+        pods = ipaddress.ip_network(self.pod_cidr)
+        services = ipaddress.ip_network(self.service_cidr)
+        if pods.overlaps(services):
+            raise ValueError(f"podCidr {pods} overlaps serviceCidr {services}")
         return self
 
 
@@ -302,14 +459,40 @@ class ImageConfig(ConfigModel):
     offer: str
     sku: str
     version: str = "latest"
+    # True for images that ship the NVIDIA driver (HPC images); otherwise the pool adds the
+    # NVIDIA GPU driver VM extension.
+    gpu_driver_preinstalled: bool = False
 
 
 class AutoscaleConfig(ConfigModel):
-    """Azure Monitor autoscale thresholds for a scale set (average CPU, percent)."""
+    """Azure Monitor autoscale for a scale set on average CPU (percent): out above, in below.
 
+    Azure takes a metric window of 5 minutes to 12 hours and a cooldown of 1 minute to 1 week.
+    Source: https://learn.microsoft.com/rest/api/monitor/autoscale-settings/create-or-update
+    """
+
+    enabled: bool = True
     scale_out_cpu_percent: int = Field(default=70, ge=1, le=100)
     scale_in_cpu_percent: int = Field(default=20, ge=0, le=99)
-    window_minutes: int = Field(default=10, ge=1, le=720)
+    window_minutes: int = Field(default=10, ge=5, le=720)
+    cooldown_minutes: int = Field(default=10, ge=1, le=10080)
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> AutoscaleConfig:
+        if self.scale_in_cpu_percent >= self.scale_out_cpu_percent:
+            raise ValueError(
+                f"scaleInCpuPercent {self.scale_in_cpu_percent} must be below "
+                f"scaleOutCpuPercent {self.scale_out_cpu_percent}, or the pool flaps"
+            )
+        return self
+
+    @classmethod
+    def for_purpose(cls, purpose: str) -> AutoscaleConfig:
+        """Defaults per purpose: a GPU-bound training job can run at low CPU, so training pools
+        scale in only when nearly idle for half an hour."""
+        if purpose == "training":
+            return cls(scale_in_cpu_percent=5, window_minutes=30)
+        return cls()
 
 
 class VmPoolConfig(ConfigModel):
@@ -321,6 +504,7 @@ class VmPoolConfig(ConfigModel):
     purpose: Literal["training", "inference", "development"] = "training"
     min_count: int = Field(default=0, ge=0, le=1000)
     max_count: int = Field(default=1, ge=1, le=1000)
+    # Instances at deploy time (scale sets). Autoscale then moves between min and max.
     default_count: int | None = Field(default=None, ge=0, le=1000)
     spot: bool = False
     image: ImageConfig | None = None
@@ -328,7 +512,11 @@ class VmPoolConfig(ConfigModel):
     admin_username: str = Field(default="azureuser", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     ssh_public_key: str = Field(pattern=r"^(ssh-(rsa|ed25519)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+")
     os_disk_gb: int = Field(default=128, ge=30, le=4095)
-    autoscale: AutoscaleConfig = Field(default_factory=AutoscaleConfig)
+    # Ephemeral OS disk where the size's local disk has room. An ephemeral VM cannot be
+    # stop-deallocated: set false for a developer box you stop at night.
+    ephemeral_os_disk: bool = True
+    # None: the defaults for the pool's purpose (AutoscaleConfig.for_purpose).
+    autoscale: AutoscaleConfig | None = None
     mount_containers: list[DnsLabel] = Field(default_factory=lambda: ["models", "datasets"])
 
     @model_validator(mode="after")
@@ -342,8 +530,16 @@ class VmPoolConfig(ConfigModel):
                 f"defaultCount {default} must lie between minCount {self.min_count} "
                 f"and maxCount {self.max_count}"
             )
-        if self.kind == "vm" and self.max_count != 1:
-            raise ValueError("kind: vm is a single VM; use maxCount: 1 or kind: scaleSet")
+        if self.kind == "vm" and (self.min_count, self.max_count) != (1, 1):
+            raise ValueError(
+                "kind: vm is a single VM: use minCount: 1 and maxCount: 1, or kind: scaleSet"
+            )
+        prefix_max = facts.load("vm_pools")["scale_set"]["computer_name_prefix_max"]
+        if self.kind == "scaleSet" and len(self.name) > prefix_max:
+            raise ValueError(
+                f"name {self.name!r} is {len(self.name)} characters; a scale set's name is its "
+                f"VMs' computer name prefix, at most {prefix_max} characters"
+            )
         if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
             raise ValueError(
                 f"maxCount {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
@@ -352,6 +548,11 @@ class VmPoolConfig(ConfigModel):
                 "through an Azure support request)"
             )
         return self
+
+    @property
+    def autoscale_rules(self) -> AutoscaleConfig:
+        """The configured autoscale, else the defaults for the pool's purpose."""
+        return self.autoscale or AutoscaleConfig.for_purpose(self.purpose)
 
     @property
     def initial_count(self) -> int:
@@ -363,11 +564,14 @@ class VmPoolConfig(ConfigModel):
 
 
 class MonitoringConfig(ConfigModel):
-    """Workspaces, Grafana, alert receivers and alert thresholds."""
+    """Workspaces, Grafana, alert receivers and the alert thresholds of this environment."""
 
     log_retention_days: int = Field(default=30, ge=30, le=730)
     grafana: bool = True
+    # Entra group granted Grafana Admin on the workspace; without it nobody administers Grafana.
     grafana_admin_group_object_id: Guid | None = None
+    # Explicit loosening: reach Grafana over its public endpoint (Entra sign-in still required).
+    grafana_public_network_access: bool = False
     alert_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
         default_factory=list
     )
@@ -375,9 +579,23 @@ class MonitoringConfig(ConfigModel):
     gpu_idle_percent: int = Field(default=10, ge=1, le=100)
     gpu_idle_minutes: int = Field(default=60, ge=5, le=1440)
     gpu_memory_full_percent: int = Field(default=95, ge=50, le=100)
+    gpu_memory_full_minutes: int = Field(default=15, ge=1, le=1440)
+    node_not_ready_minutes: int = Field(default=10, ge=1, le=1440)
+    # How long a pool may sit at its maximum node count before capacity pressure is reported.
+    capacity_pressure_minutes: int = Field(default=30, ge=5, le=1440)
     cache_disk_full_percent: int = Field(default=90, ge=50, le=100)
+    # Mount points of the BlobFuse2 cache disk on GPU nodes (the node bootstrap's NVMe array or
+    # the temp disk); the cache-disk alert watches these.
+    cache_mount_paths: list[Annotated[str, Field(pattern=r"^/[A-Za-z0-9_/-]*$")]] = Field(
+        default_factory=lambda: ["/mnt", "/mnt/nvme"], min_length=1
+    )
     # Estimate for the cost report only.
     estimated_log_ingestion_gb_per_day: float = Field(default=1.0, ge=0)
+
+
+def _budget_facts() -> dict[str, Any]:
+    budget: dict[str, Any] = facts.load("azure_monitor")["budget"]
+    return budget
 
 
 class BudgetConfig(ConfigModel):
@@ -385,10 +603,34 @@ class BudgetConfig(ConfigModel):
 
     monthly_amount_usd: float = Field(gt=0)
     actual_alert_percents: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
-        default_factory=lambda: [50, 80, 100]
+        default_factory=lambda: [50, 80, 100], min_length=1
     )
-    forecast_alert_percent: int = Field(default=100, ge=1, le=1000)
+    # None turns the forecast alert off.
+    forecast_alert_percent: int | None = Field(default=100, ge=1, le=1000)
     start_date: str = Field(default="2026-12-01", pattern=r"^\d{4}-\d{2}-01$")
+
+    @model_validator(mode="after")
+    def _budget_rules(self) -> BudgetConfig:
+        limits = _budget_facts()
+        percents = self.actual_alert_percents
+        if len(set(percents)) != len(percents):
+            raise ValueError(f"actualAlertPercents has repeated values: {percents}")
+        count = len(percents) + (self.forecast_alert_percent is not None)
+        if count > limits["max_notifications"]:
+            raise ValueError(
+                f"{count} notifications (actualAlertPercents plus the forecast alert); a budget "
+                f"holds at most {limits['max_notifications']}"
+            )
+        try:
+            start = dt.date.fromisoformat(self.start_date)
+        except ValueError:
+            raise ValueError(f"startDate {self.start_date} is not a calendar date") from None
+        earliest = dt.date.fromisoformat(limits["earliest_start"])
+        if start < earliest:
+            raise ValueError(
+                f"startDate {self.start_date} is before {earliest}, the earliest a budget accepts"
+            )
+        return self
 
 
 # --- the environment ----------------------------------------------------------------------
@@ -433,7 +675,78 @@ class StackConfig(ConfigModel):
                     f"vmPools {pool.name} mounts {', '.join(missing)}, which storage.containers "
                     f"does not declare ({', '.join(self.storage.containers)})"
                 )
+        if self.aks is not None:
+            self._aks_rules(self.aks)
         return self
+
+    @model_validator(mode="after")
+    def _network_and_data_rules(self) -> StackConfig:
+        if self.network.allow_operator_ips and self.environment != "dev":
+            raise ValueError(
+                f"network.allowOperatorIps opens the storage and vault firewalls to public "
+                f"addresses and is for dev only; remove it from {self.environment}"
+            )
+        if self.environment == "prod" and self.vault.soft_delete_retention_days < 90:
+            raise ValueError(
+                f"vault.softDeleteRetentionDays is {self.vault.soft_delete_retention_days}; "
+                "prod keeps deleted secrets and keys for 90 days"
+            )
+        aks = self.aks if self.aks is not None and self.aks.enabled else None
+        if aks is not None and self.storage.cache == "file":
+            raise ValueError(
+                "storage.cache: file is for VM pools only; the Blob CSI mounts on AKS use the "
+                "block cache, so set storage.cache: block"
+            )
+        self._subnet_fits("systemSubnet", self.network.system_subnet, self._system_nodes(aks))
+        self._subnet_fits("gpuSubnet", self.network.gpu_subnet, self._gpu_nodes(aks))
+        return self
+
+    @staticmethod
+    def _surge(max_count: int) -> int:
+        return -(-max_count * AKS_DEFAULT_MAX_SURGE_PERCENT // 100)
+
+    def _system_nodes(self, aks: AksConfig | None) -> list[tuple[str, int, int]]:
+        """(pool, max nodes, upgrade surge) for every pool in the system subnet."""
+        if aks is None:
+            return []
+        pool = aks.system_pool
+        return [("system", pool.max_count, self._surge(pool.max_count))]
+
+    def _gpu_nodes(self, aks: AksConfig | None) -> list[tuple[str, int, int]]:
+        """(pool, max nodes, upgrade surge) for every pool in the GPU subnet."""
+        gpu_pools = aks.gpu_pools if aks else []
+        pools = [(p.name, p.max_count, self._surge(p.max_count)) for p in gpu_pools]
+        # VM pools: no upgrade surge; a scale set reimages in place.
+        return pools + [(p.name, p.max_count, 0) for p in self.vm_pools]
+
+    @staticmethod
+    def _subnet_fits(key: str, cidr: str, pools: list[tuple[str, int, int]]) -> None:
+        usable = ipaddress.ip_network(cidr).num_addresses - AZURE_RESERVED_IPS_PER_SUBNET
+        needed = sum((nodes + surge) * SUBNET_IPS_PER_NODE for _, nodes, surge in pools)
+        if needed > usable:
+            parts = ", ".join(
+                f"{name} {nodes} + surge {surge}" if surge else f"{name} {nodes}"
+                for name, nodes, surge in pools
+            )
+            raise ValueError(
+                f"network.{key} {cidr} has {usable} usable addresses (Azure reserves "
+                f"{AZURE_RESERVED_IPS_PER_SUBNET}); pools need {needed} ({parts}); "
+                "use a larger subnet or lower maxCount"
+            )
+
+    def _aks_rules(self, aks: AksConfig) -> None:
+        space = ipaddress.ip_network(self.network.address_space)
+        for key, cidr in (("podCidr", aks.pod_cidr), ("serviceCidr", aks.service_cidr)):
+            if ipaddress.ip_network(cidr).overlaps(space):
+                raise ValueError(f"aks.{key} {cidr} overlaps network.addressSpace {space}")
+        for team in aks.teams:
+            wanted = {*team.read_containers, *team.write_containers}
+            missing = sorted(wanted - set(self.storage.containers))
+            if missing:
+                raise ValueError(
+                    f"aks.teams {team.name} uses containers {', '.join(missing)}, which "
+                    f"storage.containers does not declare ({', '.join(self.storage.containers)})"
+                )
 
     @property
     def protect(self) -> bool:
