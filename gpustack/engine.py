@@ -7,7 +7,9 @@ resource registration (inputs as the engine sees them, camelCase, and the resour
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import os
 import runpy
 import sys
@@ -21,8 +23,8 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.rpc import UNKNOWN
-from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.mocks import AzureMocks
@@ -220,7 +222,7 @@ def capture(
     _reset_runtime()
     pulumi.runtime.set_all_config(config or {}, [])
     pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
-    _sync_await(run_pulumi_func(declare))
+    _sync_await(_run_and_settle(declare))
     return monitor.registrations
 
 
@@ -236,7 +238,7 @@ def run_plan(program_dir: Path | str, stack: str, preview: bool = False) -> Plan
             mocks, project=project.name, stack=stack, preview=preview, monitor=monitor
         )
         try:
-            _sync_await(run_pulumi_func(lambda: _run_main(project.main)))
+            _sync_await(_run_and_settle(lambda: _run_main(project.main)))
         except pulumi.RunError:
             raise
         except ProjectError:
@@ -253,6 +255,50 @@ def run_plan(program_dir: Path | str, stack: str, preview: bool = False) -> Plan
         outputs=outputs,
         config=project.config,
     )
+
+
+async def _run_and_settle(program: Callable[[], object]) -> None:
+    """Run `program`, then wait until every RPC and output it started has finished.
+
+    The SDK's `run_pulumi_func` waits for outstanding outputs with `asyncio.wait(...,
+    FIRST_COMPLETED)` in a loop, which re-registers a callback on every pending output each
+    round: quadratic in the outputs a large program creates. Waiting for all of them at once
+    settles the same work in linear time; errors surface exactly as before.
+    """
+    error: BaseException | None = None
+    try:
+        result = program()
+        if inspect.isawaitable(result):
+            await result
+    except BaseException as caught:  # re-raised once the runtime has settled
+        error = caught
+    try:
+        await _settle()
+    finally:
+        await pulumi_stack._shutdown_callbacks()
+    if error is not None:
+        raise error
+
+
+async def _settle() -> None:
+    rpc_manager = pulumi_settings._get_rpc_manager()
+    while True:
+        while rpc_manager.rpcs:
+            await rpc_manager.rpcs.pop()
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(
+                rpc_manager.exception_traceback
+            )
+        with pulumi_settings.SETTINGS.lock:
+            pending = list(pulumi_settings.SETTINGS.outputs)
+            pulumi_settings.SETTINGS.outputs.clear()
+        if pending:
+            done, _ = await asyncio.wait(pending)
+            for task in done:
+                task.result()
+            continue
+        if not rpc_manager.rpcs:
+            return
 
 
 def _run_main(main: Path) -> None:
