@@ -66,10 +66,8 @@ def build_aks(
             service_cidr=aks.service_cidr,
             # The node subnets egress through the NAT gateway when the network has one.
             outbound_type="userAssignedNATGateway" if cfg.network.nat_gateway else "loadBalancer",
-            # WIRE(engine): switch to "UserAssigned" (the component's default) once the offline
-            # mocks return ARM's identity map; today a user-assigned identity list in a
-            # resource's state cannot be read back (tests/test_storage.py CMK fails the same way).
-            control_plane_identity="SystemAssigned",
+            # A user-assigned control-plane identity holds its subnet roles before the cluster.
+            control_plane_identity="UserAssigned",
             monitoring=monitoring,
         ),
     )

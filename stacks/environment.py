@@ -151,9 +151,10 @@ def build(cfg: StackConfig) -> None:
     vm_pools = build_vm_pools(cfg, context, net, storage, identities.refs, monitoring.vm_collection)
 
     # --- AKS, GPU node pools, NVIDIA software, teams (issue 4)
-    # Returns the GpuAksCluster (None without AKS): cluster_id, cluster_name and
-    # node_resource_group are there for the alerts and budget below.
-    build_aks(cfg, context, net, monitoring=monitoring.targets, storage=storage, vault=vault)
+    # The cluster (None without AKS) gives the alerts and the budget its id, name and node group.
+    cluster = build_aks(
+        cfg, context, net, monitoring=monitoring.targets, storage=storage, vault=vault
+    )
 
     # --- alerts, action group and budget (issue 6)
     alert_cfg = cfg.monitoring
@@ -190,19 +191,15 @@ def build(cfg: StackConfig) -> None:
                 cache_mount_paths=tuple(alert_cfg.cache_mount_paths),
             ),
             pools=watched,
-            # WIRE(issue 4): cluster_id / cluster_name once build_aks returns the cluster.
+            cluster_id=cluster.cluster_id if cluster is not None else None,
+            cluster_name=cluster.cluster_name if cluster is not None else None,
         ),
     )
     stack_groups: list[pulumi.Input[str]] = [group.name]
-    if aks_pools or (cfg.aks is not None and cfg.aks.enabled):
-        # The GPU nodes bill to AKS's node group. WIRE(issue 4): use the cluster's
-        # nodeResourceGroup output once build_aks returns it; until then AKS's default name
-        # MC_<group>_<cluster>_<region> (cost data may lower-case it: both are listed).
-        node_group = (
-            f"MC_{resource_group_name(cfg, 'core')}_aks-{cfg.name_prefix}-{cfg.environment}"
-            f"_{cfg.location}"
-        )
-        stack_groups += [node_group, node_group.lower()]
+    if cluster is not None:
+        # The GPU nodes bill to AKS's node group (cost data may lower-case it: list both).
+        node_group = cluster.node_resource_group
+        stack_groups += [node_group, node_group.apply(str.lower)]
     budget = SpendBudget(
         "budget",
         SpendBudgetArgs(

@@ -47,7 +47,6 @@ def _cluster_args(**overrides: Any) -> GpuAksClusterArgs:
         "system_subnet_id": SYSTEM_SUBNET,
         "node_subnet_ids": [SYSTEM_SUBNET, GPU_SUBNET],
         "system_pool": SystemPoolSpec("Standard_D4s_v5", min_count=2, max_count=3),
-        "control_plane_identity": "SystemAssigned",
     }
     return GpuAksClusterArgs(**(values | overrides))
 
@@ -153,7 +152,7 @@ def test_cluster_disables_local_accounts_and_uses_entra_id_with_azure_rbac(env_p
     assert inputs["disableLocalAccounts"] is True
     assert inputs["enableRBAC"] is True
     assert inputs["aadProfile"] == {"managed": True, "enableAzureRBAC": True}
-    assert inputs["identity"]["type"] in {"SystemAssigned", "UserAssigned"}
+    assert inputs["identity"]["type"] == "UserAssigned"
     assert "servicePrincipalProfile" not in inputs
     assert inputs["oidcIssuerProfile"]["enabled"] is True
     assert inputs["securityProfile"]["workloadIdentity"]["enabled"] is True
@@ -318,7 +317,7 @@ def test_monitoring_sends_prometheus_and_container_insights_through_collection_r
 
 
 def test_system_assigned_identity_gets_network_contributor_on_each_node_subnet() -> None:
-    resources = _cluster()
+    resources = _cluster(control_plane_identity="SystemAssigned")
     cluster = _one(resources, CLUSTER)
     grants = [r for r in resources if r.name.endswith("-network-contributor")]
     assert sorted(g.inputs["scope"] for g in grants) == sorted([SYSTEM_SUBNET, GPU_SUBNET])
@@ -328,12 +327,14 @@ def test_system_assigned_identity_gets_network_contributor_on_each_node_subnet()
 
 
 def test_user_assigned_identity_holds_its_subnet_roles_before_the_cluster() -> None:
-    resources = _cluster(control_plane_identity="UserAssigned")
+    resources = _cluster()
     cluster = _one(resources, CLUSTER)
     identity = _one(resources, "azure-native:managedidentity:UserAssignedIdentity")
     assert cluster.inputs["identity"]["userAssignedIdentities"] == [identity.id]
-    grants = [r.urn for r in resources if r.name.endswith("-network-contributor")]
-    assert set(grants) <= set(cluster.options["dependsOn"])
+    grants = [r for r in resources if r.name.endswith("-network-contributor")]
+    assert sorted(g.inputs["scope"] for g in grants) == sorted([SYSTEM_SUBNET, GPU_SUBNET])
+    assert {g.inputs["principalId"] for g in grants} == {identity.outputs["principalId"]}
+    assert {g.urn for g in grants} <= set(cluster.options["dependsOn"])
 
 
 # --- GpuNodePool ------------------------------------------------------------------------------
