@@ -77,7 +77,21 @@ class _Subnet:
 
 def render_mermaid(document: Mapping[str, Any]) -> str:
     """A Mermaid `flowchart` of the plan document's resources."""
-    return mermaid_flowchart(document["resources"]) + "\n"
+    return mermaid_flowchart(document["resources"]) + "\n" + _policy_comments(document)
+
+
+def _policy_comments(document: Mapping[str, Any]) -> str:
+    """Policy results as mermaid comments (`%%`): the diagram stays clean, the facts travel."""
+    policy = document.get("policy")
+    if not policy:
+        return ""
+    violations = policy.get("violations") or []
+    lines = [f"%% policy {policy.get('pack')}: {len(violations)} violations"]
+    for violation in violations:
+        target = (violation.get("urn") or "stack").split("::")[-1]
+        message = " ".join(str(violation.get("message", "")).split())
+        lines.append(f"%% [{violation['level']}] {violation['rule']} on {target}: {message}")
+    return "\n".join(lines) + "\n"
 
 
 def mermaid_flowchart(resources: Sequence[Mapping[str, Any]]) -> str:

@@ -7,7 +7,7 @@ import re
 from plan_builders import SUB, agent_pool, cluster, resource, storage_account
 
 from gpustack import catalog
-from gpustack.diagram import NODE_ID, mermaid_flowchart
+from gpustack.diagram import NODE_ID, mermaid_flowchart, render_mermaid
 from gpustack.engine import Plan
 from gpustack.inventory import Inventory, compute_pools
 
@@ -137,3 +137,28 @@ def test_every_environment_draws_every_pool(env_plan: Plan) -> None:
         size = pool.size
         if size is not None and size.is_gpu:
             assert f"{size.gpu_model} GPU" in text
+
+
+def test_mermaid_carries_policy_violations_as_comments() -> None:
+    document = {
+        "resources": [],
+        "policy": {
+            "pack": "gpustack-azure",
+            "rules": ["gpustack-storage-tls"],
+            "violations": [
+                {
+                    "rule": "gpustack-storage-tls",
+                    "level": "mandatory",
+                    "urn": "urn:pulumi:dev::p::azure-native:storage:StorageAccount::sa",
+                    "message": "TLS 1.0\nallowed",
+                }
+            ],
+        },
+    }
+    text = render_mermaid(document)
+    assert text.startswith("flowchart")
+    comments = [line for line in text.splitlines() if line.startswith("%%")]
+    assert comments == [
+        "%% policy gpustack-azure: 1 violations",
+        "%% [mandatory] gpustack-storage-tls on sa: TLS 1.0 allowed",
+    ]
