@@ -10,6 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pulumi_policy import PolicyPack
 
 from policies import PACK_NAME, all_policies
+from policies.shared_properties import share_property_conversions
+
+share_property_conversions()
 
 PolicyPack(
     name=PACK_NAME,
