@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from components.storage import BlobCache, blobfuse2_document
 from gpustack import facts
 from gpustack.catalog import VmSize
 
@@ -25,7 +26,7 @@ CLOUD_INIT_TEMPLATE = "cloud-init.yaml"
 CLOUD_CONFIG_HEADER = "#cloud-config"
 GENERATED_NOTE = "Rendered by components/bootstrap.py from components/templates/cloud-init.yaml."
 # Keys of a write_files entry that the renderer resolves; cloud-init never sees them.
-_DIRECTIVES = ("template", "file", "when", "for_each")
+_DIRECTIVES = ("template", "file", "generator", "when", "for_each")
 # A key a template renders as null is left out, so the tool's own default applies.
 _NULL_KEY = re.compile(r"^[ \t]*[A-Za-z0-9_-]+:[ \t]*null[ \t]*\n", re.MULTILINE)
 
@@ -166,6 +167,8 @@ def render_cloud_init(spec: NodeBootstrap) -> str:
     features = {
         "blob": spec.blob is not None and bool(spec.blob.containers),
         "nccl": nccl_topology(spec.size) is not None,
+        # CPU pools (components/cpu_pool.py) get no GPU metrics or GPU health check.
+        "gpu": spec.size.is_gpu,
     }
     containers = spec.blob.containers if spec.blob else ()
     files: list[dict[str, Any]] = []
@@ -175,6 +178,9 @@ def render_cloud_init(spec: NodeBootstrap) -> str:
             continue
         each = containers if entry.get("for_each") == "container" else (None,)
         for container in each:
+            if entry.get("generator") == "blobfuse2" and spec.blob is not None and container:
+                files.append(_blobfuse2_file(entry, spec, container))
+                continue
             files.append(_write_file(entry, {**values, "container": container or ""}))
     document["write_files"] = files
     body = yaml.dump(document, Dumper=_CloudConfigDumper, sort_keys=False, width=100)
@@ -191,6 +197,42 @@ def encode_custom_data(cloud_config: str) -> str:
             "customData. Move content out of components/templates/ into a package or image."
         )
     return base64.b64encode(raw).decode("ascii")
+
+
+def blobfuse2_config_text(spec: NodeBootstrap, container: str) -> str:
+    """One container's BlobFuse2 config, from the same builder ModelStorage documents."""
+    assert spec.blob is not None
+    disk = cache_disk(spec.size, spec.ephemeral_os_disk_gib)
+    disk_mb, memory_mb = cache_sizes_mb(spec)
+    cache = BlobCache(
+        path=f"{disk.root}/blobfuse2",
+        disk_size_mb=disk_mb,
+        memory_size_mb=memory_mb if spec.blob.cache == "block" else None,
+        mode=spec.blob.cache,
+    )
+    document = blobfuse2_document(
+        spec.blob.account_name,
+        container,
+        spec.blob.client_id,
+        cache,
+        read_only=True,
+        hierarchical_namespace=spec.blob.hierarchical_namespace,
+        foreground=True,
+    )
+    header = (
+        f"# BlobFuse2 mount of {container}: managed identity {spec.blob.client_id}, no keys "
+        f"on the node; cache on {disk.root}.\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False)
+
+
+def _blobfuse2_file(
+    entry: Mapping[str, Any], spec: NodeBootstrap, container: str
+) -> dict[str, Any]:
+    rendered = {key: value for key, value in entry.items() if key not in _DIRECTIVES}
+    rendered["path"] = Template(entry["path"]).substitute(container=container)
+    rendered["content"] = blobfuse2_config_text(spec, container)
+    return rendered
 
 
 def _write_file(entry: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, Any]:

@@ -401,7 +401,7 @@ class BlobCache:
     """
 
     path: str
-    disk_size_mb: int
+    disk_size_mb: int | None = None
     memory_size_mb: int | None = None
     block_size_mb: int | None = None
     prefetch_blocks: int | None = None
@@ -412,7 +412,8 @@ class BlobCache:
         """The BlobFuse2 cache section (`block_cache` or `file_cache`) for one container."""
         path = f"{self.path.rstrip('/')}/{container}"
         if self.mode == "file":
-            return "file_cache", {"path": path, "max-size-mb": self.disk_size_mb}
+            values: dict[str, Any] = {"path": path, "max-size-mb": self.disk_size_mb}
+            return "file_cache", {key: value for key, value in values.items() if value is not None}
         values = {
             "block-size-mb": self.block_size_mb,
             "mem-size-mb": self.memory_size_mb,
@@ -437,8 +438,13 @@ def _pipeline(mode: str) -> list[str]:
     return list(components[f"{mode}_cache_pipeline"])
 
 
-def _check_blobfuse2_sections(config: Mapping[str, Any]) -> None:
-    """Every key is one BlobFuse2 knows, and every key it (or this toolkit) requires is set."""
+def _check_blobfuse2_sections(
+    config: Mapping[str, Any], left_to_default: frozenset[str] = frozenset()
+) -> None:
+    """Every key is one BlobFuse2 knows, and every key it (or this toolkit) requires is set.
+
+    `left_to_default` names keys deliberately unset (e.g. a cache disk of unknown size).
+    """
     data = facts.load("blobfuse2")
     required = facts.blobfuse2_required_keys()
     for section, keys in data["required_by_gpustack"].items():
@@ -453,7 +459,7 @@ def _check_blobfuse2_sections(config: Mapping[str, Any]) -> None:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"BlobFuse2 section {section} has unknown keys {unknown}")
-        missing = sorted(set(required.get(section, [])) - set(values))
+        missing = sorted(set(required.get(section, [])) - set(values) - left_to_default)
         if missing:
             raise ValueError(f"BlobFuse2 section {section} lacks required keys {missing}")
 
@@ -466,12 +472,18 @@ def blobfuse2_document(
     *,
     read_only: bool = True,
     hierarchical_namespace: bool = True,
+    foreground: bool = False,
 ) -> dict[str, Any]:
-    """The BlobFuse2 config as a dict: managed identity auth, private endpoint, local cache."""
+    """The BlobFuse2 config as a dict: managed identity auth, private endpoint, local cache.
+
+    `foreground` suits a systemd unit that runs `blobfuse2 mount` as its main process.
+    """
     cache_section, cache_values = cache.section(container)
     config: dict[str, Any] = {
         "allow-other": True,
         "read-only": read_only,
+        **({"foreground": True} if foreground else {}),
+        "logging": {"type": "syslog", "level": "log_warning"},
         "components": _pipeline(cache.mode),
         cache_section: cache_values,
         "azstorage": {
@@ -484,7 +496,8 @@ def blobfuse2_document(
             "appid": client_id,
         },
     }
-    _check_blobfuse2_sections(config)
+    unsized = frozenset({"disk-size-mb"}) if cache.disk_size_mb is None else frozenset()
+    _check_blobfuse2_sections(config, unsized)
     return config
 
 

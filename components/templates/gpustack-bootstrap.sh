@@ -1,7 +1,7 @@
 #!/bin/bash
 # First-boot setup, run once by cloud-init (runcmd): install what the image lacks (BlobFuse2,
 # Docker, the NVIDIA container toolkit, node-exporter), then enable the gpustack units, which
-# run at every boot.
+# run at every boot. CPU nodes (GPUSTACK_GPU_COUNT=0) skip the GPU steps.
 # Each step logs and carries on when it fails, so one broken download does not hide the others;
 # the exit status reports whether every step worked.
 set -uo pipefail
@@ -82,9 +82,13 @@ enable_health_check() {
 
 step "local disk (RAID0 NVMe or temp disk)" enable_local_disk
 step "BlobFuse2 mounts" mount_blob_containers
-step "Docker and NVIDIA container toolkit" install_container_runtime
-step "DCGM exporter" enable_gpu_metrics
+if [ "${GPUSTACK_GPU_COUNT:-0}" -gt 0 ]; then
+  step "Docker and NVIDIA container toolkit" install_container_runtime
+  step "DCGM exporter" enable_gpu_metrics
+fi
 step "node-exporter" install_node_exporter
-step "NCCL settings" enable_nccl_settings
-step "GPU health timer" enable_health_check
+if [ "${GPUSTACK_GPU_COUNT:-0}" -gt 0 ]; then
+  step "NCCL settings" enable_nccl_settings
+  step "GPU health timer" enable_health_check
+fi
 exit "$failed"
