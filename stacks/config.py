@@ -30,9 +30,15 @@ from gpustack import catalog, facts
 
 PROJECT = "azure-gpu-stacks"
 
-# Azure's InfiniBand (RDMA) back-end network uses this range on IB-capable sizes; a VNet that
-# overlaps it breaks RDMA routing. Source: DESIGN.md "Hard-won facts"; Azure HPC networking docs.
-INFINIBAND_RESERVED_RANGE = ipaddress.ip_network("172.16.0.0/16")
+# InfiniBand facts (the policy pack checks the same ones), with their sources in
+# gpustack/data/policy_facts.yaml: the RDMA back-end network reserves a range that a VNet must
+# not overlap, and RDMA needs one placement group (100 VMs; 300 through a support request).
+_INFINIBAND = facts.load("policy_facts")["infiniband"]
+INFINIBAND_RESERVED_RANGE = ipaddress.ip_network(_INFINIBAND["reserved_range"])
+SINGLE_PLACEMENT_GROUP_LIMIT: int = _INFINIBAND["single_placement_group_limit"]
+SINGLE_PLACEMENT_GROUP_LIMIT_ON_REQUEST: int = _INFINIBAND[
+    "single_placement_group_limit_on_request"
+]
 
 # Azure reserves 5 addresses in every subnet (network, gateway, 2x DNS, broadcast).
 # Source: https://learn.microsoft.com/azure/virtual-network/virtual-networks-faq
@@ -45,11 +51,6 @@ AKS_DEFAULT_MAX_SURGE_PERCENT = 10
 # With Azure CNI Overlay (aks.podCidr) pods take overlay addresses; only nodes use subnet IPs.
 # Source: https://learn.microsoft.com/azure/aks/azure-cni-overlay
 SUBNET_IPS_PER_NODE = 1
-
-# One scale set with singlePlacementGroup=true holds at most 100 VMs; 300 by support request.
-# Source: https://learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-placement-groups
-SINGLE_PLACEMENT_GROUP_LIMIT = 100
-SINGLE_PLACEMENT_GROUP_LIMIT_ON_REQUEST = 300
 
 Environment = Literal["dev", "staging", "prod"]
 
@@ -418,6 +419,8 @@ class AksConfig(ConfigModel):
     doca_driver_version: str = "doca3.2.0-25.10-1.2.8.0-2"
     rdma_shared_device_plugin_version: str = "network-operator-v25.10.0"
     teams: list[TeamConfig] = Field(default_factory=list)
+    # CPU pools for preprocessing and data ingestion (issue 9), in the GPU (workload) subnet.
+    cpu_pools: list[CpuNodePoolConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cluster_rules(self) -> AksConfig:
@@ -560,6 +563,192 @@ class VmPoolConfig(ConfigModel):
         return self.min_count if self.default_count is None else self.default_count
 
 
+# --- registry, inference entry point, CPU pools, training storage (issue 9) ------------------
+
+
+def _serving_facts(section: str) -> dict[str, Any]:
+    """A section of gpustack/data/serving.yaml."""
+    found: dict[str, Any] = facts.load("serving")[section]
+    return found
+
+
+class RegistryConfig(ConfigModel):
+    """The private container registry: Premium, private endpoint, retention, geo-replicas."""
+
+    enabled: bool = True
+    # A second region that replicates every image (Premium geo-replication); None: one region.
+    geo_replica_location: AzureRegion | None = None
+    # Untagged manifests are purged after this many days (0 to 365; data/serving.yaml).
+    untagged_retention_days: int = Field(default=7, ge=0, le=365)
+    zone_redundant: bool = True
+
+
+class ApiConsumerConfig(ConfigModel):
+    """One API consumer: its own subscription key and rate limit (rate-limit-by-key)."""
+
+    name: DnsLabel
+    calls: int = Field(default=60, ge=1, le=1_000_000)
+    renewal_period_seconds: int = Field(default=60, ge=1)
+
+    @model_validator(mode="after")
+    def _renewal(self) -> ApiConsumerConfig:
+        limit = _serving_facts("api_management")["rate_limit_max_renewal_seconds"]
+        if self.renewal_period_seconds > limit:
+            raise ValueError(
+                f"renewalPeriodSeconds {self.renewal_period_seconds} exceeds {limit}, the "
+                "longest window rate-limit-by-key accepts"
+            )
+        return self
+
+
+class InferenceConfig(ConfigModel):
+    """The private inference path: API Management -> internal NGINX on AKS -> GPU pods."""
+
+    enabled: bool = True
+    apim_sku: Literal["Developer", "Premium"] = "Developer"
+    apim_units: int = Field(default=1, ge=1)
+    # Internal: reachable only from the VNet and networks peered to it. External is an
+    # explicit loosening (a public gateway in front of the private backends), never in prod.
+    apim_virtual_network: Literal["Internal", "External"] = "Internal"
+    # The API Management subnet (its own, with the NSG rules APIM requires); required.
+    apim_subnet: Cidr | None = None
+    # None: the first of monitoring.alertEmails.
+    publisher_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    publisher_name: str = Field(default="ML platform", min_length=1, max_length=100)
+    consumers: list[ApiConsumerConfig] = Field(
+        default_factory=lambda: [ApiConsumerConfig(name="default")], min_length=1
+    )
+    # Static private address of the internal NGINX load balancer, in network.systemSubnet;
+    # None: the subnet's last usable address (dynamic node addresses are taken from the start).
+    ingress_ip: str | None = None
+    # The sample model server: an image in this stack's registry, on an AKS GPU pool.
+    sample_image: str = Field(
+        default="inference/sample-server:v1", pattern=r"^[a-z0-9._/-]+:[\w.-]+$"
+    )
+    sample_port: int = Field(default=8000, ge=1, le=65535)
+    # None: the first AKS GPU pool with purpose inference (else the first GPU pool).
+    sample_gpu_pool: AksPoolName | None = None
+    sample_min_replicas: int = Field(default=1, ge=1, le=100)
+    sample_max_replicas: int = Field(default=2, ge=1, le=100)
+    sample_target_cpu_percent: int = Field(default=70, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _inference_rules(self) -> InferenceConfig:
+        apim = _serving_facts("api_management")
+        most = apim["max_units"][self.apim_sku]
+        if self.apim_units > most:
+            raise ValueError(
+                f"apimUnits {self.apim_units}: the {self.apim_sku} tier has at most {most}"
+            )
+        if self.sample_min_replicas > self.sample_max_replicas:
+            raise ValueError(
+                f"sampleMinReplicas {self.sample_min_replicas} exceeds sampleMaxReplicas "
+                f"{self.sample_max_replicas}"
+            )
+        names = [consumer.name for consumer in self.consumers]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"consumers names must be unique; repeated: {', '.join(repeated)}")
+        if self.ingress_ip is not None:
+            try:
+                ipaddress.IPv4Address(self.ingress_ip)
+            except ValueError:
+                raise ValueError(f"ingressIp {self.ingress_ip!r} is not an IPv4 address") from None
+        return self
+
+    def apim_subnet_needs(self) -> int:
+        """Addresses the API Management subnet needs: Azure's, the units' and the internal LB's."""
+        subnet = _serving_facts("api_management")["subnet"]
+        internal = (
+            subnet["internal_load_balancer_ips"] if self.apim_virtual_network == "Internal" else 0
+        )
+        return (
+            subnet["azure_reserved_ips"]
+            + self.apim_units * subnet["ips_per_unit"][self.apim_sku]
+            + internal
+        )
+
+
+class CpuNodePoolConfig(ConfigModel):
+    """An autoscaled AKS CPU pool for preprocessing and data ingestion (no GPU taint)."""
+
+    name: AksPoolName
+    vm_size: CpuSizeName = "Standard_D8ds_v5"
+    purpose: Literal["preprocessing", "ingestion"] = "preprocessing"
+    min_count: int = Field(default=0, ge=0, le=1000)
+    max_count: int = Field(ge=1, le=1000)
+    spot: bool = False
+    zones: list[Literal["1", "2", "3"]] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    os_disk_gb: int = Field(default=128, ge=30, le=2048)
+
+    @model_validator(mode="after")
+    def _pool_rules(self) -> CpuNodePoolConfig:
+        if self.min_count > self.max_count:
+            raise ValueError(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+        if self.zones and not catalog.lookup(self.vm_size).zonal:
+            raise ValueError(f"{self.vm_size} is not offered in availability zones; remove zones")
+        return self
+
+
+class CpuScaleSetConfig(VmPoolConfig):
+    """A CPU VM scale set for preprocessing: a `vmPools` entry with a D or E series size."""
+
+    vm_size: CpuSizeName = "Standard_D8ds_v5"  # type: ignore[assignment]
+    kind: Literal["scaleSet"] = "scaleSet"  # type: ignore[assignment]
+    purpose: Literal["preprocessing", "ingestion"] = "preprocessing"  # type: ignore[assignment]
+    mount_containers: list[DnsLabel] = Field(default_factory=lambda: ["datasets"])
+
+
+LustreSku = Literal[
+    "AMLFS-Durable-Premium-40",
+    "AMLFS-Durable-Premium-125",
+    "AMLFS-Durable-Premium-250",
+    "AMLFS-Durable-Premium-500",
+]
+
+
+class TrainingStorageConfig(ConfigModel):
+    """Optional Azure Managed Lustre for ND-series training where BlobFuse2 is not enough."""
+
+    enabled: bool = False
+    kind: Literal["managedLustre"] = "managedLustre"
+    sku: LustreSku = "AMLFS-Durable-Premium-125"
+    capacity_tib: int = Field(default=16, ge=1)
+    # Its own subnet, sized for the capacity (data/serving.yaml); required when enabled.
+    subnet: Cidr | None = None
+    zone: Literal["1", "2", "3"] = "1"
+    maintenance_day: Literal[
+        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
+    ] = "Sunday"
+    maintenance_hour_utc: int = Field(default=2, ge=0, le=23)
+    # Lustre HSM with a Blob container of the model storage as backing store.
+    hsm: bool = False
+    hsm_container: DnsLabel = "datasets"
+
+    @model_validator(mode="after")
+    def _lustre_rules(self) -> TrainingStorageConfig:
+        sku = facts.lustre_sku(self.sku)
+        low, high, step = sku["min_tib"], sku["max_tib"], sku["increment_tib"]
+        if not low <= self.capacity_tib <= high or self.capacity_tib % step:
+            raise ValueError(
+                f"capacityTib {self.capacity_tib}: {self.sku} takes {low} to {high} TiB in steps "
+                f"of {step} TiB"
+            )
+        if self.hsm:
+            hsm = _serving_facts("managed_lustre")["hsm"]
+            raise ValueError(
+                "hsm: true needs Shared Key access on the storage account (Azure Managed Lustre "
+                f"blob integration prerequisite, {hsm['source']}), which model storage disables "
+                "and the policy pack requires off; leave hsm: false and copy data in from clients"
+            )
+        return self
+
+    def subnet_prefix(self) -> int:
+        """The largest prefix length (smallest subnet) Microsoft recommends for the capacity."""
+        return facts.lustre_subnet_prefix(self.capacity_tib)
+
+
 # --- monitoring and spend -----------------------------------------------------------------
 
 
@@ -651,6 +840,11 @@ class StackConfig(ConfigModel):
     vm_pools: list[VmPoolConfig] = Field(default_factory=list)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     budget: BudgetConfig
+    # Issue 9: registry, inference entry point, CPU scale sets, training file system.
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    inference: InferenceConfig | None = None
+    cpu_scale_sets: list[CpuScaleSetConfig] = Field(default_factory=list)
+    training_storage: TrainingStorageConfig = Field(default_factory=TrainingStorageConfig)
 
     @field_validator("tags")
     @classmethod
@@ -664,15 +858,19 @@ class StackConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _stack_rules(self) -> StackConfig:
-        names = [pool.name for pool in self.vm_pools]
+        # CPU scale sets (issue 9) are VM pools too: one namespace of names, the same mounts.
+        pools = [*self.vm_pools, *self.cpu_scale_sets]
+        names = [pool.name for pool in pools]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise ValueError(f"vmPools names must be unique; repeated: {', '.join(duplicates)}")
-        for pool in self.vm_pools:
+            raise ValueError(
+                f"vmPools and cpuScaleSets names must be unique; repeated: {', '.join(duplicates)}"
+            )
+        for pool in pools:
             missing = sorted(set(pool.mount_containers) - set(self.storage.containers))
             if missing:
                 raise ValueError(
-                    f"vmPools {pool.name} mounts {', '.join(missing)}, which storage.containers "
+                    f"pool {pool.name} mounts {', '.join(missing)}, which storage.containers "
                     f"does not declare ({', '.join(self.storage.containers)})"
                 )
         if self.aks is not None:
@@ -701,6 +899,94 @@ class StackConfig(ConfigModel):
         self._subnet_fits("gpuSubnet", self.network.gpu_subnet, self._gpu_nodes(aks))
         return self
 
+    @model_validator(mode="after")
+    def _serving_rules(self) -> StackConfig:
+        """Issue 9: registry, inference, CPU pools and Lustre against the rest of the stack."""
+        aks = self.aks if self.aks is not None and self.aks.enabled else None
+        if aks is not None:
+            names = [p.name for p in aks.gpu_pools] + [p.name for p in aks.cpu_pools]
+            repeated = sorted({n for n in names if names.count(n) > 1} | ({"system"} & set(names)))
+            if repeated:
+                raise ValueError(
+                    f"aks gpuPools and cpuPools names must be unique and not 'system'; "
+                    f"repeated: {', '.join(repeated)}"
+                )
+        taken = dict(self.network.subnet_cidrs())
+        inference = self.inference
+        if inference is not None and not inference.enabled:
+            inference = None
+        if inference is not None:
+            self._inference_rules(inference, aks, taken)
+            taken["inference.apimSubnet"] = inference.apim_subnet or ""
+        lustre = self.training_storage
+        if lustre.enabled:
+            if lustre.subnet is None:
+                raise ValueError("trainingStorage.subnet is required: Managed Lustre needs its own")
+            self._dedicated_subnet("trainingStorage.subnet", lustre.subnet, taken)
+            prefix = ipaddress.ip_network(lustre.subnet).prefixlen
+            if prefix > lustre.subnet_prefix():
+                raise ValueError(
+                    f"trainingStorage.subnet {lustre.subnet} is a /{prefix}; Microsoft "
+                    f"recommends /{lustre.subnet_prefix()} or larger for {lustre.capacity_tib} TiB"
+                )
+        return self
+
+    def _inference_rules(
+        self, inference: InferenceConfig, aks: AksConfig | None, taken: dict[str, str]
+    ) -> None:
+        if aks is None or not aks.gpu_pools:
+            raise ValueError("inference needs aks with at least one gpuPools entry (the sample)")
+        if not self.registry.enabled:
+            raise ValueError("inference pulls its image from the registry: set registry.enabled")
+        pools = [p.name for p in aks.gpu_pools]
+        if inference.sample_gpu_pool is not None and inference.sample_gpu_pool not in pools:
+            raise ValueError(
+                f"inference.sampleGpuPool {inference.sample_gpu_pool!r} is not an aks gpuPools "
+                f"name ({', '.join(pools)})"
+            )
+        if inference.publisher_email is None and not self.monitoring.alert_emails:
+            raise ValueError(
+                "inference.publisherEmail is required when monitoring has no alertEmails"
+            )
+        if self.environment == "prod" and (
+            inference.apim_virtual_network != "Internal" or inference.apim_sku != "Premium"
+        ):
+            raise ValueError(
+                f"prod runs API Management Premium in Internal VNet mode; got "
+                f"{inference.apim_sku} {inference.apim_virtual_network}"
+            )
+        if inference.apim_subnet is None:
+            raise ValueError("inference.apimSubnet is required: API Management needs its own")
+        self._dedicated_subnet("inference.apimSubnet", inference.apim_subnet, taken)
+        subnet = ipaddress.ip_network(inference.apim_subnet)
+        apim = _serving_facts("api_management")["subnet"]
+        if subnet.prefixlen > apim["min_prefix_length"] or (
+            subnet.num_addresses < inference.apim_subnet_needs()
+        ):
+            raise ValueError(
+                f"inference.apimSubnet {subnet} is too small: API Management needs /"
+                f"{apim['min_prefix_length']} or larger and {inference.apim_subnet_needs()} "
+                f"addresses for {inference.apim_units} {inference.apim_sku} unit(s)"
+            )
+        if inference.ingress_ip is not None:
+            system = ipaddress.ip_network(self.network.system_subnet)
+            address = ipaddress.ip_address(inference.ingress_ip)
+            # Azure keeps the first four addresses and the last one of every subnet.
+            if address not in system or address in (*list(system)[:4], system[-1]):
+                raise ValueError(
+                    f"inference.ingressIp {address} must be a usable address of "
+                    f"network.systemSubnet {system}"
+                )
+
+    def _dedicated_subnet(self, key: str, cidr: str, taken: dict[str, str]) -> None:
+        space = ipaddress.ip_network(self.network.address_space)
+        subnet = ipaddress.ip_network(cidr)
+        if not subnet.subnet_of(space):  # type: ignore[arg-type]
+            raise ValueError(f"{key} {subnet} is outside network.addressSpace {space}")
+        for other, other_cidr in taken.items():
+            if other_cidr and subnet.overlaps(ipaddress.ip_network(other_cidr)):
+                raise ValueError(f"{key} {subnet} overlaps {other} {other_cidr}")
+
     @staticmethod
     def _surge(max_count: int) -> int:
         return -(-max_count * AKS_DEFAULT_MAX_SURGE_PERCENT // 100)
@@ -714,10 +1000,11 @@ class StackConfig(ConfigModel):
 
     def _gpu_nodes(self, aks: AksConfig | None) -> list[tuple[str, int, int]]:
         """(pool, max nodes, upgrade surge) for every pool in the GPU subnet."""
-        gpu_pools = aks.gpu_pools if aks else []
-        pools = [(p.name, p.max_count, self._surge(p.max_count)) for p in gpu_pools]
+        node_pools = [*aks.gpu_pools, *aks.cpu_pools] if aks else []
+        pools = [(p.name, p.max_count, self._surge(p.max_count)) for p in node_pools]
         # VM pools: no upgrade surge; a scale set reimages in place.
-        return pools + [(p.name, p.max_count, 0) for p in self.vm_pools]
+        scale_sets = [*self.vm_pools, *self.cpu_scale_sets]
+        return pools + [(p.name, p.max_count, 0) for p in scale_sets]
 
     @staticmethod
     def _subnet_fits(key: str, cidr: str, pools: list[tuple[str, int, int]]) -> None:
