@@ -11,6 +11,8 @@ from components.aks import (
 from components.alerts import AlertThresholds, GpuAlerts, GpuAlertsArgs, WatchedPool
 from components.budget import SpendBudget, SpendBudgetArgs
 from components.conventions import ComponentContext, child_options, stateful_options
+from components.cpu_node_pool import CpuNodePool, CpuNodePoolArgs
+from components.cpu_pool import CpuVmPool, CpuVmPoolArgs
 from components.diagnostics import send_diagnostics
 from components.gpu_pool import (
     AutoscaleRules,
@@ -29,6 +31,13 @@ from components.identity import (
     assign_role,
     default_grants,
 )
+from components.inference import (
+    ApiConsumer,
+    InferenceGateway,
+    InferenceGatewayArgs,
+    SampleModel,
+    rate_limit_policy,
+)
 from components.monitoring import (
     GpuMonitoring,
     GpuMonitoringArgs,
@@ -46,6 +55,7 @@ from components.network import (
     SubnetSpec,
 )
 from components.private_link import PrivateLink, PrivateLinkArgs, with_zones
+from components.registry import ContainerRegistry, ContainerRegistryArgs
 from components.storage import (
     BlobCache,
     BlobCsiVolume,
@@ -56,17 +66,25 @@ from components.storage import (
     render_blobfuse2_config,
 )
 from components.teams import GpuTeam, GpuTeamArgs
+from components.training_storage import HsmTarget, TrainingFileSystem, TrainingFileSystemArgs
 from components.vault import KeyVaultRef, SecretsVault, SecretsVaultArgs
 
 __all__ = [
     "BASTION_SUBNET_NAME",
     "AccessGrant",
     "AlertThresholds",
+    "ApiConsumer",
     "AutoscaleRules",
     "BastionSpec",
     "BlobCache",
     "BlobCsiVolume",
     "ComponentContext",
+    "ContainerRegistry",
+    "ContainerRegistryArgs",
+    "CpuNodePool",
+    "CpuNodePoolArgs",
+    "CpuVmPool",
+    "CpuVmPoolArgs",
     "GpuAksCluster",
     "GpuAksClusterArgs",
     "GpuAlerts",
@@ -81,6 +99,9 @@ __all__ = [
     "GpuTeamArgs",
     "GpuVmPool",
     "GpuVmPoolArgs",
+    "HsmTarget",
+    "InferenceGateway",
+    "InferenceGatewayArgs",
     "KeyVaultRef",
     "MaintenanceWindow",
     "ModelStorage",
@@ -92,6 +113,7 @@ __all__ = [
     "PoolImage",
     "PrivateLink",
     "PrivateLinkArgs",
+    "SampleModel",
     "ScaleCapacity",
     "SecretsVault",
     "SecretsVaultArgs",
@@ -99,6 +121,8 @@ __all__ = [
     "SpendBudgetArgs",
     "SubnetSpec",
     "SystemPoolSpec",
+    "TrainingFileSystem",
+    "TrainingFileSystemArgs",
     "VmPoolMonitoring",
     "VmPoolMonitoringArgs",
     "VmPoolTarget",
@@ -111,6 +135,7 @@ __all__ = [
     "csi_mount_options",
     "default_grants",
     "pool_capacity",
+    "rate_limit_policy",
     "render_blobfuse2_config",
     "send_diagnostics",
     "stateful_options",

@@ -127,6 +127,9 @@ class GpuAksClusterArgs:
     # the cluster's creation.
     control_plane_identity: Literal["UserAssigned", "SystemAssigned"] = "UserAssigned"
     monitoring: MonitoringTargets | None = None
+    # The application routing add-on (managed NGINX) without its default controller; the
+    # inference gateway (components/inference.py) declares an internal one. Issue 9 hook.
+    app_routing: bool = False
 
 
 class GpuAksCluster(pulumi.ComponentResource):
@@ -213,6 +216,7 @@ class GpuAksCluster(pulumi.ComponentResource):
             ),
             addon_profiles=_addon_profiles(args.monitoring),
             azure_monitor_profile=_azure_monitor_profile(args.monitoring),
+            ingress_profile=_ingress_profile(args.app_routing),
             tags=dict(context.tags),
             # The autoscaler owns the system pool's node count.
             opts=stateful_options(
@@ -526,6 +530,20 @@ def _azure_monitor_profile(
             enabled=True,
             kube_state_metrics=containerservice.ManagedClusterAzureMonitorProfileKubeStateMetricsArgs(
                 metric_labels_allowlist=prometheus["kube_state_metrics_labels_allowlist"]
+            ),
+        )
+    )
+
+
+def _ingress_profile(app_routing: bool) -> containerservice.ManagedClusterIngressProfileArgs | None:
+    """Application routing with no default controller: NGINX controllers come as CRs."""
+    if not app_routing:
+        return None
+    return containerservice.ManagedClusterIngressProfileArgs(
+        web_app_routing=containerservice.ManagedClusterIngressProfileWebAppRoutingArgs(
+            enabled=True,
+            nginx=containerservice.ManagedClusterIngressProfileNginxArgs(
+                default_ingress_controller_type=containerservice.NginxIngressControllerType.NONE
             ),
         )
     )

@@ -182,8 +182,6 @@ class GpuVmPoolArgs:
 
 def _check(name: str, args: GpuVmPoolArgs, size: VmSize) -> None:
     """Refuse argument combinations Azure would reject later, naming the pool."""
-    if not size.is_gpu:
-        raise ValueError(f"pool {name}: {size.name} has no GPU; GpuVmPool takes a GPU size")
     if not 0 <= args.min_count <= args.instances_at_deploy <= args.max_count:
         raise ValueError(
             f"pool {name}: need 0 <= min_count ({args.min_count}) <= initial count "
@@ -204,6 +202,9 @@ def _check(name: str, args: GpuVmPoolArgs, size: VmSize) -> None:
 class GpuVmPool(pulumi.ComponentResource):
     """GPU VMs on the GPU subnet, bootstrapped so their GPUs, NVMe, storage and IB are usable."""
 
+    # Subclasses (components/cpu_pool.py) keep every secure default and change the size rule.
+    token = TOKEN
+
     identity: IdentityRef
     identity_id: pulumi.Output[str]
     identity_principal_id: pulumi.Output[str]
@@ -217,8 +218,9 @@ class GpuVmPool(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: GpuVmPoolArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__(TOKEN, name, None, opts)
+        super().__init__(self.token, name, None, opts)
         size = catalog.lookup(args.vm_size)
+        self._check_size(name, size)
         _check(name, args, size)
         pool = _pool_facts()
         context = args.context.with_tags({"gpuPool": name, "purpose": args.purpose})
@@ -286,6 +288,10 @@ class GpuVmPool(pulumi.ComponentResource):
                 ),
             }
         )
+
+    def _check_size(self, name: str, size: VmSize) -> None:
+        if not size.is_gpu:
+            raise ValueError(f"pool {name}: {size.name} has no GPU; GpuVmPool takes a GPU size")
 
     # -- identity and bootstrap
 
@@ -395,7 +401,7 @@ class GpuVmPool(pulumi.ComponentResource):
         return compute.SubResourceArgs(id=self.proximity_placement_group.id)
 
     def _driver_extension(self) -> dict[str, Any] | None:
-        if self.image.gpu_driver_preinstalled:
+        if self.image.gpu_driver_preinstalled or not self.size.is_gpu:
             return None
         extension = _pool_facts()["nvidia_driver_extension"]
         return {

@@ -223,20 +223,7 @@ class GpuNetwork(pulumi.ComponentResource):
     def _nsg(
         self, name: str, role: str, spec: SubnetSpec, context: ComponentContext
     ) -> network.NetworkSecurityGroup:
-        rules = [
-            network.SecurityRuleArgs(
-                name="deny-internet-inbound",
-                description="No inbound traffic from the Internet to this subnet.",
-                priority=DENY_INTERNET_PRIORITY,
-                direction=network.SecurityRuleDirection.INBOUND,
-                access=network.SecurityRuleAccess.DENY,
-                protocol=network.SecurityRuleProtocol.ASTERISK,
-                source_address_prefix="Internet",
-                source_port_range="*",
-                destination_address_prefix="*",
-                destination_port_range="*",
-            )
-        ]
+        rules = [deny_internet_inbound()]
         if spec.service_name == BASTION_SUBNET_NAME:
             # Azure mandates these on AzureBastionSubnet; its inbound 443 from the Internet is the
             # one documented exception to "deny inbound from the Internet" (users reach Bastion).
@@ -294,8 +281,30 @@ class GpuNetwork(pulumi.ComponentResource):
 
 def _bastion_rules() -> list[network.SecurityRuleArgs]:
     """The NSG rules Azure requires on AzureBastionSubnet, from gpustack/data/bastion.yaml."""
+    return security_rules(bastion_facts()["nsg_rules"])
+
+
+def deny_internet_inbound() -> network.SecurityRuleArgs:
+    """The rule every subnet's NSG ends with: no inbound traffic from the Internet."""
+    return network.SecurityRuleArgs(
+        name="deny-internet-inbound",
+        description="No inbound traffic from the Internet to this subnet.",
+        priority=DENY_INTERNET_PRIORITY,
+        direction=network.SecurityRuleDirection.INBOUND,
+        access=network.SecurityRuleAccess.DENY,
+        protocol=network.SecurityRuleProtocol.ASTERISK,
+        source_address_prefix="Internet",
+        source_port_range="*",
+        destination_address_prefix="*",
+        destination_port_range="*",
+    )
+
+
+def security_rules(table: Sequence[Mapping[str, Any]]) -> list[network.SecurityRuleArgs]:
+    """Allow rules from a data table (name, why, priority, direction, protocol, source,
+    destination, ports), as gpustack/data/bastion.yaml and serving.yaml write them."""
     rules = []
-    for rule in bastion_facts()["nsg_rules"]:
+    for rule in table:
         ports = [str(port) for port in rule["ports"]]
         rules.append(
             network.SecurityRuleArgs(
@@ -313,3 +322,51 @@ def _bastion_rules() -> list[network.SecurityRuleArgs]:
             )
         )
     return rules
+
+
+@dataclass(frozen=True)
+class ServiceSubnet:
+    """A subnet a service owns (API Management, Managed Lustre), and its NSG."""
+
+    subnet: network.Subnet
+    nsg: network.NetworkSecurityGroup
+
+
+def service_subnet(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    context: ComponentContext,
+    vnet_name: pulumi.Input[str],
+    cidr: str,
+    rules: Sequence[network.SecurityRuleArgs] = (),
+    nat_gateway_id: pulumi.Input[str] | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> ServiceSubnet:
+    """A dedicated subnet in an existing VNet with its own NSG: `rules`, then deny-Internet.
+
+    Like GpuNetwork's subnets it has no default outbound access. `depends_on` should hold the
+    VNet's other subnet writers: ARM rejects concurrent subnet writes on one VNet.
+    """
+    nsg = network.NetworkSecurityGroup(
+        f"{name}-nsg",
+        resource_group_name=context.resource_group_name,
+        location=context.location,
+        security_rules=[*rules, deny_internet_inbound()],
+        tags=dict(context.tags),
+        opts=child_options(parent),
+    )
+    subnet = network.Subnet(
+        name,
+        subnet_name=f"snet-{name}",
+        resource_group_name=context.resource_group_name,
+        virtual_network_name=vnet_name,
+        address_prefix=cidr,
+        network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
+        nat_gateway=network.SubResourceArgs(id=nat_gateway_id) if nat_gateway_id else None,
+        default_outbound_access=False,
+        opts=child_options(parent, depends_on=depends_on),
+    )
+    send_diagnostics(parent, f"{name}-nsg", nsg, context)
+    return ServiceSubnet(subnet, nsg)
+

@@ -400,6 +400,30 @@ def _registry(estimate: _Estimate, resource: Resource) -> None:
     )
 
 
+def _registry_replication(estimate: _Estimate, resource: Resource) -> None:
+    usd, note = estimate.service("containerregistry.Replication", resource)
+    days = hours_per_month() / 24
+    estimate.add(
+        resource,
+        Monthly.flat(usd * days),
+        f"registry geo-replica: ${usd:g}/day x {days:.1f} days{note}",
+    )
+
+
+def _lustre(estimate: _Estimate, resource: Resource) -> None:
+    sku = resource.get("sku.name")
+    capacity = resource.get("storageCapacityTiB")
+    if not isinstance(capacity, int | float):
+        raise _Unpriced("storageCapacityTiB unknown")
+    usd, note = estimate.service(f"storagecache.AmlFilesystem.{sku}", resource)
+    hours = hours_per_month()
+    estimate.add(
+        resource,
+        Monthly.flat(usd * float(capacity) * hours),
+        f"Managed Lustre {sku}: {capacity:g} TiB x ${usd:g}/TiB-hour x {hours:g} h{note}",
+    )
+
+
 def _api_management(estimate: _Estimate, resource: Resource) -> None:
     sku = resource.get("sku.name")
     if sku == "Consumption":
@@ -434,6 +458,8 @@ _PRICERS: dict[str, Callable[[_Estimate, Resource], None]] = {
     "azure-native:network:BastionHost": _bastion,
     "azure-native:containerregistry:Registry": _registry,
     "azure-native:apimanagement:ApiManagementService": _api_management,
+    "azure-native:containerregistry:Replication": _registry_replication,
+    "azure-native:storagecache:AmlFilesystem": _lustre,
     "azure-native:privatedns:PrivateZone": _private_zone,
 }
 

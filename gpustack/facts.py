@@ -147,3 +147,33 @@ def blobfuse2_required_keys() -> dict[str, list[str]]:
     return {
         section: copy.copy(keys) for section, keys in required.items() if isinstance(keys, list)
     }
+
+
+
+# --- Azure Managed Lustre -----------------------------------------------------------------
+
+
+def lustre_sku(sku: str) -> dict[str, int]:
+    """MB/s per TiB and the capacities (min_tib, max_tib, increment_tib) a Lustre SKU takes."""
+    skus: dict[str, Any] = load("serving")["managed_lustre"]["skus"]
+    if sku not in skus:
+        known = ", ".join(sorted(skus))
+        raise KeyError(f"unknown Lustre SKU {sku!r} (gpustack/data/serving.yaml); known: {known}")
+    return dict(skus[sku])
+
+
+def lustre_aggregate_mbps(sku: str, capacity_tib: int) -> int:
+    """Expected aggregate throughput (MB/s) of a file system: capacity x MB/s per TiB."""
+    return capacity_tib * lustre_sku(sku)["mbps_per_tib"]
+
+
+def lustre_subnet_prefix(capacity_tib: int) -> int:
+    """The largest subnet prefix length Microsoft recommends for a file system this size.
+
+    Above the table's last row (400 TiB) this toolkit asks for one step more, a /22.
+    """
+    rows: list[dict[str, int]] = load("serving")["managed_lustre"]["subnet_prefix_by_capacity"]
+    for row in rows:
+        if capacity_tib <= row["max_tib"]:
+            return row["prefix"]
+    return rows[-1]["prefix"] - 1

@@ -14,6 +14,7 @@ from pulumi_policy import Severity
 from gpustack import facts
 from policies.rulebook import (
     ADVISORY,
+    ENVIRONMENT_SETTING,
     MANDATORY,
     Report,
     Resource,
@@ -45,6 +46,8 @@ NSG = "network:NetworkSecurityGroup"
 SECURITY_RULE = "network:SecurityRule"
 PUBLIC_IP = "network:PublicIPAddress"
 ROLE_ASSIGNMENT = "authorization:RoleAssignment"
+REGISTRY = "containerregistry:Registry"
+API_MANAGEMENT = "apimanagement:ApiManagementService"
 
 FIREWALL_SETTING = {
     "allowFirewalledPublicAccess": {
@@ -844,6 +847,107 @@ def public_ip_standard_sku(address: Resource, report: Report) -> None:
         report(f"sku.name is {shown}; use {names(allowed)}")
 
 
+# --- container registries and API Management -----------------------------------------------
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-acr-admin-user-disabled",
+        area="security",
+        title="Container registries disable the admin user",
+        why="The admin user is one shared username and password with push and pull rights on "
+        "every repository; it bypasses Entra ID, per-identity audit and AcrPull scoping.",
+        fix="Set admin_user_enabled=False and grant AcrPull (or AcrPush) to managed identities.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=(
+            "https://learn.microsoft.com/azure/container-registry/container-registry-authentication#admin-account",
+        ),
+        mirrors=("Azure.ACR.AdminUser", "CKV_AZURE_137"),
+    ),
+    REGISTRY,
+)
+def acr_admin_user_disabled(registry: Resource, report: Report) -> None:
+    if registry.get("adminUserEnabled") is True:
+        report("adminUserEnabled is True; set admin_user_enabled=False")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-acr-anonymous-pull-disabled",
+        area="security",
+        title="Container registries do not allow anonymous pull",
+        why="Anonymous pull lets anyone who can reach the registry download every image, "
+        "including model-serving images with weights or credentials baked in.",
+        fix="Leave anonymous_pull_enabled unset or set it to False.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=(
+            "https://learn.microsoft.com/azure/container-registry/anonymous-pull-access",
+        ),
+        mirrors=("Azure.ACR.AnonymousAccess",),
+    ),
+    REGISTRY,
+)
+def acr_anonymous_pull_disabled(registry: Resource, report: Report) -> None:
+    if registry.get("anonymousPullEnabled") is True:
+        report("anonymousPullEnabled is True; set anonymous_pull_enabled=False")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-acr-public-network-access",
+        area="security",
+        title="Container registries disable public network access",
+        why="Images and the models in them should be pulled only through a private endpoint; "
+        "a public registry endpoint is reachable by every stolen token from anywhere.",
+        fix="Set public_network_access='Disabled' (Premium SKU) and add a private endpoint with "
+        "the privatelink.azurecr.io zone.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=(
+            "https://learn.microsoft.com/azure/container-registry/container-registry-private-link",
+        ),
+        mirrors=("CKV_AZURE_139",),
+    ),
+    REGISTRY,
+)
+def acr_public_network_access(registry: Resource, report: Report) -> None:
+    access = registry.get("publicNetworkAccess")
+    if not one_of(access, "Disabled"):
+        shown = "not set (Azure's default is Enabled)" if access is None else repr(access)
+        report(f"publicNetworkAccess is {shown}; set public_network_access='Disabled'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-apim-internal-vnet",
+        area="security",
+        title="Production API Management runs in internal VNet mode",
+        why="The inference gateway fronts private model endpoints; in internal mode its gateway "
+        "and portals have only private addresses, reachable from the VNet and peered networks.",
+        fix="Set virtual_network_type='Internal' with virtual_network_configuration on a "
+        "dedicated subnet (Developer or Premium tier).",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=(
+            "https://learn.microsoft.com/azure/api-management/api-management-using-with-internal-vnet",
+        ),
+        settings=ENVIRONMENT_SETTING,
+    ),
+    API_MANAGEMENT,
+)
+def apim_internal_vnet(service: Resource, report: Report) -> None:
+    if service.config["environment"] != "prod":
+        return
+    mode = service.get("virtualNetworkType")
+    if not one_of(mode, "Internal"):
+        shown = "not set (None: public)" if mode is None else repr(mode)
+        report(f"virtualNetworkType is {shown}; use 'Internal' in prod")
+    elif service.get("virtualNetworkConfiguration", "subnetResourceId") is None:
+        report("virtualNetworkType is 'Internal' but virtualNetworkConfiguration names no subnet")
+
+
 # --- role assignments ----------------------------------------------------------------------
 
 _BROAD_SCOPE = (
@@ -918,5 +1022,9 @@ POLICIES = [
     vm_managed_identity,
     nsg_no_internet_management_ports,
     public_ip_standard_sku,
+    acr_admin_user_disabled,
+    acr_anonymous_pull_disabled,
+    acr_public_network_access,
+    apim_internal_vnet,
     rbac_no_privileged_workload_roles,
 ]

@@ -69,6 +69,8 @@ def build_aks(
             # A user-assigned control-plane identity holds its subnet roles before the cluster.
             control_plane_identity="UserAssigned",
             monitoring=monitoring,
+            # Issue 9: the inference gateway's internal NGINX comes from this add-on.
+            app_routing=cfg.inference is not None and cfg.inference.enabled,
         ),
     )
     pools = [

@@ -38,6 +38,7 @@ from components.conventions import PrivateEndpointTarget
 from components.monitoring import DASHBOARD_PATH, dashboard_import_command
 from stacks.aks import build_aks
 from stacks.config import StackConfig
+from stacks.serving import build_serving
 from stacks.vm_pools import build_vm_pools
 
 
@@ -155,6 +156,11 @@ def build(cfg: StackConfig) -> None:
     cluster = build_aks(
         cfg, context, net, monitoring=monitoring.targets, storage=storage, vault=vault
     )
+
+    # --- registry, inference entry point, CPU pools, training storage (issue 9)
+    # The registry's endpoint reuses the zones above; AcrPull goes to the kubelet and VM node
+    # identities only. The gateway's and Lustre's own subnets are written after the network's.
+    build_serving(cfg, context, net, storage, identities.refs, cluster, private_endpoints)
 
     # --- alerts, action group and budget (issue 6)
     alert_cfg = cfg.monitoring

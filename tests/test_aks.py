@@ -105,8 +105,13 @@ def _problems(raw: dict[str, Any]) -> list[str]:
 # --- GPU pools in every environment ------------------------------------------------------------
 
 
+def _gpu_pools(plan: Plan) -> list[PlannedResource]:
+    """The plan's AKS GPU pools (CPU pools for data preparation are AgentPools too)."""
+    return [p for p in plan.by_type(POOL) if catalog.lookup(p.inputs["vmSize"]).is_gpu]
+
+
 def test_every_gpu_pool_carries_the_gpu_taint(env_plan: Plan) -> None:
-    pools = env_plan.by_type(POOL)
+    pools = _gpu_pools(env_plan)
     assert pools, "every environment declares at least one GPU pool"
     for pool in pools:
         assert GPU_TAINT in pool.inputs["nodeTaints"], pool.name
@@ -134,7 +139,7 @@ def test_gpu_nodes_have_no_public_ips_and_join_the_gpu_subnet(env_plan: Plan) ->
 
 
 def test_dev_spot_pool_is_spot_delete_at_pay_as_you_go_cap(dev_plan: Plan) -> None:
-    (pool,) = dev_plan.by_type(POOL)
+    (pool,) = _gpu_pools(dev_plan)
     assert pool.inputs["scaleSetPriority"] == "Spot"
     assert pool.inputs["scaleSetEvictionPolicy"] == "Delete"
     assert pool.inputs["spotMaxPrice"] == -1

@@ -18,7 +18,7 @@ from components.alerts import (
     pool_alert_rules,
 )
 from components.conventions import ComponentContext, MonitoringTargets
-from gpustack import facts
+from gpustack import catalog, facts
 from gpustack.engine import Plan, PlannedResource, capture
 from stacks.config import PROJECT, StackConfig, parse_config
 
@@ -128,7 +128,12 @@ def test_rule_groups_watch_the_stack_azure_monitor_workspace(env_plan: Plan) -> 
 
 
 def test_scale_set_pools_get_availability_metric_alerts(env_plan: Plan) -> None:
-    scale_sets = {r.id for r in env_plan.by_type("azure-native:compute:VirtualMachineScaleSet")}
+    # GPU scale sets; CPU scale sets for data preparation are not watched pools.
+    scale_sets = {
+        r.id
+        for r in env_plan.by_type("azure-native:compute:VirtualMachineScaleSet")
+        if catalog.lookup(r.inputs["sku"]["name"]).is_gpu
+    }
     alerted = {
         scope
         for alert in env_plan.by_type(METRIC_ALERT)

@@ -23,7 +23,7 @@ from components.gpu_software import (
     NvidiaGpuSoftware,
     NvidiaGpuSoftwareArgs,
 )
-from gpustack import facts
+from gpustack import catalog, facts
 from gpustack.engine import Plan, PlannedResource, capture
 
 CONTEXT = ComponentContext(resource_group_name="rg-test", location="eastus")
@@ -111,8 +111,13 @@ def _release(resources: list[PlannedResource], chart: str) -> PlannedResource:
 # --- the committed environments ------------------------------------------------------------------
 
 
+def _gpu_pools(plan: Plan) -> list[PlannedResource]:
+    """The plan's AKS GPU pools (CPU pools for data preparation are AgentPools too)."""
+    return [p for p in plan.by_type(POOL) if catalog.lookup(p.inputs["vmSize"]).is_gpu]
+
+
 def test_device_plugin_tolerations_match_the_taints_of_the_pools_it_serves(env_plan: Plan) -> None:
-    taints = {p.inputs["agentPoolName"]: p.inputs["nodeTaints"] for p in env_plan.by_type(POOL)}
+    taints = {p.inputs["agentPoolName"]: p.inputs["nodeTaints"] for p in _gpu_pools(env_plan)}
     plugins = _device_plugins(env_plan.resources)
     assert plugins, "AKS-driver pools need a device plugin"
     for plugin in plugins:
@@ -130,7 +135,7 @@ def test_dev_spot_pool_device_plugin_tolerates_the_aks_spot_taint(dev_plan: Plan
 def test_every_aks_driver_pool_and_only_those_get_a_device_plugin(env_plan: Plan) -> None:
     install = {
         p.inputs["agentPoolName"]
-        for p in env_plan.by_type(POOL)
+        for p in _gpu_pools(env_plan)
         if p.inputs["gpuProfile"]["driver"] == "Install"
     }
     served = {
@@ -164,7 +169,7 @@ def test_prod_runs_the_gpu_operator_with_rdma_after_the_network_operator(prod_pl
 def test_operator_daemonsets_tolerate_the_gpu_taint(prod_plan: Plan) -> None:
     gpu = _release(prod_plan.resources, "gpu-operator")
     tolerations = gpu.inputs["values"]["daemonsets"]["tolerations"]
-    for pool in prod_plan.by_type(POOL):
+    for pool in _gpu_pools(prod_plan):
         if pool.inputs["gpuProfile"]["driver"] == "None":
             for taint in pool.inputs["nodeTaints"]:
                 assert _tolerates(tolerations, taint)

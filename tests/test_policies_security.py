@@ -25,6 +25,8 @@ NSG = "azure-native:network:NetworkSecurityGroup"
 SECURITY_RULE = "azure-native:network:SecurityRule"
 PUBLIC_IP = "azure-native:network:PublicIPAddress"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+REGISTRY = "azure-native:containerregistry:Registry"
+API_MANAGEMENT = "azure-native:apimanagement:ApiManagementService"
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-4000-8000-00000000c0de"
 SUBNET_ID = (
@@ -127,6 +129,19 @@ def changed(base: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> dic
     return props
 
 
+GOOD_REGISTRY = {
+    "sku": {"name": "Premium"},
+    "adminUserEnabled": False,
+    "anonymousPullEnabled": False,
+    "publicNetworkAccess": "Disabled",
+}
+GOOD_APIM = {
+    "sku": {"name": "Premium", "capacity": 1},
+    "virtualNetworkType": "Internal",
+    "virtualNetworkConfiguration": {"subnetResourceId": SUBNET_ID},
+}
+
+
 @dataclass(frozen=True)
 class Case:
     """A rule with a compliant and a non-compliant resource, and what the violation must say."""
@@ -220,6 +235,16 @@ CASES = [
          "rule 'rdp' allows inbound ports 3389 from the Internet"),
     Case(security.public_ip_standard_sku, PUBLIC_IP, {"sku": {"name": "Standard"}},
          {"sku": {"name": "Basic"}}, "sku.name is 'Basic'"),
+    Case(security.acr_admin_user_disabled, REGISTRY, GOOD_REGISTRY,
+         {**GOOD_REGISTRY, "adminUserEnabled": True}, "adminUserEnabled is True"),
+    Case(security.acr_anonymous_pull_disabled, REGISTRY, GOOD_REGISTRY,
+         {**GOOD_REGISTRY, "anonymousPullEnabled": True}, "anonymousPullEnabled is True"),
+    Case(security.acr_public_network_access, REGISTRY, GOOD_REGISTRY,
+         {k: v for k, v in GOOD_REGISTRY.items() if k != "publicNetworkAccess"},
+         "publicNetworkAccess is not set"),
+    Case(security.apim_internal_vnet, API_MANAGEMENT, GOOD_APIM,
+         {**GOOD_APIM, "virtualNetworkType": "External"}, "virtualNetworkType is 'External'",
+         config={"environment": "prod"}),
     Case(security.rbac_no_privileged_workload_roles, ROLE_ASSIGNMENT,
          role(BLOB_READER, f"{SUBSCRIPTION}/resourceGroups/rg"),
          role(CONTRIBUTOR, f"{SUBSCRIPTION}/resourceGroups/rg"),
@@ -318,3 +343,15 @@ def test_windows_vm_is_not_held_to_ssh_keys() -> None:
     windows = {**GOOD_VM, "osProfile": {"adminUsername": "a", "adminPassword": "p",
                                         "windowsConfiguration": {}}}
     assert check_resource(security.vm_ssh_keys_only, VM, windows) == []
+
+
+def test_apim_outside_internal_mode_is_fine_outside_prod_and_needs_a_subnet_in_it() -> None:
+    public = {"sku": {"name": "Developer", "capacity": 1}}
+    dev = {"environment": "dev"}
+    assert check_resource(security.apim_internal_vnet, API_MANAGEMENT, public, config=dev) == []
+    # Unconfigured stacks are read as prod, the strictest reading.
+    (message,) = check_resource(security.apim_internal_vnet, API_MANAGEMENT, public)
+    assert "not set (None: public)" in message
+    no_subnet = {**GOOD_APIM, "virtualNetworkConfiguration": {}}
+    (message,) = check_resource(security.apim_internal_vnet, API_MANAGEMENT, no_subnet)
+    assert "names no subnet" in message
