@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: plan test lint bench install clean
+.PHONY: plan test lint bench docs install clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(INSTALLED)
 
 test: lint
 	$(PY) -m pytest
+
+docs: $(INSTALLED)
+	$(PY) -m stacks.config_reference > docs/config.md
 
 bench: $(INSTALLED)
 	$(PY) -m benchmarks

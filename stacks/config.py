@@ -1051,6 +1051,11 @@ class StackConfig(ConfigModel):
 # --- reading and reporting ----------------------------------------------------------------
 
 
+# AksConfig names CpuNodePoolConfig, declared after it: resolve that reference now, so the
+# models' field annotations (read by stacks/config_reference.py) are complete.
+AksConfig.model_rebuild(force=True)
+
+
 def parse_config(raw: Mapping[str, Any], stack_file: str) -> StackConfig:
     """Validate project-namespace config values (camelCase keys, no namespace prefix)."""
     try:

@@ -33,7 +33,7 @@ def render() -> str:
 
 
 def _section(model: type[BaseModel], prefix: str, top_level: bool = False) -> list[str]:
-    title = f"`{prefix.rstrip('.:')}`" if not top_level else "Top-level keys"
+    title = f"`{prefix}`" if not top_level else "Top-level keys"
     doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
     lines = [f"## {title}", "", doc, "", "| key | type | default | constraints |"]
     lines.append("|---|---|---|---|")
@@ -49,7 +49,7 @@ def _section(model: type[BaseModel], prefix: str, top_level: bool = False) -> li
             nested.append((child, f"{prefix}{separator}{key}{suffix}"))
     lines.append("")
     for child, child_prefix in nested:
-        lines += _section(child, child_prefix + ".")
+        lines += _section(child, child_prefix)
     return lines
 
 
@@ -90,7 +90,15 @@ def _default(field: FieldInfo) -> str:
         value = field.default
     if isinstance(value, BaseModel):
         return "see below"
-    return f"`{json.dumps(value)}`"
+    shown = json.dumps(value, default=_plain)
+    return f"`{shown}`"
+
+
+def _plain(value: Any) -> Any:
+    """Defaults that hold models (lists of them) shown as their YAML keys and values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True, mode="json")
+    return str(value)
 
 
 def _constraints(field: FieldInfo) -> str:
