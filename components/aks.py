@@ -10,7 +10,7 @@ import base64
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -557,6 +557,64 @@ def _os_disk_type(size: catalog.VmSize, os_disk_gb: int) -> containerservice.OSD
 
 
 @dataclass(frozen=True)
+class UserPoolSpec:
+    """What every user pool (GPU or CPU) declares: size, subnet, autoscaler, spot, taints."""
+
+    context: ComponentContext
+    cluster_name: pulumi.Input[str]
+    pool_name: str
+    size: catalog.VmSize
+    subnet_id: pulumi.Input[str]
+    min_count: int
+    max_count: int
+    autoscale: bool
+    spot: bool
+    zones: Sequence[str] | None
+    taints: Sequence[str]
+    labels: Mapping[str, str]
+    os_disk_gb: int
+
+
+def user_agent_pool(
+    name: str, parent: pulumi.Resource, spec: UserPoolSpec, **extra: Any
+) -> containerservice.AgentPool:
+    """A separate AgentPool (never inline: inline edits rescale every pool), no public IPs."""
+    autoscaled = spec.autoscale
+    return containerservice.AgentPool(
+        name,
+        agent_pool_name=spec.pool_name,
+        resource_name_=spec.cluster_name,
+        resource_group_name=spec.context.resource_group_name,
+        mode=containerservice.AgentPoolMode.USER,
+        type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+        os_type=containerservice.OSType.LINUX,
+        # A100/H100 sizes are not offered on Azure Linux GPU nodes; Ubuntu covers them all.
+        os_sku=containerservice.OSSKU.UBUNTU,
+        vm_size=spec.size.name,
+        vnet_subnet_id=spec.subnet_id,
+        enable_node_public_ip=False,
+        count=spec.min_count if autoscaled else spec.max_count,
+        enable_auto_scaling=autoscaled,
+        min_count=spec.min_count if autoscaled else None,
+        max_count=spec.max_count if autoscaled else None,
+        availability_zones=list(spec.zones) if spec.zones and spec.size.zonal else None,
+        node_taints=list(spec.taints) or None,
+        node_labels=dict(spec.labels),
+        scale_set_priority=containerservice.ScaleSetPriority.SPOT if spec.spot else None,
+        scale_set_eviction_policy=(
+            containerservice.ScaleSetEvictionPolicy.DELETE if spec.spot else None
+        ),
+        spot_max_price=SPOT_MAX_PRICE_PAYG if spec.spot else None,
+        os_disk_type=_os_disk_type(spec.size, spec.os_disk_gb),
+        os_disk_size_gb=spec.os_disk_gb,
+        tags=dict(spec.context.tags),
+        # The cluster autoscaler owns the node count once it is on.
+        opts=child_options(parent, ignore_changes=["count"] if autoscaled else []),
+        **extra,
+    )
+
+
+@dataclass(frozen=True)
 class GpuNodePoolArgs:
     """One GPU pool: size from the catalog, taint, labels, autoscaler bounds, spot, MIG, driver."""
 
@@ -615,43 +673,30 @@ class GpuNodePool(pulumi.ComponentResource):
         self.taints = [GPU_TAINT, *([SPOT_TAINT] if args.spot else [])]
         self.labels = _pool_labels(args, size)
 
-        autoscaled = args.autoscale
-        self.agent_pool = containerservice.AgentPool(
+        self.agent_pool = user_agent_pool(
             f"{name}-pool",
-            agent_pool_name=args.pool_name,
-            resource_name_=args.cluster_name,
-            resource_group_name=args.context.resource_group_name,
-            mode=containerservice.AgentPoolMode.USER,
-            type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-            os_type=containerservice.OSType.LINUX,
-            # A100/H100 sizes are not offered on Azure Linux GPU nodes; Ubuntu covers them all.
-            os_sku=containerservice.OSSKU.UBUNTU,
-            vm_size=size.name,
-            vnet_subnet_id=args.subnet_id,
-            enable_node_public_ip=False,
-            count=args.min_count if autoscaled else args.max_count,
-            enable_auto_scaling=autoscaled,
-            min_count=args.min_count if autoscaled else None,
-            max_count=args.max_count if autoscaled else None,
-            availability_zones=list(args.zones) if args.zones and size.zonal else None,
-            node_taints=list(self.taints),
-            node_labels=dict(self.labels),
-            scale_set_priority=(containerservice.ScaleSetPriority.SPOT if args.spot else None),
-            scale_set_eviction_policy=(
-                containerservice.ScaleSetEvictionPolicy.DELETE if args.spot else None
+            self,
+            UserPoolSpec(
+                context=args.context,
+                cluster_name=args.cluster_name,
+                pool_name=args.pool_name,
+                size=size,
+                subnet_id=args.subnet_id,
+                min_count=args.min_count,
+                max_count=args.max_count,
+                autoscale=args.autoscale,
+                spot=args.spot,
+                zones=args.zones,
+                taints=self.taints,
+                labels=self.labels,
+                os_disk_gb=args.os_disk_gb,
             ),
-            spot_max_price=SPOT_MAX_PRICE_PAYG if args.spot else None,
             gpu_instance_profile=(
                 containerservice.GPUInstanceProfile(args.mig_profile) if args.mig_profile else None
             ),
             gpu_profile=containerservice.GPUProfileArgs(
                 driver=containerservice.GPUDriver(args.driver)
             ),
-            os_disk_type=_os_disk_type(size, args.os_disk_gb),
-            os_disk_size_gb=args.os_disk_gb,
-            tags=dict(args.context.tags),
-            # The cluster autoscaler owns the node count once it is on.
-            opts=child_options(self, ignore_changes=["count"] if autoscaled else []),
         )
         self.pool_id = self.agent_pool.id
         self.register_outputs({"poolId": self.pool_id, "taints": self.taints})

@@ -11,16 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import containerservice
 
-from components.aks import (
-    PURPOSE_LABEL,
-    SPOT_LABEL,
-    SPOT_MAX_PRICE_PAYG,
-    SPOT_TAINT,
-    _os_disk_type,
-)
-from components.conventions import ComponentContext, child_options
+from components.aks import PURPOSE_LABEL, SPOT_LABEL, SPOT_TAINT, UserPoolSpec, user_agent_pool
+from components.conventions import ComponentContext
 from gpustack import catalog
 
 # Label CPU pools carry so data-prep pods can select them.
@@ -74,35 +67,24 @@ class CpuNodePool(pulumi.ComponentResource):
         if args.spot:
             self.labels[SPOT_LABEL[0]] = SPOT_LABEL[1]
 
-        self.agent_pool = containerservice.AgentPool(
+        self.agent_pool = user_agent_pool(
             f"{name}-pool",
-            agent_pool_name=args.pool_name,
-            resource_name_=args.cluster_name,
-            resource_group_name=args.context.resource_group_name,
-            mode=containerservice.AgentPoolMode.USER,
-            type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-            os_type=containerservice.OSType.LINUX,
-            os_sku=containerservice.OSSKU.UBUNTU,
-            vm_size=size.name,
-            vnet_subnet_id=args.subnet_id,
-            enable_node_public_ip=False,
-            count=args.min_count,
-            enable_auto_scaling=True,
-            min_count=args.min_count,
-            max_count=args.max_count,
-            availability_zones=list(args.zones) if args.zones and size.zonal else None,
-            node_taints=list(self.taints) or None,
-            node_labels=dict(self.labels),
-            scale_set_priority=containerservice.ScaleSetPriority.SPOT if args.spot else None,
-            scale_set_eviction_policy=(
-                containerservice.ScaleSetEvictionPolicy.DELETE if args.spot else None
+            self,
+            UserPoolSpec(
+                context=args.context,
+                cluster_name=args.cluster_name,
+                pool_name=args.pool_name,
+                size=size,
+                subnet_id=args.subnet_id,
+                min_count=args.min_count,
+                max_count=args.max_count,
+                autoscale=True,
+                spot=args.spot,
+                zones=args.zones,
+                taints=self.taints,
+                labels=self.labels,
+                os_disk_gb=args.os_disk_gb,
             ),
-            spot_max_price=SPOT_MAX_PRICE_PAYG if args.spot else None,
-            os_disk_type=_os_disk_type(size, args.os_disk_gb),
-            os_disk_size_gb=args.os_disk_gb,
-            tags=dict(args.context.tags),
-            # The cluster autoscaler owns the node count.
-            opts=child_options(self, ignore_changes=["count"]),
         )
         self.pool_id = self.agent_pool.id
         self.register_outputs({"poolId": self.pool_id, "taints": self.taints})
