@@ -17,7 +17,7 @@ $(INSTALLED): requirements.txt pyproject.toml
 install: $(INSTALLED)
 
 plan: $(INSTALLED)
-	$(VENV)/bin/gpustack plan --stack $(STACK) --format $(FORMAT)
+	@$(VENV)/bin/gpustack plan --stack $(STACK) --format $(FORMAT)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
