@@ -29,9 +29,9 @@ from gpustack import catalog, facts
 # The system pool runs only critical add-ons; everything else needs a toleration.
 # Source: https://learn.microsoft.com/azure/aks/use-system-pools
 SYSTEM_POOL_TAINT = "CriticalAddonsOnly=true:NoSchedule"
-# AKS does not taint GPU nodes; its GPU guide uses this taint and tolerates it.
-# Source: https://learn.microsoft.com/azure/aks/gpu-cluster
-GPU_TAINT = "sku=gpu:NoSchedule"
+# AKS does not taint GPU nodes; its GPU guide's taint, shared with the policy pack's rule
+# (source in gpustack/data/policy_facts.yaml).
+GPU_TAINT: str = facts.load("policy_facts")["aks_gpu_taint"]["taint"]
 # AKS adds this taint and label to spot nodes itself; declaring them keeps the pool's inputs
 # equal to what AKS reports. Source: https://learn.microsoft.com/azure/aks/spot-node-pool
 SPOT_TAINT = "kubernetes.azure.com/scalesetpriority=spot:NoSchedule"
