@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gpustack.report import render_markdown
 from tests.conftest import FIXTURES, ROOT
 
 CONTRACT_KEYS = {"project", "stack", "resources", "outputs", "policy", "cost", "capacity"}
@@ -63,13 +64,21 @@ def test_default_table_prints_a_tree_and_a_summary() -> None:
     assert result.stdout.strip().splitlines()[-1].startswith("plan azure-gpu-stacks/dev:")
 
 
-def test_markdown_and_out_file(tmp_path: Path) -> None:
-    out = tmp_path / "plan.md"
-    result = gpustack("plan", "-s", "dev", "--format", "markdown", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    text = out.read_text()
+def test_markdown_renders_the_plan_for_a_pr_comment() -> None:
+    # Rendered from the shared dev plan: planning the stack again would only repeat that work.
+    text = render_markdown(plan_json("dev")[1])
     assert text.startswith("### gpustack plan: `azure-gpu-stacks` / `dev`")
     assert "| `azure-native:network:VirtualNetwork` | 1 |" in text
+
+
+def test_out_writes_the_report_to_a_file_instead_of_stdout(tmp_path: Path) -> None:
+    out = tmp_path / "plan.md"
+    program = FIXTURES / "foreign_program"
+    result = gpustack(
+        "plan", "--program", str(program), "--format", "markdown", "--out", str(out), "--no-policy"
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().startswith("### gpustack plan: `foreign-inference` / `dev`")
     assert result.stdout == ""
 
 
