@@ -30,6 +30,8 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime.proto import analyzer_pb2 as pb
 
+from gpustack.engine import SECRET_KEY
+
 __all__ = [
     "SECRET_KEY",
     "UNKNOWN",
@@ -46,15 +48,12 @@ __all__ = [
 UNKNOWN: str = pulumi_rpc.UNKNOWN
 """Preview unknown, as the Python SDK sends it and the engine forwards it (the string sentinel)."""
 
-SECRET_KEY = "__secret__"
-"""Captured inputs wrap secret values as `{SECRET_KEY: value}`."""
-
-_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-_ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
-_ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
-_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
-_OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+_SIG_KEY: str = pulumi_rpc._special_sig_key
+_SECRET_SIG: str = pulumi_rpc._special_secret_sig
+_ASSET_SIG: str = pulumi_rpc._special_asset_sig
+_ARCHIVE_SIG: str = pulumi_rpc._special_archive_sig
+_RESOURCE_SIG: str = pulumi_rpc._special_resource_sig
+_OUTPUT_SIG: str = pulumi_rpc._special_output_value_sig
 
 # Same limit the policy SDK gives its server; AnalyzeStack for a large plan exceeds gRPC's 4 MB.
 _MAX_MESSAGE = 400 * 1024 * 1024

@@ -22,6 +22,7 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.rpc import UNKNOWN
@@ -30,12 +31,13 @@ from pulumi.runtime.sync_await import _sync_await
 from gpustack.mocks import AzureMocks
 from gpustack.project import ProjectError, StackProject, load_project
 
-# Property-value signatures of the Pulumi wire format (sdk/go/common/resource/sig).
-_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
-_OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+# Property-value signatures of the Pulumi wire format, as the SDK itself spells them.
+_SIG_KEY: str = pulumi_rpc._special_sig_key
+_SECRET_SIG: str = pulumi_rpc._special_secret_sig
+_RESOURCE_SIG: str = pulumi_rpc._special_resource_sig
+_OUTPUT_SIG: str = pulumi_rpc._special_output_value_sig
 SECRET_KEY = "__secret__"
+"""Captured inputs wrap secret values as `{SECRET_KEY: value}`."""
 
 
 class ProgramError(Exception):
