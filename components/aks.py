@@ -199,6 +199,7 @@ class GpuAksCluster(pulumi.ComponentResource):
                 image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
                     enabled=True, interval_hours=IMAGE_CLEANER_INTERVAL_HOURS
                 ),
+                defender=_defender_profile(args.monitoring),
             ),
             api_server_access_profile=_api_server_access(args),
             network_profile=_network_profile(args),
@@ -487,6 +488,22 @@ def _system_pool(args: GpuAksClusterArgs) -> containerservice.ManagedClusterAgen
         enable_node_public_ip=False,
         os_disk_type=_os_disk_type(size, spec.os_disk_gb),
         os_disk_size_gb=spec.os_disk_gb,
+        # Temp disks and OS disk caches hold images and mounted secrets: encrypt them too.
+        enable_encryption_at_host=size.encryption_at_host or None,
+    )
+
+
+def _defender_profile(
+    monitoring: MonitoringTargets | None,
+) -> containerservice.ManagedClusterSecurityProfileDefenderArgs | None:
+    """The Defender for Containers sensor, reporting to the stack's Log Analytics workspace."""
+    if monitoring is None:
+        return None
+    return containerservice.ManagedClusterSecurityProfileDefenderArgs(
+        log_analytics_workspace_resource_id=monitoring.log_analytics_workspace_id,
+        security_monitoring=containerservice.ManagedClusterSecurityProfileDefenderSecurityMonitoringArgs(
+            enabled=True
+        ),
     )
 
 
@@ -607,6 +624,7 @@ def user_agent_pool(
         spot_max_price=SPOT_MAX_PRICE_PAYG if spec.spot else None,
         os_disk_type=_os_disk_type(spec.size, spec.os_disk_gb),
         os_disk_size_gb=spec.os_disk_gb,
+        enable_encryption_at_host=spec.size.encryption_at_host or None,
         tags=dict(spec.context.tags),
         # The cluster autoscaler owns the node count once it is on.
         opts=child_options(parent, ignore_changes=["count"] if autoscaled else []),

@@ -146,6 +146,9 @@ def run_plan_command(args: argparse.Namespace) -> int:
             print(failure, file=sys.stderr)
             return EXIT_ERROR
         document["policy"] = policy.to_json()
+        document["policy"]["exceptions"] = policy_exceptions(
+            _policy_config_file(plan, args.policy_pack, args.policy_config)
+        )
     render = _renderers()[args.format]
     if args.format == "sarif":
         rules = policy.rules if policy else ()
@@ -161,19 +164,45 @@ def run_plan_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def check_policy(plan: Plan, pack: Path, config_file: Path | None) -> PolicyResult:
-    """Run the policy pack over the plan, with the stack's policy config when there is one."""
-    if config_file is None and (pack / "config" / f"{plan.stack}.json").exists():
-        config_file = pack / "config" / f"{plan.stack}.json"
+def _policy_config_file(plan: Plan, pack: Path, config_file: Path | None) -> Path | None:
+    """The policy config to run with: `--policy-config`, else the stack's file in the pack.
+
+    `<pack>/config/<stack>.json` belongs to the program the pack sits in; any other program
+    gets the pack's defaults, even when its stack happens to share a name with one of ours.
+    """
+    if config_file is not None:
+        return config_file
+    own = pack / "config" / f"{plan.stack}.json"
+    if plan.program_dir.resolve() == pack.resolve().parent and own.exists():
+        return own
+    return None
+
+
+def _load_policy_config(config_file: Path | None) -> dict[str, Any] | None:
     try:
-        config = json.loads(config_file.read_text()) if config_file else None
+        return json.loads(config_file.read_text()) if config_file else None
     except (OSError, json.JSONDecodeError) as error:
         raise PlanFailed(f"error: policy config {config_file}: {error}") from None
+
+
+def check_policy(plan: Plan, pack: Path, config_file: Path | None) -> PolicyResult:
+    """Run the policy pack over the plan, with the stack's policy config when there is one."""
+    config = _load_policy_config(_policy_config_file(plan, pack, config_file))
     resources = [resource.analyzer_view() for resource in plan.resources]
     try:
         return run_policy_pack(pack, resources, config)
     except PolicyPackError as error:
         raise PlanFailed(f"error: {error}") from None
+
+
+def policy_exceptions(config_file: Path | None) -> list[dict[str, Any]]:
+    """Rules the policy config waives or loosens on purpose: those with a `_comment` note."""
+    config = _load_policy_config(config_file) or {}
+    return [
+        {"rule": name, "level": value.get("enforcementLevel"), "note": value["_comment"]}
+        for name, value in sorted(config.items())
+        if isinstance(value, dict) and isinstance(value.get("_comment"), str)
+    ]
 
 
 def _emit(text: str, out: Path | None) -> None:

@@ -89,6 +89,7 @@ def render_table(document: dict[str, Any]) -> str:
         walk(root, "", True, 0)
     lines.append("")
     lines += _violation_lines(document)
+    lines += _exception_lines(document)
     lines += _cost_lines(document)
     lines += _capacity_lines(document)
     if document.get("outputs"):
@@ -118,6 +119,12 @@ def render_markdown(document: dict[str, Any]) -> str:
         else:
             lines.append("No violations.")
         lines.append("")
+        exceptions = policy.get("exceptions") or []
+        if exceptions:
+            lines += ["Exceptions from the policy config:", ""]
+            lines += [f"- `{e['rule']}` ({e.get('level') or 'settings'}): {e['note']}"
+                      for e in exceptions]
+            lines.append("")
     cost = document.get("cost")
     if cost is not None:
         monthly = cost["monthly"]
@@ -253,6 +260,17 @@ def _capacity_markdown(capacity: dict[str, Any] | None) -> list[str]:
     lines += [f"- :warning: {warning}" for warning in capacity.get("warnings", [])]
     if capacity["errors"] or capacity.get("warnings"):
         lines.append("")
+    return lines
+
+
+def _exception_lines(document: dict[str, Any]) -> list[str]:
+    exceptions = (document.get("policy") or {}).get("exceptions") or []
+    if not exceptions:
+        return []
+    lines = ["Policy exceptions (from the policy config):"]
+    for e in exceptions:
+        lines.append(f"  {e['rule']} ({e.get('level') or 'settings'}): {e['note']}")
+    lines.append("")
     return lines
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from policies import cost, gpu, reliability, security, tagging
+from policies import cost, gpu, network, reliability, security, tagging
 from policies.rulebook import PACK_NAME, RULES, Rule
 
 __all__ = ["PACK_NAME", "RULES", "Rule", "all_policies"]
@@ -17,6 +17,7 @@ def all_policies() -> list[Policy]:
     """Every policy of the pack, by area."""
     return [
         *security.POLICIES,
+        *network.POLICIES,
         *reliability.POLICIES,
         *gpu.POLICIES,
         *cost.POLICIES,

@@ -8,7 +8,6 @@ from pulumi_policy import Severity
 
 from policies.rulebook import (
     ADVISORY,
-    ENVIRONMENT_SETTING,
     MANDATORY,
     Report,
     Resource,
@@ -16,6 +15,8 @@ from policies.rulebook import (
     Stack,
     StackReport,
     dig,
+    environment_scope,
+    in_scope,
     is_gpu_size,
     is_list,
     items,
@@ -65,7 +66,7 @@ def _spot_vm(resource: Resource) -> bool:
             "https://learn.microsoft.com/azure/aks/spot-node-pool",
             "https://learn.microsoft.com/azure/virtual-machines/spot-vms",
         ),
-        settings=ENVIRONMENT_SETTING,
+        settings=environment_scope("dev"),
     ),
     VM,
     SCALE_SET,
@@ -73,7 +74,7 @@ def _spot_vm(resource: Resource) -> bool:
     CLUSTER,
 )
 def cost_dev_gpu_spot_or_zero(resource: Resource, report: Report) -> None:
-    if resource.config["environment"] != "dev":
+    if not in_scope(resource.config):
         return
     if resource.is_a(VM, SCALE_SET):
         size = vm_size(resource)

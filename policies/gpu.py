@@ -26,6 +26,7 @@ from policies.rulebook import (
     is_gpu_size,
     items,
     kind_of,
+    known_size,
     names,
     nic_configurations,
     node_pools,
@@ -357,36 +358,87 @@ def gpu_pools_separate(cluster: Resource, report: Report) -> None:
         report(f"{names(inline)} declare GPU sizes inline; declare them as AgentPool resources")
 
 
-@resource_rule(
+@stack_rule(
     Rule(
         id="gpustack-vm-accelerated-networking",
         area="gpu",
-        title="VM and scale set NICs use accelerated networking",
+        title="VM and scale set NICs use accelerated networking where the size offers it",
         why="SR-IOV networking cuts latency and CPU use for data loading and multi-node "
-        "training; every supported GPU size offers it.",
-        fix="Set enable_accelerated_networking=True on the NIC configurations.",
+        "training; every supported GPU size offers it. Sizes without it (A-series, the "
+        "smallest B sizes) are left alone: the fix would be impossible there.",
+        fix="Set enable_accelerated_networking=True on the NIC configurations (or the NIC).",
         severity=Severity.MEDIUM,
         level=ADVISORY,
         references=(
             "https://learn.microsoft.com/azure/virtual-network/accelerated-networking-overview",
         ),
         mirrors=("Azure.VM.AcceleratedNetworking",),
+    )
+)
+def vm_accelerated_networking(stack: Stack, report: StackReport) -> None:
+    machines = stack.of(VM, SCALE_SET)
+    for machine in machines:
+        if not _offers_accelerated_networking(vm_size(machine)):
+            continue
+        for nic in nic_configurations(machine):
+            if dig(nic, "enableAcceleratedNetworking") is not True:
+                report(f"{machine.name}: NIC {dig(nic, 'name')!r} does not enable accelerated "
+                       "networking", machine.urn)
+    for nic in stack.of(NIC):
+        if nic.get("enableAcceleratedNetworking") is True:
+            continue
+        # A NIC has no size of its own: judge it by the VMs it is attached to, and leave it
+        # alone when none is declared here or their size is not known to offer the feature.
+        owners = [vm for vm in stack.of(VM) if _attaches(stack, vm, nic)]
+        sizes = [vm_size(vm) for vm in owners]
+        if sizes and all(_offers_accelerated_networking(size) for size in sizes):
+            report(f"{nic.name}: enableAcceleratedNetworking is not True, and "
+                   f"{names(sorted({str(s) for s in sizes}))} offers it", nic.urn)
+
+
+def _offers_accelerated_networking(size: str | None) -> bool:
+    known = known_size(size)
+    return known is not None and known.accelerated_networking
+
+
+def _attaches(stack: Stack, vm: Resource, nic: Resource) -> bool:
+    if stack.refers_to(vm, "networkProfile", nic, "networkInterfaces", "networkInterfaceName"):
+        return True
+    return any(
+        stack.id_refers_to(reference, nic, "networkInterfaces", "networkInterfaceName")
+        for reference in (
+            dig(ref, "id") for ref in items(vm.get("networkProfile", "networkInterfaces"))
+        )
+    )
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-vm-size-known",
+        area="gpu",
+        title="VM sizes are in the catalog, so their capabilities can be checked",
+        why="Encryption at host, accelerated networking and ephemeral OS disks depend on the "
+        "size; for a size the catalog does not list, those rules cannot tell a missing setting "
+        "from one the size does not support, so they skip it and this rule says so. Basic, "
+        "promotional and retired sizes are not in the catalog either.",
+        fix="Use a size from gpustack/data/vm_sizes.yaml (`gpustack catalog`), or add the size "
+        "there with its facts and sources.",
+        severity=Severity.LOW,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/virtual-machines/sizes/overview",),
+        mirrors=("Azure.VM.BasicSku", "Azure.VM.PromoSku"),
     ),
     VM,
     SCALE_SET,
-    NIC,
+    AGENT_POOL,
+    CLUSTER,
 )
-def vm_accelerated_networking(resource: Resource, report: Report) -> None:
-    if resource.is_a(NIC):
-        if resource.get("enableAcceleratedNetworking") is not True:
-            report("enableAcceleratedNetworking is not True")
-        return
-    known = size_facts(vm_size(resource) or "")
-    if known is not None and not known.accelerated_networking:
-        return
-    for nic in nic_configurations(resource):
-        if dig(nic, "enableAcceleratedNetworking") is not True:
-            report(f"NIC {dig(nic, 'name')!r} does not enable accelerated networking")
+def vm_size_known(resource: Resource, report: Report) -> None:
+    for where, size in _sizes(resource):
+        if known_size(size) is None:
+            report(f"{where} uses {size}, an unknown size: the catalog does not list it, so "
+                   "encryption at host, accelerated networking and ephemeral OS disk support "
+                   "are not checked")
 
 
 def _compute_pools(stack: Stack) -> list[Any]:
@@ -414,4 +466,5 @@ POLICIES = [
     gpu_total_ceiling,
     gpu_pools_separate,
     vm_accelerated_networking,
+    vm_size_known,
 ]

@@ -6,13 +6,15 @@ from pulumi_policy import Severity
 
 from policies.rulebook import (
     ADVISORY,
-    ENVIRONMENT_SETTING,
     MANDATORY,
+    PRODUCTION_LIKE,
     Report,
     Resource,
     Rule,
     Stack,
     StackReport,
+    environment_scope,
+    in_scope,
     items,
     names,
     node_pools,
@@ -118,7 +120,7 @@ def storage_blob_versioning(stack: Stack, report: StackReport) -> None:
     Rule(
         id="gpustack-reliability-protect-stateful",
         area="reliability",
-        title="Stateful resources are protected in production",
+        title="Stateful resources are protected in production-like environments",
         why="A rename or a bad refactor turns into delete-and-recreate; `protect` makes Pulumi "
         "refuse to delete storage, vaults, clusters and workspaces that hold data.",
         fix="Pass ResourceOptions(protect=True, retain_on_delete=True) to data-holding "
@@ -126,11 +128,11 @@ def storage_blob_versioning(stack: Stack, report: StackReport) -> None:
         severity=Severity.HIGH,
         level=MANDATORY,
         references=("https://www.pulumi.com/docs/iac/concepts/options/protect/",),
-        settings=ENVIRONMENT_SETTING,
+        settings=environment_scope(*PRODUCTION_LIKE),
     ),
 )
 def reliability_protect_stateful(resource: Resource, report: Report) -> None:
-    if resource.config["environment"] != "prod":
+    if not in_scope(resource.config):
         return
     if resource.kind in policy_fact("stateful_types")["types"] and not resource.protect:
         report(f"{resource.kind} {resource.name} holds state but is not protected")
@@ -140,7 +142,7 @@ def reliability_protect_stateful(resource: Resource, report: Report) -> None:
     Rule(
         id="gpustack-reliability-system-pool-zonal",
         area="reliability",
-        title="Production AKS system pools run at least 2 nodes across zones",
+        title="AKS system pools run at least 2 nodes across zones in production-like environments",
         why="CoreDNS, metrics-server and the GPU software's controllers live on the system "
         "pool; one node or one zone is one failure away from a cluster that cannot schedule.",
         fix="Set the system pool's min_count (or count) to 2 or more and availability_zones "
@@ -153,7 +155,7 @@ def reliability_protect_stateful(resource: Resource, report: Report) -> None:
         ),
         mirrors=("Azure.AKS.MinNodeCount", "Azure.AKS.AvailabilityZone"),
         settings={
-            **ENVIRONMENT_SETTING,
+            **environment_scope(*PRODUCTION_LIKE),
             "minimumNodes": {"type": "integer", "minimum": 1, "default": 2},
             "minimumZones": {"type": "integer", "minimum": 1, "maximum": 3, "default": 2},
         },
@@ -162,7 +164,7 @@ def reliability_protect_stateful(resource: Resource, report: Report) -> None:
     AGENT_POOL,
 )
 def reliability_system_pool_zonal(resource: Resource, report: Report) -> None:
-    if resource.config["environment"] != "prod":
+    if not in_scope(resource.config):
         return
     pools = node_pools(resource)
     for index, pool in enumerate(pools):
@@ -189,7 +191,7 @@ def reliability_system_pool_zonal(resource: Resource, report: Report) -> None:
     Rule(
         id="gpustack-reliability-aks-standard-tier",
         area="reliability",
-        title="Production AKS clusters use the Standard (or Premium) tier",
+        title="AKS clusters use the Standard (or Premium) tier in production-like environments",
         why="The Free tier has no uptime SLA and a smaller API server; production clusters get "
         "the financially backed 99.95% SLA with availability zones.",
         fix="Set sku=ManagedClusterSKUArgs(name='Base', tier='Standard').",
@@ -197,12 +199,12 @@ def reliability_system_pool_zonal(resource: Resource, report: Report) -> None:
         level=MANDATORY,
         references=("https://learn.microsoft.com/azure/aks/free-standard-pricing-tiers",),
         mirrors=("Azure.AKS.UptimeSLA", "CKV_AZURE_170"),
-        settings=ENVIRONMENT_SETTING,
+        settings=environment_scope(*PRODUCTION_LIKE),
     ),
     CLUSTER,
 )
 def reliability_aks_standard_tier(cluster: Resource, report: Report) -> None:
-    if cluster.config["environment"] != "prod":
+    if not in_scope(cluster.config):
         return
     tier = cluster.get("sku", "tier")
     if not one_of(tier, "Standard", "Premium"):
@@ -222,7 +224,7 @@ def reliability_aks_standard_tier(cluster: Resource, report: Report) -> None:
         severity=Severity.MEDIUM,
         level=MANDATORY,
         references=("https://learn.microsoft.com/azure/azure-monitor/essentials/diagnostic-settings",),
-        mirrors=("Azure.KeyVault.Logs", "Azure.AKS.AuditLogs", "CKV_AZURE_4"),
+        mirrors=("Azure.KeyVault.Logs", "Azure.AKS.AuditLogs"),
     )
 )
 def reliability_diagnostic_settings(stack: Stack, report: StackReport) -> None:
@@ -256,7 +258,7 @@ def reliability_autoscaler_owns_count(pool: Resource, report: Report) -> None:
     Rule(
         id="gpustack-reliability-storage-zone-redundant",
         area="reliability",
-        title="Production storage is zone-redundant",
+        title="Storage is zone-redundant in production-like environments",
         why="LRS keeps all copies in one datacenter; a zone outage would take the training "
         "data and model registry with it.",
         fix="Use sku name Standard_ZRS, Standard_GZRS or Standard_RAGZRS (Premium_ZRS for "
@@ -264,17 +266,97 @@ def reliability_autoscaler_owns_count(pool: Resource, report: Report) -> None:
         severity=Severity.MEDIUM,
         level=ADVISORY,
         references=("https://learn.microsoft.com/azure/storage/common/storage-redundancy",),
-        settings=ENVIRONMENT_SETTING,
+        settings=environment_scope(*PRODUCTION_LIKE),
     ),
     STORAGE,
 )
 def reliability_storage_zone_redundant(account: Resource, report: Report) -> None:
-    if account.config["environment"] != "prod":
+    if not in_scope(account.config):
         return
     sku = account.get("sku", "name")
     if not isinstance(sku, str) or "zrs" not in sku.lower():
         report(f"sku.name is {sku!r}; use a zone-redundant SKU (ZRS, GZRS or RAGZRS)")
 
+
+
+FILE_SERVICE = "storage:FileServiceProperties"
+FILE_SHARE = "storage:FileShare"
+MAINTENANCE = "containerservice:MaintenanceConfiguration"
+
+
+@stack_rule(
+    Rule(
+        id="gpustack-storage-file-share-soft-delete",
+        area="reliability",
+        title="Storage accounts with file shares keep deleted shares for a while",
+        why="Shared datasets and home directories on Azure Files are deleted by a script as "
+        "easily as blobs; share soft delete turns that into a restore.",
+        fix="Declare storage.FileServiceProperties for the account with "
+        "share_delete_retention_policy enabled for at least minimumDays.",
+        severity=Severity.MEDIUM,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/storage/files/storage-files-prevent-file-share-deletion",),
+        mirrors=("Azure.Storage.FileShareSoftDelete",),
+        settings={
+            "minimumDays": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 365,
+                "default": 7,
+                "description": "Fewest days deleted file shares are kept.",
+            }
+        },
+    )
+)
+def storage_file_share_soft_delete(stack: Stack, report: StackReport) -> None:
+    minimum = stack.config["minimumDays"]
+    segments = _ARM_NAMES[STORAGE]
+    for account in stack.of(STORAGE):
+        shares = [s for s in stack.of(FILE_SHARE)
+                  if stack.refers_to(s, "accountName", account, *segments)]
+        services = [s for s in stack.of(FILE_SERVICE)
+                    if stack.refers_to(s, "accountName", account, *segments)]
+        if not shares and not services:
+            continue  # no Azure Files here
+        if not services:
+            report(f"{account.name} has file shares but no FileServiceProperties, so share soft "
+                   "delete is off", account.urn)
+        for service in services:
+            enabled = service.get("shareDeleteRetentionPolicy", "enabled")
+            days = number(service.get("shareDeleteRetentionPolicy", "days"))
+            if enabled is not True:
+                report(f"{service.name}: shareDeleteRetentionPolicy.enabled is {enabled!r}",
+                       service.urn)
+            elif days is not None and days < minimum:
+                report(f"{service.name}: shareDeleteRetentionPolicy.days is {days:g}, below "
+                       f"{minimum:g}", service.urn)
+
+
+@stack_rule(
+    Rule(
+        id="gpustack-aks-maintenance-window",
+        area="reliability",
+        title="AKS clusters that upgrade automatically have a maintenance window",
+        why="Without a window, auto-upgrades and node image rollouts drain GPU nodes whenever "
+        "AKS chooses, in the middle of training runs.",
+        fix="Declare a containerservice.MaintenanceConfiguration named "
+        "aksManagedAutoUpgradeSchedule (and aksManagedNodeOSUpgradeSchedule) for the cluster.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/planned-maintenance",),
+        mirrors=("Azure.AKS.MaintenanceWindow",),
+    )
+)
+def aks_maintenance_window(stack: Stack, report: StackReport) -> None:
+    configurations = stack.of(MAINTENANCE)
+    for cluster in stack.of(CLUSTER):
+        channel = cluster.known("autoUpgradeProfile", "upgradeChannel")
+        if channel is None or one_of(channel, "none"):
+            continue
+        if not any(stack.refers_to(c, "resourceName", cluster, *_ARM_NAMES[CLUSTER])
+                   for c in configurations):
+            report(f"{cluster.name} upgrades automatically ({channel}) but has no maintenance "
+                   "configuration", cluster.urn)
 
 POLICIES = [
     storage_blob_soft_delete,
@@ -285,5 +367,7 @@ POLICIES = [
     reliability_diagnostic_settings,
     reliability_autoscaler_owns_count,
     reliability_storage_zone_redundant,
+    storage_file_share_soft_delete,
+    aks_maintenance_window,
 ]
 

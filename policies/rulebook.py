@@ -46,6 +46,29 @@ ENVIRONMENT_SETTING: dict[str, dict[str, Any]] = {
     }
 }
 
+# Environments that are production-like: staging rehearses prod, so the rules that guard
+# production's resilience check both unless a policy config narrows them.
+PRODUCTION_LIKE = ("staging", "prod")
+
+
+def environment_scope(*default: str) -> dict[str, dict[str, Any]]:
+    """The `environment` setting plus `environments`, the environments the rule checks."""
+    return {
+        **ENVIRONMENT_SETTING,
+        "environments": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(ENVIRONMENTS)},
+            "default": list(default),
+            "description": "Environments this rule checks; in the others it passes.",
+        },
+    }
+
+
+def in_scope(config: Mapping[str, Any]) -> bool:
+    """True when the stack's environment is one the rule's `environments` setting names."""
+    return config["environment"] in config["environments"]
+
+
 # Rule areas, in the order the documentation lists them.
 AREAS = ("security", "reliability", "gpu", "cost", "tagging")
 
@@ -206,6 +229,15 @@ def has_infiniband(size: Any) -> bool:
     return known is not None and known.has_infiniband
 
 
+def known_size(size: Any) -> catalog.VmSize | None:
+    """The catalog entry for a size name, or None (not a string, or not in the catalog).
+
+    Rules that depend on a size's capabilities skip sizes the catalog does not know, rather
+    than demand a fix the size may not allow; `gpustack-vm-size-known` reports those sizes.
+    """
+    return size_facts(size) if isinstance(size, str) and size else None
+
+
 def gpu_count(size: Any) -> int | None:
     """GPUs per VM of a size; None for sizes the catalog does not know."""
     known = size_facts(size) if isinstance(size, str) and size else None
@@ -334,7 +366,11 @@ class Stack:
                 target.urn in urns for urns in between._dependencies.values()
             ):
                 return True
-        reference = lower(source.known(prop))
+        return self.id_refers_to(source.known(prop), target, *segments)
+
+    def id_refers_to(self, reference: Any, target: Resource, *segments: str) -> bool:
+        """True when an ARM id or name (a string input) names `target` (see `refers_to`)."""
+        reference = lower(reference)
         if not reference:
             return False
         for segment, name_input in zip(segments[::2], segments[1::2], strict=True):

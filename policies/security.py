@@ -6,7 +6,10 @@ privilege that Azure's secure baseline and this project's defaults rule out.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import json
 import re
 
 from pulumi_policy import Severity
@@ -14,23 +17,27 @@ from pulumi_policy import Severity
 from gpustack import facts
 from policies.rulebook import (
     ADVISORY,
-    ENVIRONMENT_SETTING,
     MANDATORY,
+    PRODUCTION_LIKE,
     Report,
     Resource,
     Rule,
     arm_leaf,
     dig,
+    environment_scope,
+    in_scope,
     items,
+    known_size,
     lower,
     names,
     nic_configurations,
     node_pools,
     number,
     one_of,
+    plain,
     policy_fact,
     resource_rule,
-    size_facts,
+    taints,
     vm_profile,
     vm_size,
 )
@@ -48,6 +55,18 @@ PUBLIC_IP = "network:PublicIPAddress"
 ROLE_ASSIGNMENT = "authorization:RoleAssignment"
 REGISTRY = "containerregistry:Registry"
 API_MANAGEMENT = "apimanagement:ApiManagementService"
+API = "apimanagement:Api"
+PRODUCT = "apimanagement:Product"
+BLOB_CONTAINER = "storage:BlobContainer"
+LOCAL_USER = "storage:LocalUser"
+SECRET = "keyvault:Secret"
+KEY = "keyvault:Key"
+DISK = "compute:Disk"
+VM_EXTENSION = "compute:VirtualMachineExtension"
+ROLE_DEFINITION = "authorization:RoleDefinition"
+# AKS's OS disk size when a pool leaves os_disk_size_gb unset (for most sizes).
+# Source: https://learn.microsoft.com/azure/aks/concepts-storage#ephemeral-os-disk
+AKS_DEFAULT_OS_DISK_GB = 128
 
 FIREWALL_SETTING = {
     "allowFirewalledPublicAccess": {
@@ -292,7 +311,7 @@ def keyvault_purge_protection(vault: Resource, report: Report) -> None:
         severity=Severity.MEDIUM,
         level=MANDATORY,
         references=("https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview",),
-        mirrors=("Azure.KeyVault.SoftDelete", "CKV_AZURE_42"),
+        mirrors=("Azure.KeyVault.SoftDelete", "CKV_AZURE_42", "CKV_AZURE_111"),
         settings={
             "minimumRetentionDays": {
                 "type": "integer",
@@ -328,7 +347,7 @@ def keyvault_soft_delete_retention(vault: Resource, report: Report) -> None:
         severity=Severity.HIGH,
         level=MANDATORY,
         references=("https://learn.microsoft.com/azure/key-vault/general/network-security",),
-        mirrors=("Azure.KeyVault.Firewall", "CKV_AZURE_189"),
+        mirrors=("Azure.KeyVault.Firewall", "CKV_AZURE_189", "CKV_AZURE_109"),
         settings=FIREWALL_SETTING,
     ),
     VAULT,
@@ -660,7 +679,7 @@ def aks_no_node_public_ip(resource: Resource, report: Report) -> None:
             "https://learn.microsoft.com/azure/bastion/bastion-overview",
             "https://learn.microsoft.com/azure/virtual-network/ip-services/default-outbound-access",
         ),
-        mirrors=("Azure.VM.PublicIPAttached", "CKV_AZURE_119"),
+        mirrors=("Azure.VM.PublicIPAttached", "CKV_AZURE_119", "CKV2_AZURE_39"),
     ),
     VM,
     SCALE_SET,
@@ -690,7 +709,14 @@ def vm_no_public_ip(resource: Resource, report: Report) -> None:
         severity=Severity.HIGH,
         level=MANDATORY,
         references=("https://learn.microsoft.com/azure/virtual-machines/linux/create-ssh-keys-detailed",),
-        mirrors=("Azure.VM.PublicKey", "Azure.VMSS.PublicKey", "CKV_AZURE_1", "CKV_AZURE_49"),
+        mirrors=(
+            "Azure.VM.PublicKey",
+            "Azure.VMSS.PublicKey",
+            "CKV_AZURE_1",
+            "CKV_AZURE_49",
+            "CKV_AZURE_149",
+            "CKV_AZURE_178",
+        ),
     ),
     VM,
     SCALE_SET,
@@ -714,7 +740,7 @@ def vm_ssh_keys_only(resource: Resource, report: Report) -> None:
     Rule(
         id="gpustack-vm-encryption-at-host",
         area="security",
-        title="VMs and scale sets encrypt at host",
+        title="VMs and scale sets encrypt at host where the size supports it",
         why="Encryption at host covers temp disks and disk caches, which platform-managed disk "
         "encryption leaves in clear; GPU nodes cache models and checkpoints there.",
         fix="Set security_profile.encryption_at_host=True (register the EncryptionAtHost "
@@ -722,16 +748,15 @@ def vm_ssh_keys_only(resource: Resource, report: Report) -> None:
         severity=Severity.MEDIUM,
         level=MANDATORY,
         references=("https://learn.microsoft.com/azure/virtual-machines/disk-encryption#encryption-at-host---end-to-end-encryption-for-your-vm-data",),
-        mirrors=("CKV_AZURE_97",),
+        mirrors=("CKV_AZURE_97", "CKV_AZURE_151"),
     ),
     VM,
     SCALE_SET,
 )
 def vm_encryption_at_host(resource: Resource, report: Report) -> None:
-    size = vm_size(resource)
-    known = size_facts(size) if size else None
-    if known is not None and not known.encryption_at_host:
-        return  # the size cannot encrypt at host
+    known = known_size(vm_size(resource))
+    if known is None or not known.encryption_at_host:
+        return  # unknown size (gpustack-vm-size-known says so) or one that cannot encrypt at host
     enabled = vm_profile(resource, "securityProfile", "encryptionAtHost")
     if enabled is not True:
         report(f"securityProfile.encryptionAtHost is {enabled!r}; set it to True")
@@ -807,7 +832,7 @@ def _open_management_ports(rule: object) -> list[int]:
             "https://learn.microsoft.com/azure/defender-for-cloud/just-in-time-access-overview",
             "https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview",
         ),
-        mirrors=("Azure.NSG.AnyInboundSource", "CKV_AZURE_9", "CKV_AZURE_10"),
+        mirrors=("CKV_AZURE_9", "CKV_AZURE_10"),
     ),
     NSG,
     SECURITY_RULE,
@@ -835,7 +860,7 @@ def nsg_no_internet_management_ports(resource: Resource, report: Report) -> None
         references=(
             "https://learn.microsoft.com/azure/virtual-network/ip-services/public-ip-basic-upgrade-guidance",
         ),
-        mirrors=("Azure.PublicIP.StandardSKU",),
+        mirrors=("Azure.PublicIP.StandardSKU", "Azure.PublicIP.MigrateStandard"),
     ),
     PUBLIC_IP,
 )
@@ -901,14 +926,15 @@ def acr_anonymous_pull_disabled(registry: Resource, report: Report) -> None:
         title="Container registries disable public network access",
         why="Images and the models in them should be pulled only through a private endpoint; "
         "a public registry endpoint is reachable by every stolen token from anywhere.",
-        fix="Set public_network_access='Disabled' (Premium SKU) and add a private endpoint with "
-        "the privatelink.azurecr.io zone.",
+        fix="Use the Premium SKU (Basic and Standard registries cannot disable public access "
+        "or take private endpoints), set public_network_access='Disabled' and add a private "
+        "endpoint with the privatelink.azurecr.io zone.",
         severity=Severity.HIGH,
         level=MANDATORY,
         references=(
             "https://learn.microsoft.com/azure/container-registry/container-registry-private-link",
         ),
-        mirrors=("CKV_AZURE_139",),
+        mirrors=("CKV_AZURE_139", "Azure.ACR.Firewall"),
     ),
     REGISTRY,
 )
@@ -916,14 +942,19 @@ def acr_public_network_access(registry: Resource, report: Report) -> None:
     access = registry.get("publicNetworkAccess")
     if not one_of(access, "Disabled"):
         shown = "not set (Azure's default is Enabled)" if access is None else repr(access)
-        report(f"publicNetworkAccess is {shown}; set public_network_access='Disabled'")
+        sku = registry.get("sku", "name")
+        if isinstance(sku, str) and not one_of(sku, "Premium"):
+            report(f"publicNetworkAccess is {shown} and the {sku} SKU cannot disable it; use the "
+                   "Premium SKU with public_network_access='Disabled' and a private endpoint")
+        else:
+            report(f"publicNetworkAccess is {shown}; set public_network_access='Disabled'")
 
 
 @resource_rule(
     Rule(
         id="gpustack-apim-internal-vnet",
         area="security",
-        title="Production API Management runs in internal VNet mode",
+        title="API Management runs in internal VNet mode in production-like environments",
         why="The inference gateway fronts private model endpoints; in internal mode its gateway "
         "and portals have only private addresses, reachable from the VNet and peered networks.",
         fix="Set virtual_network_type='Internal' with virtual_network_configuration on a "
@@ -933,17 +964,17 @@ def acr_public_network_access(registry: Resource, report: Report) -> None:
         references=(
             "https://learn.microsoft.com/azure/api-management/api-management-using-with-internal-vnet",
         ),
-        settings=ENVIRONMENT_SETTING,
+        settings=environment_scope(*PRODUCTION_LIKE),
     ),
     API_MANAGEMENT,
 )
 def apim_internal_vnet(service: Resource, report: Report) -> None:
-    if service.config["environment"] != "prod":
+    if not in_scope(service.config):
         return
     mode = service.get("virtualNetworkType")
     if not one_of(mode, "Internal"):
         shown = "not set (None: public)" if mode is None else repr(mode)
-        report(f"virtualNetworkType is {shown}; use 'Internal' in prod")
+        report(f"virtualNetworkType is {shown}; use 'Internal' in {service.config['environment']}")
     elif service.get("virtualNetworkConfiguration", "subnetResourceId") is None:
         report("virtualNetworkType is 'Internal' but virtualNetworkConfiguration names no subnet")
 
@@ -993,6 +1024,773 @@ def rbac_no_privileged_workload_roles(assignment: Resource, report: Report) -> N
                "narrower role on the resource itself")
 
 
+
+# --- storage: containers and local users ----------------------------------------------------
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-storage-container-private",
+        area="security",
+        title="Blob containers are private",
+        why="A container with Blob or Container access serves its blobs to anyone with the URL, "
+        "whatever the account's network rules say once public access is on.",
+        fix="Leave public_access unset or set it to 'None' on every BlobContainer.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=(
+            "https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-configure",
+        ),
+        mirrors=("Azure.Storage.BlobAccessType", "CKV_AZURE_34"),
+    ),
+    BLOB_CONTAINER,
+)
+def storage_container_private(container: Resource, report: Report) -> None:
+    access = container.get("publicAccess")
+    if access is not None and not one_of(access, "None"):
+        report(f"publicAccess is {access!r}; set public_access='None'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-storage-local-users-disabled",
+        area="security",
+        title="Storage accounts disable local users",
+        why="Local users sign in to SFTP and SMB with passwords or SSH keys that Entra ID does "
+        "not know: no conditional access, no per-identity audit, no expiry.",
+        fix="Set is_local_user_enabled=False and declare no storage.LocalUser; reach the data "
+        "with managed identities.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/storage/blobs/secure-file-transfer-protocol-support-how-to",),
+        mirrors=("CKV_AZURE_244",),
+    ),
+    STORAGE,
+    LOCAL_USER,
+)
+def storage_local_users_disabled(resource: Resource, report: Report) -> None:
+    if resource.is_a(LOCAL_USER):
+        user = resource.get("username") or resource.name
+        report(f"local user {user!r} signs in outside Entra ID")
+        return
+    enabled = resource.get("isLocalUserEnabled")
+    if enabled is not False:
+        shown = "not set" if enabled is None else repr(enabled)
+        report(f"isLocalUserEnabled is {shown}; set is_local_user_enabled=False")
+
+
+# --- Key Vault keys and secrets ------------------------------------------------------------
+
+
+def _expires(resource: Resource) -> bool:
+    if resource.get("properties", "attributes", "expires") is not None:
+        return True
+    # A rotation policy's expiryTime gives every new key version an expiry date.
+    return resource.get("properties", "rotationPolicy", "attributes", "expiryTime") is not None
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-keyvault-expiry",
+        area="security",
+        title="Key Vault keys and secrets expire",
+        why="A credential without an expiry date is valid forever once leaked; an expiry forces "
+        "rotation and shows up in Key Vault's near-expiry events.",
+        fix="Set properties.attributes.expires (Unix seconds); for keys, a rotation_policy with "
+        "attributes.expiry_time (e.g. 'P1Y') gives every version an expiry.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/key-vault/keys/how-to-configure-key-rotation",),
+        mirrors=("CKV_AZURE_40", "CKV_AZURE_41"),
+    ),
+    SECRET,
+    KEY,
+)
+def keyvault_expiry(resource: Resource, report: Report) -> None:
+    if not _expires(resource):
+        kind = "key" if resource.is_a(KEY) else "secret"
+        report(f"the {kind} has no expiry (properties.attributes.expires)")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-keyvault-key-rotation",
+        area="security",
+        title="Key Vault keys rotate automatically",
+        why="Keys that encrypt stored data should roll on a schedule without a person "
+        "remembering; Key Vault rotates them from a rotation policy.",
+        fix="Set properties.rotation_policy with a lifetime action of type 'rotate' "
+        "(time_after_create or time_before_expiry) and attributes.expiry_time.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/key-vault/keys/how-to-configure-key-rotation",),
+        mirrors=("Azure.KeyVault.AutoRotationPolicy",),
+    ),
+    KEY,
+)
+def keyvault_key_rotation(key: Resource, report: Report) -> None:
+    actions = items(key.get("properties", "rotationPolicy", "lifetimeActions"))
+    if not any(one_of(dig(action, "action", "type"), "rotate") for action in actions):
+        report("properties.rotationPolicy has no 'rotate' lifetime action")
+
+
+# --- AKS: node pools, add-ons and profiles --------------------------------------------------
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-encryption-at-host",
+        area="security",
+        title="AKS node pools encrypt at host where the size supports it",
+        why="Node temp disks and OS disk caches hold container layers, model weights and "
+        "secrets mounted from Key Vault; encryption at host covers them, platform-managed disk "
+        "encryption does not.",
+        fix="Set enable_encryption_at_host=True on every pool (register the EncryptionAtHost "
+        "feature on the subscription once).",
+        severity=Severity.MEDIUM,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/aks/enable-host-encryption",),
+        mirrors=("CKV_AZURE_227",),
+    ),
+    CLUSTER,
+    AGENT_POOL,
+)
+def aks_encryption_at_host(resource: Resource, report: Report) -> None:
+    for pool in node_pools(resource):
+        known = known_size(pool.size)
+        if known is None or not known.encryption_at_host:
+            continue  # unknown size (gpustack-vm-size-known) or one that cannot encrypt at host
+        if pool.get("enableEncryptionAtHost") is not True:
+            report(f"{pool.label} ({known.name}) does not set enableEncryptionAtHost")
+
+
+def _addon(cluster: Resource, wanted: str) -> object | None:
+    """An add-on profile by name (ARM compares add-on names case-insensitively)."""
+    addons = cluster.get("addonProfiles") or {}
+    for name in addons:
+        if lower(name) == wanted.lower():
+            return dig(addons, name)
+    return None
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-defender-profile",
+        area="security",
+        title="AKS clusters run the Microsoft Defender sensor",
+        why="The Defender profile collects the runtime events (process, network, Kubernetes "
+        "audit) that detect crypto-miners on GPU nodes and container escapes.",
+        fix="Set security_profile.defender with security_monitoring.enabled=True and the Log "
+        "Analytics workspace id (Defender for Containers enabled on the subscription).",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/defender-for-cloud/defender-for-containers-enable",),
+        mirrors=("Azure.AKS.DefenderProfile",),
+    ),
+    CLUSTER,
+)
+def aks_defender_profile(cluster: Resource, report: Report) -> None:
+    defender = cluster.get("securityProfile", "defender")
+    if dig(defender, "securityMonitoring", "enabled") is not True:
+        report("securityProfile.defender.securityMonitoring.enabled is not True")
+    elif dig(defender, "logAnalyticsWorkspaceResourceId") is None:
+        report("securityProfile.defender names no logAnalyticsWorkspaceResourceId")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-container-insights",
+        area="security",
+        title="AKS clusters send container logs to Azure Monitor (Container insights)",
+        why="Without container logs and inventory there is no record of what ran on a GPU node "
+        "when a job fails, or when a workload misbehaves.",
+        fix="Enable the omsagent add-on with the Log Analytics workspace id (and a Container "
+        "insights data collection rule).",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/azure-monitor/containers/kubernetes-monitoring-enable",),
+        mirrors=("Azure.AKS.ContainerInsights", "CKV_AZURE_4"),
+    ),
+    CLUSTER,
+)
+def aks_container_insights(cluster: Resource, report: Report) -> None:
+    if dig(_addon(cluster, "omsagent"), "enabled") is not True:
+        report("addonProfiles.omsagent is not enabled")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-secret-store-rotation",
+        area="security",
+        title="The Key Vault secrets store CSI driver rotates mounted secrets",
+        why="Without rotation a pod keeps the secret version it mounted at start: a rotated or "
+        "revoked credential stays live on the node until the pod restarts.",
+        fix="Set addonProfiles.azureKeyvaultSecretsProvider.config.enableSecretRotation='true'.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/csi-secrets-store-configuration-options",),
+        mirrors=("Azure.AKS.SecretStoreRotation", "CKV_AZURE_172"),
+    ),
+    CLUSTER,
+)
+def aks_secret_store_rotation(cluster: Resource, report: Report) -> None:
+    addon = _addon(cluster, "azureKeyvaultSecretsProvider")
+    if dig(addon, "enabled") is not True:
+        return  # the driver is off: nothing is mounted to rotate
+    if lower(dig(addon, "config", "enableSecretRotation")) != "true":
+        report("azureKeyvaultSecretsProvider is enabled without enableSecretRotation 'true'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-no-insecure-addons",
+        area="security",
+        title="AKS clusters run neither HTTP application routing nor the Kubernetes dashboard",
+        why="HTTP application routing publishes services on a public DNS zone without TLS and "
+        "is retired; the dashboard add-on exposes a privileged UI.",
+        fix="Remove the httpApplicationRouting and kubeDashboard add-ons; use the application "
+        "routing add-on (ingress_profile.web_app_routing) with an internal controller.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/aks/app-routing-migration",),
+        mirrors=("Azure.AKS.HttpAppRouting", "CKV_AZURE_246", "CKV_AZURE_8"),
+    ),
+    CLUSTER,
+)
+def aks_no_insecure_addons(cluster: Resource, report: Report) -> None:
+    for addon in ("httpApplicationRouting", "kubeDashboard"):
+        if dig(_addon(cluster, addon), "enabled") is True:
+            report(f"addonProfiles.{addon} is enabled")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-azure-cni",
+        area="security",
+        title="AKS clusters use Azure CNI, not kubenet",
+        why="Kubenet is retired (support ends March 2028), needs route tables and does not "
+        "support the Azure network policy manager or Cilium.",
+        fix="Set network_profile.network_plugin='azure' (with network_plugin_mode='overlay' to "
+        "keep pod IPs out of the VNet).",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/upgrade-azure-cni",),
+        mirrors=("Azure.AKS.AzureCNI", "CKV2_AZURE_29"),
+    ),
+    CLUSTER,
+)
+def aks_azure_cni(cluster: Resource, report: Report) -> None:
+    plugin = cluster.get("networkProfile", "networkPlugin")
+    if one_of(plugin, "kubenet"):
+        report("networkProfile.networkPlugin is 'kubenet'; use 'azure'")
+    elif plugin is None:
+        report("networkProfile.networkPlugin is not set (older API versions default to "
+               "kubenet); set network_plugin='azure'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-system-pool-critical-only",
+        area="security",
+        title="AKS system pools run only critical add-ons",
+        why="Application pods on the system pool compete with CoreDNS, konnectivity and the GPU "
+        "software's controllers, and a noisy or hostile pod there takes the cluster down.",
+        fix="Add node_taints=['CriticalAddonsOnly=true:NoSchedule'] to system pools.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/use-system-pools",),
+        mirrors=("CKV_AZURE_232",),
+    ),
+    CLUSTER,
+    AGENT_POOL,
+)
+def aks_system_pool_critical_only(resource: Resource, report: Report) -> None:
+    for index, pool in enumerate(node_pools(resource)):
+        system = pool.is_system or (pool.inline and index == 0 and pool.get("mode") is None)
+        if not system:
+            continue
+        if not any(t.startswith("CriticalAddonsOnly=true:") for t in taints(pool)):
+            report(f"system {pool.label} lacks the CriticalAddonsOnly=true:NoSchedule taint")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-max-pods",
+        area="security",
+        title="AKS nodes allow enough pods",
+        why="GPU nodes run the GPU Operator, DCGM exporter, CSI drivers and agents as "
+        "DaemonSets; with Azure CNI's default of 30 pods a node fills up before its GPUs do.",
+        fix="Set max_pods to at least the minimum (50) on every pool.",
+        severity=Severity.LOW,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/azure-cni-overview",),
+        mirrors=("Azure.AKS.NodeMinPods", "CKV_AZURE_168"),
+        settings={
+            "minimumMaxPods": {
+                "type": "integer",
+                "minimum": 10,
+                "maximum": 250,
+                "default": policy_fact("aks_max_pods")["minimum"],
+                "description": "Fewest pods per node a pool may allow.",
+            }
+        },
+    ),
+    CLUSTER,
+    AGENT_POOL,
+)
+def aks_max_pods(resource: Resource, report: Report) -> None:
+    minimum = resource.config["minimumMaxPods"]
+    # An inline pool's default comes from the cluster's plugin: 30 on Azure CNI with node
+    # subnet IPs; overlay and kubenet default higher. A separate pool's cluster is not known.
+    cni_default = (
+        resource.is_a(CLUSTER)
+        and one_of(resource.get("networkProfile", "networkPlugin"), "azure")
+        and not one_of(resource.get("networkProfile", "networkPluginMode"), "overlay")
+    )
+    for pool in node_pools(resource):
+        max_pods = number(pool.get("maxPods"))
+        if max_pods is None and cni_default:
+            max_pods = float(policy_fact("aks_max_pods")["azure_cni_default"])
+        if max_pods is not None and max_pods < minimum:
+            report(f"{pool.label} allows {max_pods:g} pods per node; allow at least {minimum:g}")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-ephemeral-os-disk",
+        area="security",
+        title="AKS node pools use ephemeral OS disks where the size can hold them",
+        why="Ephemeral OS disks live on the node's local disk: lower latency, faster scaling "
+        "and reimaging, no disk cost, and no OS disk state that outlives the node.",
+        fix="Set os_disk_type='Ephemeral' with an os_disk_size_gb that fits the size's cache or "
+        "temp disk (see max_ephemeral_os_disk_gib in the catalog).",
+        severity=Severity.LOW,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/concepts-storage#ephemeral-os-disk",),
+        mirrors=("Azure.AKS.EphemeralOSDisk", "CKV_AZURE_226"),
+    ),
+    CLUSTER,
+    AGENT_POOL,
+)
+def aks_ephemeral_os_disk(resource: Resource, report: Report) -> None:
+    for pool in node_pools(resource):
+        known = known_size(pool.size)
+        if known is None:
+            continue  # gpustack-vm-size-known reports the size
+        disk = number(pool.get("osDiskSizeGB")) or float(AKS_DEFAULT_OS_DISK_GB)
+        if known.max_ephemeral_os_disk_gib < disk:
+            continue  # the size's local disk cannot hold this OS disk
+        # Left unset, AKS picks Ephemeral itself when the disk fits.
+        if one_of(pool.get("osDiskType"), "Managed"):
+            report(f"{pool.label} uses a managed OS disk although {known.name} can hold a "
+                   f"{disk:g} GB ephemeral one; set os_disk_type='Ephemeral'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-scale-set-pools",
+        area="security",
+        title="AKS node pools are virtual machine scale sets",
+        why="Availability-set pools cannot autoscale, use zones or run more than one pool.",
+        fix="Leave type unset or set type='VirtualMachineScaleSets'.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/create-node-pools",),
+        mirrors=("Azure.AKS.PoolScaleSet", "CKV_AZURE_169"),
+    ),
+    CLUSTER,
+    AGENT_POOL,
+)
+def aks_scale_set_pools(resource: Resource, report: Report) -> None:
+    for pool in node_pools(resource):
+        if one_of(pool.get("type"), "AvailabilitySet"):
+            report(f"{pool.label} is an AvailabilitySet pool; use VirtualMachineScaleSets")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-aks-standard-load-balancer",
+        area="security",
+        title="AKS clusters use the Standard load balancer",
+        why="The Basic load balancer was retired on 30 September 2025: no zones, no SLA, and "
+        "open by default.",
+        fix="Leave network_profile.load_balancer_sku unset or set it to 'standard'.",
+        severity=Severity.MEDIUM,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/aks/load-balancer-standard",),
+        mirrors=("Azure.AKS.StandardLB",),
+    ),
+    CLUSTER,
+)
+def aks_standard_load_balancer(cluster: Resource, report: Report) -> None:
+    sku = cluster.get("networkProfile", "loadBalancerSku")
+    if one_of(sku, "basic"):
+        report("networkProfile.loadBalancerSku is 'basic'; use 'standard'")
+
+
+# --- container registries: Premium hardening ------------------------------------------------
+
+
+def _premium(registry: Resource) -> bool:
+    return one_of(registry.get("sku", "name"), "Premium")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-acr-export-disabled",
+        area="security",
+        title="Premium container registries disable artifact export",
+        why="Export copies images (and the model weights in them) to any registry the caller "
+        "can write to, around the private endpoint; disabling it closes that exfiltration path.",
+        fix="Set policies.export_policy.status='disabled' (Premium, with public network access "
+        "disabled). Basic and Standard registries cannot disable export.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/container-registry/data-loss-prevention",),
+        mirrors=("Azure.ACR.ExportPolicy",),
+    ),
+    REGISTRY,
+)
+def acr_export_disabled(registry: Resource, report: Report) -> None:
+    if not _premium(registry):
+        return  # only Premium registries can turn export off
+    status = registry.get("policies", "exportPolicy", "status")
+    if not one_of(status, "disabled"):
+        shown = "not set (enabled)" if status is None else repr(status)
+        report(f"policies.exportPolicy.status is {shown}; set it to 'disabled'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-acr-premium-resilience",
+        area="security",
+        title="Premium container registries are zone-redundant and purge untagged manifests",
+        why="A zonal registry is one zone outage away from nodes that cannot pull images; "
+        "untagged manifests pile up with every build and hold old, vulnerable layers.",
+        fix="Set zone_redundancy='Enabled' and policies.retention_policy.status='enabled' "
+        "(Premium only; Basic and Standard offer neither).",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=(
+            "https://learn.microsoft.com/azure/container-registry/zone-redundancy",
+            "https://learn.microsoft.com/azure/container-registry/container-registry-retention-policy",
+        ),
+        mirrors=("Azure.ACR.Retention", "CKV_AZURE_167", "CKV_AZURE_233"),
+    ),
+    REGISTRY,
+)
+def acr_premium_resilience(registry: Resource, report: Report) -> None:
+    if not _premium(registry):
+        return
+    if not one_of(registry.get("zoneRedundancy"), "Enabled"):
+        report("zoneRedundancy is not 'Enabled'")
+    if not one_of(registry.get("policies", "retentionPolicy", "status"), "enabled"):
+        report("policies.retentionPolicy.status is not 'enabled'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-acr-quarantine",
+        area="security",
+        title="Premium container registries quarantine pushed images until scanned",
+        why="With quarantine, a pushed image cannot be pulled until a scanner marks it verified, "
+        "so an unscanned or poisoned image never reaches a GPU node.",
+        fix="Set policies.quarantine_policy.status='enabled' (Premium) and run a scanner that "
+        "marks images verified; without one, every new image stays unpullable.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/container-registry/container-registry-faq",),
+        mirrors=("Azure.ACR.Quarantine", "CKV_AZURE_166"),
+    ),
+    REGISTRY,
+)
+def acr_quarantine(registry: Resource, report: Report) -> None:
+    if not _premium(registry):
+        return
+    if not one_of(registry.get("policies", "quarantinePolicy", "status"), "enabled"):
+        report("policies.quarantinePolicy.status is not 'enabled'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-acr-min-sku",
+        area="security",
+        title="Container registries use the Standard or Premium SKU",
+        why="Basic registries have the lowest throughput and storage: pulling multi-GB inference "
+        "images onto many GPU nodes at once gets throttled.",
+        fix="Set sku.name='Standard' or 'Premium' (Premium for private endpoints).",
+        severity=Severity.LOW,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/container-registry/container-registry-skus",),
+        mirrors=("Azure.ACR.MinSku",),
+    ),
+    REGISTRY,
+)
+def acr_min_sku(registry: Resource, report: Report) -> None:
+    if one_of(registry.get("sku", "name"), "Basic"):
+        report("sku.name is 'Basic'; use 'Standard' or 'Premium'")
+
+
+# --- VMs and scale sets: disks, agent, secrets -----------------------------------------------
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-vm-managed-disks",
+        area="security",
+        title="VMs and scale sets use managed disks",
+        why="Unmanaged disks are page blobs in a storage account the team must secure itself; "
+        "they were retired on 30 September 2025 and get no encryption at host.",
+        fix="Remove vhd / vhd_containers from the storage profile and use managed_disk.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/virtual-machines/unmanaged-disks-deprecation",),
+        mirrors=("Azure.VM.UseManagedDisks", "CKV_AZURE_92", "CKV2_AZURE_9"),
+    ),
+    VM,
+    SCALE_SET,
+)
+def vm_managed_disks(resource: Resource, report: Report) -> None:
+    storage = vm_profile(resource, "storageProfile")
+    if dig(storage, "osDisk", "vhd") is not None or items(dig(storage, "osDisk", "vhdContainers")):
+        report("storageProfile.osDisk is an unmanaged VHD; use a managed disk")
+    for disk in items(dig(storage, "dataDisks")):
+        if dig(disk, "vhd") is not None:
+            report(f"data disk {dig(disk, 'lun')!r} is an unmanaged VHD; use a managed disk")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-vm-agent",
+        area="security",
+        title="VMs and scale sets provision the VM agent",
+        why="Without the agent no extension runs: no GPU driver extension, no Azure Monitor "
+        "agent, no password reset or patching.",
+        fix="Leave provision_vm_agent unset (true) in linux_configuration / "
+        "windows_configuration.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/virtual-machines/extensions/agent-linux",),
+        mirrors=("Azure.VM.Agent", "CKV_AZURE_179"),
+    ),
+    VM,
+    SCALE_SET,
+)
+def vm_agent(resource: Resource, report: Report) -> None:
+    for config in ("linuxConfiguration", "windowsConfiguration"):
+        if vm_profile(resource, "osProfile", config, "provisionVMAgent") is False:
+            report(f"osProfile.{config}.provisionVMAgent is False")
+
+
+def _credential_hits(text: str) -> list[str]:
+    """The credential patterns `text` matches (their first characters, never the secret)."""
+    hits = []
+    for pattern in policy_fact("plaintext_credentials")["patterns"]:
+        match = re.search(pattern, text)
+        if match:
+            hits.append(repr(match.group(0)[:12] + "..."))
+    return hits
+
+
+def _decoded(value: object) -> str | None:
+    """Custom and user data are base64; fall back to the raw text when they are not."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        return value
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-vm-no-plaintext-secrets",
+        area="security",
+        title="VM custom data, user data and extension settings carry no credentials",
+        why="Custom data, user data and an extension's public settings are stored in clear and "
+        "returned to anyone with read access on the VM; protectedSettings are encrypted.",
+        fix="Move secrets to an extension's protected_settings, Key Vault (read with the VM's "
+        "managed identity) or workload identity; never template them into cloud-init.",
+        severity=Severity.CRITICAL,
+        level=MANDATORY,
+        references=(
+            "https://learn.microsoft.com/azure/virtual-machines/custom-data",
+            "https://learn.microsoft.com/azure/virtual-machines/extensions/custom-script-linux",
+        ),
+        mirrors=("CKV_AZURE_45", "Azure.VM.ScriptExtensions", "Azure.VMSS.ScriptExtensions"),
+    ),
+    VM,
+    SCALE_SET,
+    VM_EXTENSION,
+)
+def vm_no_plaintext_secrets(resource: Resource, report: Report) -> None:
+    texts: list[tuple[str, str | None]] = []
+    if resource.is_a(VM_EXTENSION):
+        texts.append(("settings", json.dumps(plain(resource.get("settings")), default=str)))
+    else:
+        texts.append(("osProfile.customData", _decoded(vm_profile(resource, "osProfile",
+                                                                  "customData"))))
+        texts.append(("userData", _decoded(vm_profile(resource, "userData"))))
+        for extension in items(vm_profile(resource, "extensionProfile", "extensions")):
+            where = f"extension {dig(extension, 'name')!r} settings"
+            texts.append((where, json.dumps(plain(dig(extension, "settings")), default=str)))
+    for where, text in texts:
+        hits = _credential_hits(text) if text else []
+        if hits:
+            report(f"{where} contains what looks like a credential ({names(hits)})")
+
+
+# --- managed disks and role definitions -------------------------------------------------------
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-disk-no-public-access",
+        area="security",
+        title="Managed disks cannot be exported or imported over the Internet",
+        why="With network access AllowAll, anyone holding a SAS for the disk can download it "
+        "(an OS disk with credentials, a data disk with datasets) from anywhere.",
+        fix="Set public_network_access='Disabled' and network_access_policy='DenyAll' (or "
+        "'AllowPrivate' with a disk access resource).",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/virtual-machines/disks-enable-private-links-for-import-export-portal",),
+        mirrors=("CKV_AZURE_251",),
+    ),
+    DISK,
+)
+def disk_no_public_access(disk: Resource, report: Report) -> None:
+    access = disk.get("publicNetworkAccess")
+    policy = disk.get("networkAccessPolicy")
+    if one_of(access, "Disabled") or one_of(policy, "DenyAll", "AllowPrivate"):
+        return
+    shown = "not set (AllowAll)" if policy is None else repr(policy)
+    report(f"publicNetworkAccess is {access!r} and networkAccessPolicy is {shown}; set "
+           "network_access_policy='DenyAll'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-rbac-no-wildcard-custom-roles",
+        area="security",
+        title="Custom role definitions grant no wildcard actions",
+        why="A custom role with '*' actions is an Owner in disguise: it grants every current "
+        "and future operation, including role assignments, wherever it is assignable.",
+        fix="List the exact actions the role needs (e.g. Microsoft.Compute/virtualMachines/"
+        "read); use a built-in role where one fits.",
+        severity=Severity.CRITICAL,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/role-based-access-control/custom-roles",),
+        mirrors=("CKV_AZURE_39",),
+    ),
+    ROLE_DEFINITION,
+)
+def rbac_no_wildcard_custom_roles(definition: Resource, report: Report) -> None:
+    for permission in items(definition.get("permissions")):
+        for field in ("actions", "dataActions"):
+            wild = [a for a in items(dig(permission, field)) if isinstance(a, str) and a == "*"]
+            if wild:
+                report(f"permissions {field} include '*'; list the actions the role needs")
+
+
+# --- API Management ---------------------------------------------------------------------------
+
+_APIM_WEAK = (
+    "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Tls10",
+    "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Tls11",
+    "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Ssl30",
+    "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Backend.Protocols.Tls10",
+    "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Backend.Protocols.Tls11",
+    "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Backend.Protocols.Ssl30",
+    "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Ciphers.TripleDes168",
+)
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-apim-tls",
+        area="security",
+        title="API Management accepts TLS 1.2 or later and no weak ciphers",
+        why="Prompts and completions cross the gateway; SSL 3.0, TLS 1.0/1.1 and 3DES are "
+        "broken, and services created before April 2018 still enable them.",
+        fix="Set the Tls10, Tls11 and Ssl30 protocol and the TripleDes168 cipher "
+        "custom_properties (client and backend) to 'false'.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/api-management/api-management-howto-manage-protocols-ciphers",),
+        mirrors=("Azure.APIM.Protocols", "Azure.APIM.Ciphers", "CKV_AZURE_173"),
+    ),
+    API_MANAGEMENT,
+)
+def apim_tls(service: Resource, report: Report) -> None:
+    properties = service.get("customProperties") or {}
+    weak = [key.rsplit(".", 2)[-2] + "." + key.rsplit(".", 1)[-1] for key in _APIM_WEAK
+            if lower(dig(properties, key)) == "true"]
+    if weak:
+        report(f"customProperties enable {names(weak)}; set them to 'false'")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-apim-managed-identity",
+        area="security",
+        title="API Management has a managed identity",
+        why="The gateway reads named values and certificates from Key Vault and calls backends "
+        "as a managed identity instead of stored keys.",
+        fix="Set identity with type 'SystemAssigned' or 'UserAssigned'.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/api-management/api-management-howto-use-managed-service-identity",),
+        mirrors=("Azure.APIM.ManagedIdentity",),
+    ),
+    API_MANAGEMENT,
+)
+def apim_managed_identity(service: Resource, report: Report) -> None:
+    identity_type = service.get("identity", "type")
+    if identity_type is None or one_of(identity_type, "None"):
+        report(f"identity.type is {identity_type!r}; give the service a managed identity")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-apim-https-only",
+        area="security",
+        title="API Management APIs accept HTTPS only",
+        why="An API that accepts HTTP sends prompts, completions and subscription keys in "
+        "clear text.",
+        fix="Set protocols=['https'] on every apimanagement.Api.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/api-management/api-management-howto-manage-protocols-ciphers",),
+        mirrors=("Azure.APIM.HTTPEndpoint",),
+    ),
+    API,
+)
+def apim_https_only(api: Resource, report: Report) -> None:
+    protocols = [p for p in items(api.get("protocols")) if isinstance(p, str)]
+    if any(one_of(p, "http", "ws") for p in protocols):
+        report(f"protocols are {names(protocols)}; accept 'https' only")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-apim-product-subscription",
+        area="security",
+        title="API Management products require a subscription",
+        why="A product without subscription keys lets anyone who reaches the gateway call the "
+        "model endpoints, unmetered and unattributed.",
+        fix="Leave subscription_required unset (true) or set it to True on every Product.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/api-management/api-management-subscriptions",),
+        mirrors=("Azure.APIM.ProductSubscription",),
+    ),
+    PRODUCT,
+)
+def apim_product_subscription(product: Resource, report: Report) -> None:
+    if product.get("subscriptionRequired") is False:
+        report("subscriptionRequired is False; require subscriptions")
+
 POLICIES = [
     storage_public_network_access,
     storage_network_default_deny,
@@ -1027,4 +1825,32 @@ POLICIES = [
     acr_public_network_access,
     apim_internal_vnet,
     rbac_no_privileged_workload_roles,
+    storage_container_private,
+    storage_local_users_disabled,
+    keyvault_expiry,
+    keyvault_key_rotation,
+    aks_encryption_at_host,
+    aks_defender_profile,
+    aks_container_insights,
+    aks_secret_store_rotation,
+    aks_no_insecure_addons,
+    aks_azure_cni,
+    aks_system_pool_critical_only,
+    aks_max_pods,
+    aks_ephemeral_os_disk,
+    aks_scale_set_pools,
+    aks_standard_load_balancer,
+    acr_export_disabled,
+    acr_premium_resilience,
+    acr_quarantine,
+    acr_min_sku,
+    vm_managed_disks,
+    vm_agent,
+    vm_no_plaintext_secrets,
+    disk_no_public_access,
+    rbac_no_wildcard_custom_roles,
+    apim_tls,
+    apim_managed_identity,
+    apim_https_only,
+    apim_product_subscription,
 ]
