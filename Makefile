@@ -27,6 +27,7 @@ test: lint
 
 docs: $(INSTALLED)
 	$(PY) -m stacks.config_reference > docs/config.md
+	$(PY) -m policies.coverage > docs/policy-coverage.md
 
 bench: $(INSTALLED)
 	$(PY) -m benchmarks

@@ -91,7 +91,7 @@ def _describe(low: int, high: int) -> str:
     span = str(low) if low == high else f"{low}-{high}"
     if not known:
         return span
-    if low == high or len(known) <= 3:
+    if low == high:
         return names(known)
     return f"{span}, including {names(known[:3])}"
 
@@ -126,7 +126,9 @@ def _describe(low: int, high: int) -> str:
     SECURITY_RULE,
 )
 def nsg_no_internet_inbound(resource: Resource, report: Report) -> None:
+    # Management ports have their own, critical rule (gpustack-nsg-no-internet-management-ports).
     allowed = {int(port) for port in resource.config["allowedInternetPorts"]}
+    allowed |= set(policy_fact("management_ports")["ports"])
     for rule in _rules(resource):
         if not _from_internet(rule):
             continue

@@ -224,7 +224,7 @@ def reliability_aks_standard_tier(cluster: Resource, report: Report) -> None:
         severity=Severity.MEDIUM,
         level=MANDATORY,
         references=("https://learn.microsoft.com/azure/azure-monitor/essentials/diagnostic-settings",),
-        mirrors=("Azure.KeyVault.Logs", "Azure.AKS.AuditLogs"),
+        mirrors=("Azure.KeyVault.Logs", "Azure.AKS.AuditLogs", "CKV2_AZURE_21"),
     )
 )
 def reliability_diagnostic_settings(stack: Stack, report: StackReport) -> None:
@@ -266,6 +266,7 @@ def reliability_autoscaler_owns_count(pool: Resource, report: Report) -> None:
         severity=Severity.MEDIUM,
         level=ADVISORY,
         references=("https://learn.microsoft.com/azure/storage/common/storage-redundancy",),
+        mirrors=("CKV_AZURE_206",),
         settings=environment_scope(*PRODUCTION_LIKE),
     ),
     STORAGE,

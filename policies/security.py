@@ -220,7 +220,7 @@ def storage_https_only(account: Resource, report: Report) -> None:
         references=(
             "https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-prevent",
         ),
-        mirrors=("Azure.Storage.BlobPublicAccess", "CKV_AZURE_190"),
+        mirrors=("Azure.Storage.BlobPublicAccess", "CKV_AZURE_190", "CKV2_AZURE_47"),
     ),
     STORAGE,
 )
@@ -910,7 +910,7 @@ def acr_admin_user_disabled(registry: Resource, report: Report) -> None:
         references=(
             "https://learn.microsoft.com/azure/container-registry/anonymous-pull-access",
         ),
-        mirrors=("Azure.ACR.AnonymousAccess",),
+        mirrors=("Azure.ACR.AnonymousAccess", "CKV_AZURE_138"),
     ),
     REGISTRY,
 )
@@ -964,6 +964,7 @@ def acr_public_network_access(registry: Resource, report: Report) -> None:
         references=(
             "https://learn.microsoft.com/azure/api-management/api-management-using-with-internal-vnet",
         ),
+        mirrors=("CKV_AZURE_107",),
         settings=environment_scope(*PRODUCTION_LIKE),
     ),
     API_MANAGEMENT,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
-from pulumi_policy import ResourceValidationPolicy
+from pulumi_policy import EnforcementLevel
 
-from policies import gpu
+from gpustack import catalog
+from policies import gpu, rulebook
 from tests.policy_runs import Declared, check_resource, check_stack
 
 CLUSTER = "azure-native:containerservice:ManagedCluster"
@@ -169,21 +171,67 @@ def test_gpu_pools_inline_in_the_cluster_are_advised_to_move_out() -> None:
     assert "inline node pool gpu" in message
 
 
-@pytest.mark.parametrize(
-    ("policy", "type_", "good", "bad"),
-    [
-        (gpu.vm_accelerated_networking, SCALE_SET, scale_set(),
-         {**scale_set(), "virtualMachineProfile": {"networkProfile": {
-             "networkInterfaceConfigurations": [{"name": "nic", "ipConfigurations": []}]}}}),
-        (gpu.vm_accelerated_networking, NIC, {"enableAcceleratedNetworking": True},
-         {"enableAcceleratedNetworking": False}),
-    ],
-    ids=["scale-set", "nic"],
-)
-def test_accelerated_networking(policy: ResourceValidationPolicy, type_: str, good: dict,
-                                bad: dict) -> None:
-    assert check_resource(policy, type_, good) == []
-    assert check_resource(policy, type_, bad)
+def cannot(size: str) -> catalog.VmSize:
+    """A catalog-shaped size without accelerated networking or encryption at host (A1_v2-like)."""
+    return dataclasses.replace(catalog.lookup("Standard_D2s_v5"), name=size,
+                               accelerated_networking=False, encryption_at_host=False)
+
+
+@pytest.fixture
+def small_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Standard_A1_v2 and Standard_A3 are known to the catalog and lack both capabilities."""
+    lookup = rulebook.size_facts.__wrapped__
+
+    def facts(size: str) -> catalog.VmSize | None:
+        return cannot(size) if size in ("Standard_A1_v2", "Standard_A3") else lookup(size)
+
+    monkeypatch.setattr(rulebook, "size_facts", facts)
+
+
+def vm(size: str, nic_name: str) -> Declared:
+    """A VM attached (by property dependency) to the NIC declared as `nic_name`."""
+    return Declared(VM, f"vm-{nic_name}", {"hardwareProfile": {"vmSize": size}},
+                    deps={"networkProfile": [nic_name]})
+
+
+def test_accelerated_networking_on_scale_sets_and_attached_nics() -> None:
+    good, bad = scale_set(), copy.deepcopy(scale_set())
+    bad["virtualMachineProfile"]["networkProfile"]["networkInterfaceConfigurations"][0].pop(
+        "enableAcceleratedNetworking")
+    assert check_stack(gpu.vm_accelerated_networking, [Declared(SCALE_SET, "ok", good)]) == []
+    ((message, urn),) = check_stack(gpu.vm_accelerated_networking,
+                                   [Declared(SCALE_SET, "slow", bad)])
+    assert "NIC 'nic' does not enable accelerated networking" in message
+    slow_nic = Declared(NIC, "nic1", {"enableAcceleratedNetworking": False})
+    ((message, urn),) = check_stack(gpu.vm_accelerated_networking, [slow_nic, vm(T4, "nic1")])
+    assert urn == slow_nic.urn and T4 in message
+    fast_nic = Declared(NIC, "nic1", {"enableAcceleratedNetworking": True})
+    assert check_stack(gpu.vm_accelerated_networking, [fast_nic, vm(T4, "nic1")]) == []
+
+
+@pytest.mark.usefixtures("small_sizes")
+@pytest.mark.parametrize("size", ["Standard_A1_v2", "Standard_A3"])
+def test_accelerated_networking_is_not_demanded_of_sizes_without_it(size: str) -> None:
+    assert rulebook.known_size(size) is not None  # judged by the catalog, not skipped unknown
+    nic = Declared(NIC, "nic1", {"enableAcceleratedNetworking": False})
+    assert check_stack(gpu.vm_accelerated_networking, [nic, vm(size, "nic1")]) == []
+    scale = scale_set(size=size)
+    scale["virtualMachineProfile"]["networkProfile"]["networkInterfaceConfigurations"][0][
+        "enableAcceleratedNetworking"] = False
+    assert check_stack(gpu.vm_accelerated_networking, [Declared(SCALE_SET, "s", scale)]) == []
+
+
+def test_accelerated_networking_leaves_unknown_sizes_and_detached_nics_alone() -> None:
+    nic = Declared(NIC, "nic1", {"enableAcceleratedNetworking": False})
+    assert check_stack(gpu.vm_accelerated_networking, [nic]) == []
+    assert check_stack(gpu.vm_accelerated_networking, [nic, vm("Standard_A0", "nic1")]) == []
+
+
+def test_unknown_sizes_are_reported_as_unknown() -> None:
+    assert check_resource(gpu.vm_size_known, VM, {"hardwareProfile": {"vmSize": T4}}) == []
+    (message,) = check_resource(gpu.vm_size_known, AGENT_POOL, gpu_pool(vmSize="Standard_A0"))
+    assert "Standard_A0, an unknown size" in message
+    assert gpu.vm_size_known.enforcement_level == EnforcementLevel.ADVISORY
 
 
 def test_every_gpu_rule_is_tested() -> None:
@@ -193,5 +241,6 @@ def test_every_gpu_rule_is_tested() -> None:
         "gpustack-gpu-mig-supported-size", "gpustack-gpu-pool-tainted",
         "gpustack-gpu-operator-for-driver-none", "gpustack-gpu-total-ceiling",
         "gpustack-gpu-pools-separate", "gpustack-vm-accelerated-networking",
+        "gpustack-vm-size-known",
     }
     assert {p.name for p in gpu.POLICIES} == tested

@@ -60,7 +60,6 @@ FOREIGN_FAULTS = {
     "gpustack-vm-ssh-keys-only": "lab-train",
     "gpustack-vm-encryption-at-host": "lab-train",
     "gpustack-vm-managed-identity": "lab-train",
-    "gpustack-gpu-allowed-sizes": "lab-train",
     "gpustack-gpu-infiniband-hpc-image": "lab-train",
     "gpustack-gpu-infiniband-placement": "lab-train",
     "gpustack-gpu-infiniband-vnet-overlap": "lab-vnet",
@@ -70,7 +69,8 @@ FOREIGN_FAULTS = {
     "gpustack-tags-required": "lab-rg",
     "gpustack-gpu-total-ceiling": None,
     "gpustack-cost-budget-exists": None,
-    "gpustack-cost-estimate-under-budget": None,
+    "gpustack-aks-encryption-at-host": "lab-aks",
+    "gpustack-storage-local-users-disabled": "labdata",
 }
 
 
@@ -138,10 +138,18 @@ def test_pack_has_at_least_forty_documented_rules() -> None:
             assert "default" in spec, f"{rule.id}.{key} needs a default"
 
 
-def test_security_rules_are_mandatory() -> None:
+def test_high_and_critical_security_rules_are_mandatory() -> None:
     security = [r for r in RULES.values() if r.area == "security"]
-    advisory = {r.id for r in security if r.level.value != "mandatory"}
-    assert advisory == {"gpustack-aks-node-os-upgrade-channel"}
+    for rule in security:
+        if rule.severity.value in ("high", "critical"):
+            assert rule.level.value == "mandatory", rule.id
+        else:
+            assert rule.severity.value in ("medium", "low"), rule.id
+    # Exposure of data or credentials is never left to a team's discretion.
+    for rule_id in ("gpustack-storage-container-private", "gpustack-vm-no-plaintext-secrets",
+                    "gpustack-disk-no-public-access", "gpustack-nsg-no-internet-inbound",
+                    "gpustack-acr-export-disabled", "gpustack-aks-encryption-at-host"):
+        assert RULES[rule_id].level.value == "mandatory", rule_id
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -151,8 +159,11 @@ def test_environment_config_uses_known_rules_and_settings(environment: str) -> N
         if isinstance(value, str):
             assert value in {"advisory", "mandatory", "disabled"}
             continue
-        unknown = set(value) - set(RULES[rule_id].settings) - {"enforcementLevel"}
+        unknown = set(value) - set(RULES[rule_id].settings) - {"enforcementLevel", "_comment"}
         assert not unknown, f"{environment}.json: {rule_id} has no setting {unknown}"
+        # A rule switched off on purpose says why (the plan report lists the note).
+        if value.get("enforcementLevel") == "disabled":
+            assert value.get("_comment"), f"{environment}.json: {rule_id} is disabled silently"
 
 
 def test_environment_configs_pass_the_packs_schemas(session: PolicyPackSession) -> None:
@@ -191,6 +202,20 @@ def test_foreign_program_plans_with_its_faults_and_exits_1(
         assert target in seen.get(rule_id, set()), f"{rule_id} not reported on {target}"
     mandatory = {v["rule"] for v in policy["violations"] if v["level"] == "mandatory"}
     assert set(FOREIGN_FAULTS) <= mandatory
+
+
+def test_foreign_program_named_dev_gets_the_pack_defaults_not_our_dev_config(
+    foreign_json: tuple[int, str, dict[str, Any]],
+) -> None:
+    _, _, document = foreign_json
+    assert document["stack"] == "dev"
+    rules = {v["rule"] for v in document["policy"]["violations"]}
+    # Our dev.json allows only T4/A10 sizes and caps GPUs at 8; the defaults allow every catalog
+    # GPU size and read the stack as prod (so dev-only cost rules stay quiet).
+    assert "gpustack-gpu-allowed-sizes" not in rules
+    assert "gpustack-cost-dev-gpu-spot-or-zero" not in rules
+    assert "gpustack-reliability-protect-stateful" in rules
+    assert document["policy"]["exceptions"] == []
 
 
 def test_policy_config_changes_what_is_enforced(session: PolicyPackSession) -> None:

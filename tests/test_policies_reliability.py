@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pulumi_policy import ResourceValidationPolicy
+
 from policies import reliability
 from tests.policy_runs import Declared, check_resource, check_stack
 
@@ -11,9 +14,13 @@ VAULT = "azure-native:keyvault:Vault"
 CLUSTER = "azure-native:containerservice:ManagedCluster"
 AGENT_POOL = "azure-native:containerservice:AgentPool"
 DIAGNOSTICS = "azure-native:monitor:DiagnosticSetting"
+FILE_SERVICE = "azure-native:storage:FileServiceProperties"
+FILE_SHARE = "azure-native:storage:FileShare"
+MAINTENANCE = "azure-native:containerservice:MaintenanceConfiguration"
 SUBNET = "azure-native:network:Subnet"
 
 PROD = {"environment": "prod"}
+STAGING = {"environment": "staging"}
 DEV = {"environment": "dev"}
 RETAIN = {"enabled": True, "days": 14}
 
@@ -138,6 +145,59 @@ def test_every_reliability_rule_is_tested() -> None:
         "gpustack-storage-blob-soft-delete", "gpustack-storage-blob-versioning",
         "gpustack-reliability-protect-stateful", "gpustack-reliability-system-pool-zonal",
         "gpustack-reliability-aks-standard-tier", "gpustack-reliability-diagnostic-settings",
+        "gpustack-storage-file-share-soft-delete", "gpustack-aks-maintenance-window",
         "gpustack-reliability-autoscaler-owns-count",
         "gpustack-reliability-storage-zone-redundant",
     }
+
+
+PRODUCTION_RULES = [
+    (reliability.reliability_protect_stateful, VAULT, {}),
+    (reliability.reliability_system_pool_zonal, CLUSTER,
+     {"agentPoolProfiles": [{"name": "system", "mode": "System", "count": 1}]}),
+    (reliability.reliability_aks_standard_tier, CLUSTER, {"sku": {"tier": "Free"}}),
+    (reliability.reliability_storage_zone_redundant, STORAGE, {"sku": {"name": "Standard_LRS"}}),
+]
+
+
+@pytest.mark.parametrize(("policy", "type_", "bad"), PRODUCTION_RULES,
+                         ids=lambda v: getattr(v, "name", ""))
+def test_production_rules_check_staging_by_default_and_follow_the_environments_setting(
+    policy: ResourceValidationPolicy, type_: str, bad: dict
+) -> None:
+    assert check_resource(policy, type_, bad, config=STAGING)
+    assert check_resource(policy, type_, bad, config=DEV) == []
+    prod_only = {"environment": "staging", "environments": ["prod"]}
+    assert check_resource(policy, type_, bad, config=prod_only) == []
+    dev_too = {"environment": "dev", "environments": ["dev", "staging", "prod"]}
+    assert check_resource(policy, type_, bad, config=dev_too)
+
+
+def test_file_shares_need_share_soft_delete() -> None:
+    account = Declared(STORAGE, "files", {"accountName": "filesabc"})
+    share = Declared(FILE_SHARE, "home", {"accountName": "filesabc", "shareName": "home"})
+    service = Declared(FILE_SERVICE, "fs", {"shareDeleteRetentionPolicy": RETAIN},
+                       deps={"accountName": ["files"]})
+    policy = reliability.storage_file_share_soft_delete
+    assert check_stack(policy, [account, share, service]) == []
+    assert check_stack(policy, [account]) == []  # no Azure Files: nothing to keep
+    ((message, urn),) = check_stack(policy, [account, share])
+    assert "has file shares but no FileServiceProperties" in message and urn == account.urn
+    off = Declared(FILE_SERVICE, "fs", {"shareDeleteRetentionPolicy": {"enabled": False}},
+                   deps={"accountName": ["files"]})
+    ((message, _),) = check_stack(policy, [account, share, off])
+    assert "shareDeleteRetentionPolicy.enabled is False" in message
+
+
+def test_auto_upgrading_clusters_have_a_maintenance_window() -> None:
+    cluster = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu",
+                                        "autoUpgradeProfile": {"upgradeChannel": "patch"}})
+    window = Declared(MAINTENANCE, "mw", {"configName": "aksManagedAutoUpgradeSchedule"},
+                      deps={"resourceName": ["aks"]})
+    policy = reliability.aks_maintenance_window
+    assert check_stack(policy, [cluster, window]) == []
+    ((message, urn),) = check_stack(policy, [cluster])
+    assert "upgrades automatically (patch) but has no maintenance configuration" in message
+    assert urn == cluster.urn
+    manual = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu"})
+    assert check_stack(policy, [manual]) == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +13,8 @@ import pytest
 from pulumi_policy import ResourceValidationPolicy
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
-from policies import security
+from gpustack import catalog
+from policies import rulebook, security
 from tests.policy_runs import check_resource
 
 STORAGE = "azure-native:storage:StorageAccount"
@@ -27,6 +30,15 @@ PUBLIC_IP = "azure-native:network:PublicIPAddress"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 REGISTRY = "azure-native:containerregistry:Registry"
 API_MANAGEMENT = "azure-native:apimanagement:ApiManagementService"
+API = "azure-native:apimanagement:Api"
+PRODUCT = "azure-native:apimanagement:Product"
+BLOB_CONTAINER = "azure-native:storage:BlobContainer"
+LOCAL_USER = "azure-native:storage:LocalUser"
+SECRET = "azure-native:keyvault:Secret"
+KEY = "azure-native:keyvault:Key"
+DISK = "azure-native:compute:Disk"
+VM_EXTENSION = "azure-native:compute:VirtualMachineExtension"
+ROLE_DEFINITION = "azure-native:authorization:RoleDefinition"
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-4000-8000-00000000c0de"
 SUBNET_ID = (
@@ -38,6 +50,7 @@ BLOB_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 
 GOOD_STORAGE = {
     "kind": "StorageV2",
+    "isLocalUserEnabled": False,
     "sku": {"name": "Standard_ZRS"},
     "publicNetworkAccess": "Disabled",
     "networkRuleSet": {"defaultAction": "Deny", "bypass": "AzureServices"},
@@ -59,20 +72,32 @@ GOOD_VAULT = {
 }
 GOOD_CLUSTER = {
     "aadProfile": {"managed": True, "enableAzureRBAC": True},
+    "securityProfile": {
+        "workloadIdentity": {"enabled": True},
+        "defender": {"logAnalyticsWorkspaceResourceId": "/workspaces/w",
+                     "securityMonitoring": {"enabled": True}},
+    },
     "disableLocalAccounts": True,
     "networkProfile": {"networkPlugin": "azure", "networkPolicy": "cilium"},
     "apiServerAccessProfile": {"enablePrivateCluster": True},
     "identity": {"type": "UserAssigned"},
     "autoUpgradeProfile": {"upgradeChannel": "patch", "nodeOSUpgradeChannel": "NodeImage"},
     "kubernetesVersion": "1.34",
-    "addonProfiles": {"azurepolicy": {"enabled": True}},
+    "addonProfiles": {
+        "azurepolicy": {"enabled": True},
+        "omsagent": {"enabled": True},
+        "azureKeyvaultSecretsProvider": {"enabled": True,
+                                         "config": {"enableSecretRotation": "true"}},
+    },
     "oidcIssuerProfile": {"enabled": True},
-    "securityProfile": {"workloadIdentity": {"enabled": True}},
     "agentPoolProfiles": [
-        {"name": "system", "mode": "System", "vmSize": "Standard_D4s_v5", "count": 3}
+        {"name": "system", "mode": "System", "vmSize": "Standard_D4ds_v5", "count": 3,
+         "enableEncryptionAtHost": True, "maxPods": 110, "osDiskType": "Ephemeral",
+         "osDiskSizeGB": 64, "nodeTaints": ["CriticalAddonsOnly=true:NoSchedule"]}
     ],
 }
-GOOD_AGENT_POOL = {"vmSize": "Standard_NC4as_T4_v3", "orchestratorVersion": "1.34.2", "count": 1}
+GOOD_AGENT_POOL = {"vmSize": "Standard_NC4as_T4_v3", "orchestratorVersion": "1.34.2", "count": 1,
+                   "enableEncryptionAtHost": True}
 LINUX_OS = {
     "adminUsername": "azureuser",
     "linuxConfiguration": {
@@ -131,12 +156,20 @@ def changed(base: dict[str, Any], edit: Callable[[dict[str, Any]], None]) -> dic
 
 GOOD_REGISTRY = {
     "sku": {"name": "Premium"},
+    "zoneRedundancy": "Enabled",
+    "policies": {"exportPolicy": {"status": "disabled"},
+                 "retentionPolicy": {"status": "enabled", "days": 7},
+                 "quarantinePolicy": {"status": "enabled"}},
     "adminUserEnabled": False,
     "anonymousPullEnabled": False,
     "publicNetworkAccess": "Disabled",
 }
 GOOD_APIM = {
     "sku": {"name": "Premium", "capacity": 1},
+    "identity": {"type": "SystemAssigned"},
+    "customProperties": {
+        "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Tls10": "false",
+    },
     "virtualNetworkType": "Internal",
     "virtualNetworkConfiguration": {"subnetResourceId": SUBNET_ID},
 }
@@ -251,6 +284,103 @@ CASES = [
          "is privileged and scoped to"),
 ]
 
+GOOD_KEY = {"properties": {
+    "kty": "RSA",
+    "attributes": {"expires": 1893456000},
+    "rotationPolicy": {"attributes": {"expiryTime": "P1Y"},
+                       "lifetimeActions": [{"action": {"type": "rotate"},
+                                            "trigger": {"timeAfterCreate": "P11M"}}]},
+}}
+CLOUD_INIT = "#cloud-config\npackages: [mdadm]\n"
+LEAKY_INIT = "#cloud-config\nwrite_files:\n- content: password=Sup3rSecretValue\n"
+WILDCARD = [{"actions": ["*"], "notActions": []}]
+
+
+def b64(text: str) -> str:
+    """Custom data as the VM API takes it."""
+    return base64.b64encode(text.encode()).decode()
+
+
+CASES += [
+    Case(security.storage_container_private, BLOB_CONTAINER, {"publicAccess": "None"},
+         {"publicAccess": "Container"}, "publicAccess is 'Container'"),
+    Case(security.storage_local_users_disabled, STORAGE, GOOD_STORAGE,
+         {**GOOD_STORAGE, "isLocalUserEnabled": True}, "isLocalUserEnabled is True"),
+    Case(security.keyvault_expiry, KEY, GOOD_KEY, {"properties": {"kty": "RSA"}},
+         "the key has no expiry"),
+    Case(security.keyvault_key_rotation, KEY, GOOD_KEY,
+         changed(GOOD_KEY, lambda p: p["properties"].pop("rotationPolicy")),
+         "no 'rotate' lifetime action"),
+    Case(security.aks_encryption_at_host, AGENT_POOL, GOOD_AGENT_POOL,
+         {**GOOD_AGENT_POOL, "enableEncryptionAtHost": False},
+         "does not set enableEncryptionAtHost"),
+    Case(security.aks_defender_profile, CLUSTER, GOOD_CLUSTER,
+         changed(GOOD_CLUSTER, lambda p: p["securityProfile"].pop("defender")),
+         "securityMonitoring.enabled is not True"),
+    Case(security.aks_container_insights, CLUSTER, GOOD_CLUSTER,
+         changed(GOOD_CLUSTER, lambda p: p["addonProfiles"].pop("omsagent")),
+         "omsagent is not enabled"),
+    Case(security.aks_secret_store_rotation, CLUSTER, GOOD_CLUSTER,
+         changed(GOOD_CLUSTER, lambda p: p["addonProfiles"]["azureKeyvaultSecretsProvider"][
+             "config"].update(enableSecretRotation="false")), "without enableSecretRotation"),
+    Case(security.aks_no_insecure_addons, CLUSTER, GOOD_CLUSTER,
+         changed(GOOD_CLUSTER, lambda p: p["addonProfiles"].update(
+             httpApplicationRouting={"enabled": True})), "httpApplicationRouting is enabled"),
+    Case(security.aks_azure_cni, CLUSTER, GOOD_CLUSTER,
+         changed(GOOD_CLUSTER, lambda p: p["networkProfile"].update(networkPlugin="kubenet")),
+         "networkPlugin is 'kubenet'"),
+    Case(security.aks_system_pool_critical_only, CLUSTER, GOOD_CLUSTER,
+         changed(GOOD_CLUSTER, lambda p: p["agentPoolProfiles"][0].pop("nodeTaints")),
+         "lacks the CriticalAddonsOnly=true:NoSchedule taint"),
+    Case(security.aks_max_pods, AGENT_POOL, {**GOOD_AGENT_POOL, "maxPods": 50},
+         {**GOOD_AGENT_POOL, "maxPods": 30}, "allows 30 pods per node; allow at least 50"),
+    Case(security.aks_ephemeral_os_disk, CLUSTER, GOOD_CLUSTER,
+         changed(GOOD_CLUSTER, lambda p: p["agentPoolProfiles"][0].update(osDiskType="Managed")),
+         "uses a managed OS disk although Standard_D4ds_v5"),
+    Case(security.aks_scale_set_pools, AGENT_POOL, GOOD_AGENT_POOL,
+         {**GOOD_AGENT_POOL, "type": "AvailabilitySet"}, "is an AvailabilitySet pool"),
+    Case(security.aks_standard_load_balancer, CLUSTER, GOOD_CLUSTER,
+         changed(GOOD_CLUSTER, lambda p: p["networkProfile"].update(loadBalancerSku="basic")),
+         "loadBalancerSku is 'basic'"),
+    Case(security.acr_export_disabled, REGISTRY, GOOD_REGISTRY,
+         changed(GOOD_REGISTRY, lambda p: p["policies"].pop("exportPolicy")),
+         "exportPolicy.status is not set (enabled)"),
+    Case(security.acr_premium_resilience, REGISTRY, GOOD_REGISTRY,
+         {**GOOD_REGISTRY, "zoneRedundancy": "Disabled"}, "zoneRedundancy is not 'Enabled'"),
+    Case(security.acr_quarantine, REGISTRY, GOOD_REGISTRY,
+         changed(GOOD_REGISTRY, lambda p: p["policies"].pop("quarantinePolicy")),
+         "quarantinePolicy.status is not 'enabled'"),
+    Case(security.acr_min_sku, REGISTRY, GOOD_REGISTRY, {**GOOD_REGISTRY, "sku": {"name": "Basic"}},
+         "sku.name is 'Basic'"),
+    Case(security.vm_managed_disks, VM, GOOD_VM,
+         {**GOOD_VM, "storageProfile": {"osDisk": {"vhd": {"uri": "https://sa/vhds/os.vhd"}}}},
+         "osDisk is an unmanaged VHD"),
+    Case(security.vm_agent, VM, GOOD_VM,
+         changed(GOOD_VM, lambda p: p["osProfile"]["linuxConfiguration"].update(
+             provisionVMAgent=False)), "linuxConfiguration.provisionVMAgent is False"),
+    Case(security.vm_no_plaintext_secrets, VM,
+         changed(GOOD_VM, lambda p: p["osProfile"].update(customData=b64(CLOUD_INIT))),
+         changed(GOOD_VM, lambda p: p["osProfile"].update(customData=b64(LEAKY_INIT))),
+         "osProfile.customData contains what looks like a credential ('password=Sup"),
+    Case(security.disk_no_public_access, DISK,
+         {"publicNetworkAccess": "Disabled", "networkAccessPolicy": "DenyAll"},
+         {"creationData": {"createOption": "Empty"}, "diskSizeGB": 64},
+         "networkAccessPolicy is not set (AllowAll)"),
+    Case(security.rbac_no_wildcard_custom_roles, ROLE_DEFINITION,
+         {"permissions": [{"actions": ["Microsoft.Compute/virtualMachines/read"]}]},
+         {"permissions": WILDCARD}, "actions include '*'"),
+    Case(security.apim_tls, API_MANAGEMENT, GOOD_APIM,
+         changed(GOOD_APIM, lambda p: p["customProperties"].update({
+             "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Tls11": "True"})),
+         "customProperties enable Protocols.Tls11"),
+    Case(security.apim_managed_identity, API_MANAGEMENT, GOOD_APIM,
+         changed(GOOD_APIM, lambda p: p.pop("identity")), "identity.type is None"),
+    Case(security.apim_https_only, API, {"protocols": ["https"]},
+         {"protocols": ["http", "https"]}, "protocols are http, https"),
+    Case(security.apim_product_subscription, PRODUCT, {"subscriptionRequired": True},
+         {"subscriptionRequired": False}, "subscriptionRequired is False"),
+]
+
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_compliant_resource_passes(case: Case) -> None:
@@ -355,3 +485,89 @@ def test_apim_outside_internal_mode_is_fine_outside_prod_and_needs_a_subnet_in_i
     no_subnet = {**GOOD_APIM, "virtualNetworkConfiguration": {}}
     (message,) = check_resource(security.apim_internal_vnet, API_MANAGEMENT, no_subnet)
     assert "names no subnet" in message
+
+
+@pytest.fixture
+def a1_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Standard_A1_v2 is in the catalog and cannot encrypt at host."""
+    lookup = rulebook.size_facts.__wrapped__
+    small = dataclasses.replace(catalog.lookup("Standard_D2s_v5"), name="Standard_A1_v2",
+                                accelerated_networking=False, encryption_at_host=False)
+    monkeypatch.setattr(rulebook, "size_facts",
+                        lambda size: small if size == "Standard_A1_v2" else lookup(size))
+
+
+@pytest.mark.usefixtures("a1_v2")
+@pytest.mark.parametrize("size", ["Standard_A1_v2", "Standard_Z99_unknown"])
+def test_encryption_at_host_is_not_demanded_of_sizes_that_cannot_or_are_unknown(size: str) -> None:
+    vm = {**GOOD_VM, "hardwareProfile": {"vmSize": size}, "securityProfile": {}}
+    assert check_resource(security.vm_encryption_at_host, VM, vm) == []
+    pool = {**GOOD_AGENT_POOL, "vmSize": size, "enableEncryptionAtHost": False}
+    assert check_resource(security.aks_encryption_at_host, AGENT_POOL, pool) == []
+
+
+def test_inline_system_pool_is_held_to_encryption_at_host() -> None:
+    cluster = changed(GOOD_CLUSTER, lambda p: p["agentPoolProfiles"][0].pop(
+        "enableEncryptionAtHost"))
+    (message,) = check_resource(security.aks_encryption_at_host, CLUSTER, cluster)
+    assert "inline node pool system (Standard_D4ds_v5)" in message
+
+
+def test_basic_registry_is_told_to_move_to_premium_and_spared_premium_only_rules() -> None:
+    basic = {"sku": {"name": "Basic"}, "adminUserEnabled": False}
+    (message,) = check_resource(security.acr_public_network_access, REGISTRY, basic)
+    assert "Basic SKU cannot disable it; use the Premium SKU" in message
+    for policy in (security.acr_export_disabled, security.acr_premium_resilience,
+                   security.acr_quarantine):
+        assert check_resource(policy, REGISTRY, basic) == []
+
+
+def test_max_pods_default_counts_only_where_the_cluster_plugin_is_known() -> None:
+    unset = changed(GOOD_CLUSTER, lambda p: p["agentPoolProfiles"][0].pop("maxPods"))
+    (message,) = check_resource(security.aks_max_pods, CLUSTER, unset)
+    assert "allows 30 pods" in message
+    overlay = changed(unset, lambda p: p["networkProfile"].update(networkPluginMode="overlay"))
+    assert check_resource(security.aks_max_pods, CLUSTER, overlay) == []
+    assert check_resource(security.aks_max_pods, AGENT_POOL, GOOD_AGENT_POOL) == []
+
+
+def test_ephemeral_os_disk_is_not_demanded_where_the_disk_does_not_fit() -> None:
+    big = changed(GOOD_CLUSTER, lambda p: p["agentPoolProfiles"][0].update(
+        osDiskType="Managed", osDiskSizeGB=256))
+    assert check_resource(security.aks_ephemeral_os_disk, CLUSTER, big) == []
+    no_temp_disk = {**GOOD_AGENT_POOL, "vmSize": "Standard_D4s_v5", "osDiskType": "Managed"}
+    assert check_resource(security.aks_ephemeral_os_disk, AGENT_POOL, no_temp_disk) == []
+
+
+def test_storage_local_user_resource_is_reported() -> None:
+    (message,) = check_resource(security.storage_local_users_disabled, LOCAL_USER,
+                                {"username": "sftpuser", "hasSshPassword": True})
+    assert "local user 'sftpuser'" in message
+
+
+def test_secret_without_expiry_and_extension_settings_with_keys_are_reported() -> None:
+    (message,) = check_resource(security.keyvault_expiry, SECRET, {"properties": {"value": "x"}})
+    assert "the secret has no expiry" in message
+    assert check_resource(security.keyvault_expiry, SECRET,
+                          {"properties": {"attributes": {"expires": 1893456000}}}) == []
+    sas = "?sv=2024&sig=abcdefghijklmnopqrstuvwxyz123"
+    leaky = {"settings": {"commandToExecute": f"azcopy copy 'https://sa.blob/c{sas}' /data"}}
+    (message,) = check_resource(security.vm_no_plaintext_secrets, VM_EXTENSION, leaky)
+    assert "settings contains what looks like a credential" in message
+    assert "abcdefghijklmnop" not in message  # the secret itself is never echoed
+    safe = {"settings": {"commandToExecute": "bash setup.sh"},
+            "protectedSettings": {"commandToExecute": "password=Sup3rSecretValue"}}
+    assert check_resource(security.vm_no_plaintext_secrets, VM_EXTENSION, safe) == []
+
+
+def test_secret_references_in_custom_data_are_not_credentials() -> None:
+    init = "#cloud-config\nruncmd:\n- export password=$(az keyvault secret show)\n"
+    vm = changed(GOOD_VM, lambda p: p["osProfile"].update(customData=b64(init)))
+    assert check_resource(security.vm_no_plaintext_secrets, VM, vm) == []
+
+
+def test_insecure_addons_are_matched_case_insensitively() -> None:
+    cluster = changed(GOOD_CLUSTER, lambda p: p["addonProfiles"].update(
+        KubeDashboard={"enabled": True}))
+    (message,) = check_resource(security.aks_no_insecure_addons, CLUSTER, cluster)
+    assert "kubeDashboard is enabled" in message
