@@ -267,6 +267,27 @@ def nic_no_ip_forwarding(resource: Resource, report: Report) -> None:
             report(f"NIC {dig(nic, 'name')!r} enables IP forwarding")
 
 
+@resource_rule(
+    Rule(
+        id="gpustack-nic-inherits-dns",
+        area="reliability",
+        title="NICs take DNS servers from their VNet",
+        why="DNS servers set on one NIC drift from the VNet's: that VM stops resolving the "
+        "private endpoints' zones when the network's resolvers change.",
+        fix="Leave dns_settings.dns_servers unset on NICs; set DNS servers on the VNet.",
+        severity=Severity.LOW,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/virtual-network/virtual-network-network-interface",),
+        mirrors=("Azure.VM.UniqueDns",),
+    ),
+    NIC,
+)
+def nic_inherits_dns(nic: Resource, report: Report) -> None:
+    servers = [s for s in items(nic.get("dnsSettings", "dnsServers")) if isinstance(s, str)]
+    if servers:
+        report(f"dnsSettings.dnsServers sets {names(servers)} on the NIC")
+
+
 def _private_address(value: Any) -> bool:
     try:
         return ipaddress.ip_address(str(value)).is_private
@@ -413,6 +434,7 @@ POLICIES = [
     subnet_nsg,
     subnet_no_default_outbound,
     nic_no_ip_forwarding,
+    nic_inherits_dns,
     vnet_dns,
     public_ip_zone_redundant,
     private_endpoint_for_private_services,

@@ -57,6 +57,8 @@ REGISTRY = "containerregistry:Registry"
 API_MANAGEMENT = "apimanagement:ApiManagementService"
 API = "apimanagement:Api"
 PRODUCT = "apimanagement:Product"
+PRODUCT_POLICY = "apimanagement:ProductPolicy"
+API_POLICY = "apimanagement:ApiPolicy"
 BLOB_CONTAINER = "storage:BlobContainer"
 LOCAL_USER = "storage:LocalUser"
 SECRET = "keyvault:Secret"
@@ -1792,6 +1794,86 @@ def apim_product_subscription(product: Resource, report: Report) -> None:
     if product.get("subscriptionRequired") is False:
         report("subscriptionRequired is False; require subscriptions")
 
+
+@resource_rule(
+    Rule(
+        id="gpustack-apim-product-approval",
+        area="security",
+        title="API Management products approve new subscriptions",
+        why="Without approval anyone who can sign in to the developer portal gets a key to the "
+        "model endpoints, and with it GPU time.",
+        fix="Set approval_required=True on products that require subscriptions.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/api-management/api-management-howto-add-products",),
+        mirrors=("Azure.APIM.ProductApproval",),
+    ),
+    PRODUCT,
+)
+def apim_product_approval(product: Resource, report: Report) -> None:
+    if product.get("subscriptionRequired") is False:
+        return  # no subscriptions to approve (gpustack-apim-product-subscription reports it)
+    if product.get("approvalRequired") is not True:
+        report("approvalRequired is not True; approve subscriptions before they get keys")
+
+
+_POLICY_SECTIONS = ("inbound", "backend", "outbound", "on-error")
+
+
+def _policy_xml(resource: Resource) -> str | None:
+    value = resource.get("value")
+    if not isinstance(value, str) or resource.get("format") not in (None, "xml", "rawxml"):
+        return None  # a link to the policy, or not XML
+    return value
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-apim-policy-base",
+        area="security",
+        title="API Management policies keep the inherited <base /> in every section",
+        why="Dropping <base /> silently discards the global and product policies above it: "
+        "authentication, rate limits and logging stop applying to that API or product.",
+        fix="Put <base /> in the inbound, backend, outbound and on-error sections.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/api-management/api-management-howto-policies",),
+        mirrors=("Azure.APIM.PolicyBase",),
+    ),
+    PRODUCT_POLICY,
+    API_POLICY,
+)
+def apim_policy_base(policy: Resource, report: Report) -> None:
+    xml = _policy_xml(policy)
+    if xml is None:
+        return
+    for section in _POLICY_SECTIONS:
+        match = re.search(rf"<{section}\b[^>]*>(.*?)</{section}>", xml, re.DOTALL)
+        if match and not re.search(r"<base\s*/>", match.group(1)):
+            report(f"the {section} section has no <base />")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-apim-cors-no-wildcard",
+        area="security",
+        title="API Management CORS policies name their origins",
+        why="A wildcard origin lets any web page call the inference API from a visitor's "
+        "browser, with whatever credentials that browser holds.",
+        fix="List the allowed origins in <allowed-origins> instead of <origin>*</origin>.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/api-management/cors-policy",),
+        mirrors=("Azure.APIM.CORSPolicy",),
+    ),
+    PRODUCT_POLICY,
+    API_POLICY,
+)
+def apim_cors_no_wildcard(policy: Resource, report: Report) -> None:
+    xml = _policy_xml(policy)
+    if xml and re.search(r"<origin>\s*\*\s*</origin>", xml):
+        report("the CORS policy allows origin '*'")
+
 POLICIES = [
     storage_public_network_access,
     storage_network_default_deny,
@@ -1854,4 +1936,7 @@ POLICIES = [
     apim_managed_identity,
     apim_https_only,
     apim_product_subscription,
+    apim_product_approval,
+    apim_policy_base,
+    apim_cors_no_wildcard,
 ]

@@ -94,6 +94,13 @@ def test_ip_forwarding_is_reported_on_nics_and_scale_sets() -> None:
     assert "NIC 'nic' enables IP forwarding" in message
 
 
+def test_nics_inherit_dns_from_the_vnet() -> None:
+    assert check_resource(network.nic_inherits_dns, NIC, {"dnsSettings": {}}) == []
+    (message,) = check_resource(network.nic_inherits_dns, NIC,
+                                {"dnsSettings": {"dnsServers": ["10.0.0.4"]}})
+    assert "dnsSettings.dnsServers sets 10.0.0.4" in message
+
+
 def test_custom_dns_needs_two_private_servers() -> None:
     assert check_resource(network.vnet_dns, VNET, {}) == []
     two = {"dhcpOptions": {"dnsServers": ["10.0.0.4", "10.0.0.5"]}}
@@ -140,7 +147,7 @@ def test_every_network_rule_is_tested() -> None:
     assert {p.name for p in network.POLICIES} == {
         "gpustack-nsg-no-internet-inbound", "gpustack-nsg-no-deny-all-inbound",
         "gpustack-subnet-nsg", "gpustack-subnet-no-default-outbound",
-        "gpustack-nic-no-ip-forwarding", "gpustack-vnet-dns",
+        "gpustack-nic-no-ip-forwarding", "gpustack-nic-inherits-dns", "gpustack-vnet-dns",
         "gpustack-public-ip-zone-redundant", "gpustack-private-endpoint-for-private-services",
         "gpustack-nsg-associated",
     }

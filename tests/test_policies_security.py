@@ -32,6 +32,7 @@ REGISTRY = "azure-native:containerregistry:Registry"
 API_MANAGEMENT = "azure-native:apimanagement:ApiManagementService"
 API = "azure-native:apimanagement:Api"
 PRODUCT = "azure-native:apimanagement:Product"
+PRODUCT_POLICY = "azure-native:apimanagement:ProductPolicy"
 BLOB_CONTAINER = "azure-native:storage:BlobContainer"
 LOCAL_USER = "azure-native:storage:LocalUser"
 SECRET = "azure-native:keyvault:Secret"
@@ -294,6 +295,11 @@ GOOD_KEY = {"properties": {
 CLOUD_INIT = "#cloud-config\npackages: [mdadm]\n"
 LEAKY_INIT = "#cloud-config\nwrite_files:\n- content: password=Sup3rSecretValue\n"
 WILDCARD = [{"actions": ["*"], "notActions": []}]
+BASE_POLICY = ("<policies><inbound><base /><rate-limit calls=\"60\" renewal-period=\"60\" />"
+               "</inbound><backend><base /></backend><outbound><base /></outbound>"
+               "<on-error><base /></on-error></policies>")
+CORS = ("<policies><inbound><base /><cors><allowed-origins><origin>{origin}</origin>"
+        "</allowed-origins></cors></inbound></policies>")
 
 
 def b64(text: str) -> str:
@@ -379,6 +385,15 @@ CASES += [
          {"protocols": ["http", "https"]}, "protocols are http, https"),
     Case(security.apim_product_subscription, PRODUCT, {"subscriptionRequired": True},
          {"subscriptionRequired": False}, "subscriptionRequired is False"),
+    Case(security.apim_product_approval, PRODUCT,
+         {"subscriptionRequired": True, "approvalRequired": True},
+         {"subscriptionRequired": True}, "approvalRequired is not True"),
+    Case(security.apim_policy_base, PRODUCT_POLICY, {"format": "xml", "value": BASE_POLICY},
+         {"format": "xml", "value": BASE_POLICY.replace("<outbound><base /></outbound>",
+                                                        "<outbound></outbound>")},
+         "the outbound section has no <base />"),
+    Case(security.apim_cors_no_wildcard, PRODUCT_POLICY, {"value": CORS.format(origin="https://app")},
+         {"value": CORS.format(origin="*")}, "allows origin '*'"),
 ]
 
 
