@@ -58,6 +58,8 @@ account = storage.StorageAccount(
     allow_blob_public_access=False,
     allow_shared_key_access=False,
     allow_cross_tenant_replication=False,
+    # No SFTP/SMB local users: state is read and written with Entra ID identities only.
+    is_local_user_enabled=False,
     default_to_o_auth_authentication=True,
     public_network_access=storage.PublicNetworkAccess.ENABLED,
     network_rule_set=storage.NetworkRuleSetArgs(

@@ -33,7 +33,6 @@ from policies.rulebook import (
     one_of,
     policy_fact,
     resource_rule,
-    size_facts,
     stack_rule,
     taints,
     vm_profile,
@@ -218,11 +217,10 @@ def gpu_mig_supported_size(resource: Resource, report: Report) -> None:
         profile = pool.get("gpuInstanceProfile")
         if profile is None:
             continue
-        known = size_facts(pool.size) if isinstance(pool.size, str) else None
+        known = known_size(pool.size)
         if known is None:
-            report(f"{pool.label} sets gpuInstanceProfile {profile} on {pool.size}, which the "
-                   "catalog does not know; MIG support cannot be confirmed")
-        elif not known.mig:
+            continue  # unknown size: gpustack-vm-size-known says so, advisory
+        if not known.mig:
             report(f"{pool.label} sets gpuInstanceProfile {profile} but {known.name} "
                    f"({known.gpu_model}) has no MIG support")
 

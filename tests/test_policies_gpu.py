@@ -124,6 +124,9 @@ def test_mig_profile_needs_a_mig_capable_gpu() -> None:
     (message,) = check_resource(gpu.gpu_mig_supported_size, AGENT_POOL,
                                 gpu_pool(gpuInstanceProfile="MIG2g"))
     assert "(T4) has no MIG support" in message
+    unknown = gpu_pool(vmSize="Standard_NC99_future", gpuInstanceProfile="MIG1g")
+    assert check_resource(gpu.gpu_mig_supported_size, AGENT_POOL, unknown) == []
+    assert check_resource(gpu.vm_size_known, AGENT_POOL, unknown)
 
 
 def test_gpu_pools_carry_the_gpu_taint_inline_or_separate() -> None:
