@@ -359,6 +359,64 @@ def aks_maintenance_window(stack: Stack, report: StackReport) -> None:
             report(f"{cluster.name} upgrades automatically ({channel}) but has no maintenance "
                    "configuration", cluster.urn)
 
+
+def _collected(setting: Resource) -> tuple[set[str], set[str]]:
+    """The enabled log categories (and category groups) and metric categories of a setting."""
+    logs, metrics = set(), set()
+    for entry in items(setting.known("logs")):
+        if entry.get("enabled") is False:
+            continue
+        for key in ("category", "categoryGroup"):
+            if isinstance(entry.get(key), str):
+                logs.add(entry[key].lower())
+    for entry in items(setting.known("metrics")):
+        if entry.get("enabled") is not False and isinstance(entry.get("category"), str):
+            metrics.add(entry["category"].lower())
+    return logs, metrics
+
+
+@stack_rule(
+    Rule(
+        id="gpustack-aks-diagnostic-categories",
+        area="reliability",
+        title="AKS diagnostic settings collect control-plane, autoscaler and admin audit logs",
+        why="Debugging a GPU pool that will not scale needs the autoscaler and API server logs; "
+        "investigating a change needs the admin audit log. kube-audit, which adds every get "
+        "and list call, multiplies ingestion cost for little more.",
+        fix="Send kube-apiserver, kube-controller-manager, kube-scheduler, cluster-autoscaler "
+        "and kube-audit-admin logs and AllMetrics; leave kube-audit (and so allLogs) out.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/monitor-aks-reference",),
+        mirrors=("Azure.AKS.PlatformLogs", "Azure.AKS.AuditAdmin"),
+    )
+)
+def aks_diagnostic_categories(stack: Stack, report: StackReport) -> None:
+    wanted = policy_fact("aks_log_categories")
+    settings = stack.of(DIAGNOSTICS)
+    for cluster in stack.of(CLUSTER):
+        mine = [s for s in settings
+                if stack.refers_to(s, "resourceUri", cluster, *_ARM_NAMES[CLUSTER])]
+        if not mine:
+            continue  # gpustack-reliability-diagnostic-settings reports the missing setting
+        logs, metrics = set(), set()
+        for setting in mine:
+            more_logs, more_metrics = _collected(setting)
+            logs |= more_logs
+            metrics |= more_metrics
+        every = "alllogs" in logs
+        missing = [c for c in [*wanted["platform"], wanted["audit"]]
+                   if not every and c.lower() not in logs]
+        if wanted["platform_metrics"].lower() not in metrics:
+            missing.append(wanted["platform_metrics"])
+        if missing:
+            report(f"{cluster.name}: diagnostic settings do not collect {names(missing)}",
+                   cluster.urn)
+        if every or wanted["costly_audit"].lower() in logs:
+            report(f"{cluster.name}: diagnostic settings collect {wanted['costly_audit']}"
+                   f"{' (through allLogs)' if every else ''}; collect "
+                   f"{wanted['audit']} instead", cluster.urn)
+
 POLICIES = [
     storage_blob_soft_delete,
     storage_blob_versioning,
@@ -370,5 +428,6 @@ POLICIES = [
     reliability_storage_zone_redundant,
     storage_file_share_soft_delete,
     aks_maintenance_window,
+    aks_diagnostic_categories,
 ]
 

@@ -146,6 +146,7 @@ def test_every_reliability_rule_is_tested() -> None:
         "gpustack-reliability-protect-stateful", "gpustack-reliability-system-pool-zonal",
         "gpustack-reliability-aks-standard-tier", "gpustack-reliability-diagnostic-settings",
         "gpustack-storage-file-share-soft-delete", "gpustack-aks-maintenance-window",
+        "gpustack-aks-diagnostic-categories",
         "gpustack-reliability-autoscaler-owns-count",
         "gpustack-reliability-storage-zone-redundant",
     }
@@ -201,3 +202,32 @@ def test_auto_upgrading_clusters_have_a_maintenance_window() -> None:
     assert urn == cluster.urn
     manual = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu"})
     assert check_stack(policy, [manual]) == []
+
+
+def aks_logs(*categories: str, metrics: bool = True) -> dict:
+    """A diagnostic setting's inputs for the cluster `aks`."""
+    return {"logs": [{"category": c, "enabled": True} for c in categories],
+            "metrics": [{"category": "AllMetrics", "enabled": True}] if metrics else []}
+
+
+def test_aks_diagnostics_collect_platform_and_admin_audit_logs() -> None:
+    cluster = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu"})
+    policy = reliability.aks_diagnostic_categories
+    good = Declared(DIAGNOSTICS, "d", aks_logs("kube-apiserver", "kube-audit-admin",
+                                               "kube-controller-manager", "kube-scheduler",
+                                               "cluster-autoscaler"),
+                    deps={"resourceUri": ["aks"]})
+    assert check_stack(policy, [cluster, good]) == []
+    assert check_stack(policy, [cluster]) == []  # no setting: the other rule reports it
+    thin = Declared(DIAGNOSTICS, "d", aks_logs("kube-audit", metrics=False),
+                    deps={"resourceUri": ["aks"]})
+    found = [message for message, _ in check_stack(policy, [cluster, thin])]
+    assert len(found) == 2
+    assert "do not collect kube-apiserver" in found[0] and "AllMetrics" in found[0]
+    assert "collect kube-audit; collect kube-audit-admin instead" in found[1]
+    everything = Declared(DIAGNOSTICS, "d", {"logs": [{"categoryGroup": "allLogs",
+                                                       "enabled": True}],
+                                             "metrics": [{"category": "AllMetrics"}]},
+                          deps={"resourceUri": ["aks"]})
+    ((message, _),) = check_stack(policy, [cluster, everything])
+    assert "kube-audit (through allLogs)" in message
