@@ -16,6 +16,7 @@ from policies.rulebook import (
     environment_scope,
     in_scope,
     items,
+    known_size,
     names,
     node_pools,
     number,
@@ -179,7 +180,11 @@ def reliability_system_pool_zonal(resource: Resource, report: Report) -> None:
         elif floor < resource.config["minimumNodes"]:
             problems.append(f"runs as few as {floor:g} nodes")
         zones = {str(z) for z in items(pool.get("availabilityZones"))}
-        if len(zones) < resource.config["minimumZones"]:
+        # Zones are demanded only of sizes the catalog lists as zonal: an unknown size is
+        # reported by gpustack-vm-size-known, and a regional-only size cannot span zones.
+        known = known_size(pool.size)
+        zonal = known is not None and known.zonal
+        if zonal and len(zones) < resource.config["minimumZones"]:
             problems.append(f"spans zones {names(sorted(zones))}")
         if problems:
             report(f"system {pool.label} {' and '.join(problems)}; use at least "

@@ -78,15 +78,21 @@ def test_stateful_resources_are_protected_in_prod_only() -> None:
 def test_prod_system_pool_runs_two_nodes_in_two_zones() -> None:
     policy = reliability.reliability_system_pool_zonal
     zonal = {"agentPoolProfiles": [{"name": "system", "mode": "System", "count": 3,
+                                    "vmSize": "Standard_D4ds_v5",
                                     "availabilityZones": ["1", "2", "3"]}]}
     assert check_resource(policy, CLUSTER, zonal, config=PROD) == []
     single = {"agentPoolProfiles": [{"name": "system", "enableAutoScaling": True,
+                                     "vmSize": "Standard_D4ds_v5",
                                      "minCount": 1, "maxCount": 3}]}
     (message,) = check_resource(policy, CLUSTER, single, config=PROD)
     assert "runs as few as 1 nodes and spans zones (none)" in message
     assert check_resource(policy, CLUSTER, single, config=DEV) == []
     separate = {"mode": "System", "count": 1, "availabilityZones": ["1", "2"]}
     assert check_resource(policy, AGENT_POOL, separate, config=PROD)
+    # An unknown size is not asked for zones it may not have; the node count still counts.
+    unknown = {"agentPoolProfiles": [{"name": "system", "mode": "System", "count": 2,
+                                      "vmSize": "Standard_Z9_unknown"}]}
+    assert check_resource(policy, CLUSTER, unknown, config=PROD) == []
 
 
 def test_prod_clusters_use_the_standard_tier() -> None:
