@@ -237,24 +237,51 @@ def _analyze_stack_once(analyze_stack: Callable[..., Any]) -> Callable[..., Any]
     return run
 
 
+_SERVICER = servicer_module._PolicyAnalyzerServicer
+# The SDK as shipped, captured before anything here replaces a piece of it.
+_SDK_FUNCTIONS = {
+    name: getattr(servicer_module, name)
+    for name in ("json_format", "deserialize_properties", "unknown_checking_proxy")
+}
+_SDK_METHODS = {
+    name: _SERVICER.__dict__[name]
+    for name in ("__init__", "Analyze", "AnalyzeStack", "_get_resource_options",
+                 "_get_provider_resource")
+}
+
+
 def share_property_conversions() -> bool:
-    """Install the shared conversions; False (and nothing changed) on an unmeasured SDK."""
+    """Install the shared conversions; False (and nothing changed) on an unmeasured SDK.
+
+    Idempotent: each call installs fresh wrappers around the SDK as shipped.
+    """
     if VERSION != MEASURED_SDK_VERSION:
         return False
-    servicer = servicer_module._PolicyAnalyzerServicer
-    if not getattr(servicer, "_gpustack_shared", False):
-        init = servicer.__init__
+    init = _SDK_METHODS["__init__"]
 
-        def __init__(self: Any, name: str, version: str, policies: Any, *rest: Any) -> None:
-            init(self, name, version, _PoliciesForType(policies), *rest)
+    def __init__(self: Any, name: str, version: str, policies: Any, *rest: Any) -> None:
+        init(self, name, version, _PoliciesForType(policies), *rest)
 
-        servicer.__init__ = __init__  # type: ignore[method-assign]
-        servicer.Analyze = _analyze_for_type(servicer.Analyze)  # type: ignore[method-assign]
-        servicer.AnalyzeStack = _analyze_stack_once(servicer.AnalyzeStack)  # type: ignore
-        servicer._get_resource_options = _Memo(servicer._get_resource_options)  # type: ignore
-        servicer._get_provider_resource = _Memo(servicer._get_provider_resource)  # type: ignore
-        servicer._gpustack_shared = True  # type: ignore[attr-defined]
+    methods = {
+        "__init__": __init__,
+        "Analyze": _analyze_for_type(_SDK_METHODS["Analyze"]),
+        "AnalyzeStack": _analyze_stack_once(_SDK_METHODS["AnalyzeStack"]),
+        "_get_resource_options": _Memo(_SDK_METHODS["_get_resource_options"]),
+        "_get_provider_resource": _Memo(_SDK_METHODS["_get_provider_resource"]),
+    }
+    for name, method in methods.items():
+        setattr(_SERVICER, name, method)
     servicer_module.json_format = _JsonFormat()  # type: ignore[assignment]
-    servicer_module.deserialize_properties = _RecentResults(servicer_module.deserialize_properties)
-    servicer_module.unknown_checking_proxy = _RecentResults(servicer_module.unknown_checking_proxy)
+    servicer_module.deserialize_properties = _RecentResults(
+        _SDK_FUNCTIONS["deserialize_properties"])
+    servicer_module.unknown_checking_proxy = _RecentResults(
+        _SDK_FUNCTIONS["unknown_checking_proxy"])
     return True
+
+
+def restore_sdk() -> None:
+    """Put the SDK back as shipped (for comparing verdicts with and without the speed-ups)."""
+    for name, method in _SDK_METHODS.items():
+        setattr(_SERVICER, name, method)
+    for name, function in _SDK_FUNCTIONS.items():
+        setattr(servicer_module, name, function)
