@@ -32,6 +32,7 @@ VAULT = "keyvault:Vault"
 CLUSTER = "containerservice:ManagedCluster"
 AGENT_POOL = "containerservice:AgentPool"
 DIAGNOSTICS = "monitor:DiagnosticSetting"
+REGISTRY = "containerregistry:Registry"
 
 # How a diagnostic setting or blob service names the resource it belongs to: the ARM type
 # segment and the input holding the resource's name.
@@ -39,6 +40,7 @@ _ARM_NAMES = {
     STORAGE: ("storageAccounts", "accountName"),
     VAULT: ("vaults", "vaultName"),
     CLUSTER: ("managedClusters", "resourceName"),
+    REGISTRY: ("registries", "registryName"),
 }
 
 
@@ -221,15 +223,22 @@ def reliability_aks_standard_tier(cluster: Resource, report: Report) -> None:
     Rule(
         id="gpustack-reliability-diagnostic-settings",
         area="reliability",
-        title="Storage accounts, Key Vaults and AKS clusters send diagnostics to a workspace",
-        why="Without resource logs there is no audit trail of who read a secret or a model, "
-        "and no API server or autoscaler logs to debug a stuck GPU pool.",
+        title="Storage accounts, Key Vaults, AKS clusters and registries send diagnostics to a "
+        "workspace",
+        why="Without resource logs there is no audit trail of who read a secret, a model or an "
+        "image, and no API server or autoscaler logs to debug a stuck GPU pool.",
         fix="Add a monitor.DiagnosticSetting for the resource (for storage, its blob service) "
         "that sends allLogs and AllMetrics to the Log Analytics workspace.",
         severity=Severity.MEDIUM,
         level=MANDATORY,
         references=("https://learn.microsoft.com/azure/azure-monitor/essentials/diagnostic-settings",),
-        mirrors=("Azure.KeyVault.Logs", "Azure.AKS.AuditLogs", "CKV2_AZURE_21"),
+        mirrors=(
+            "Azure.KeyVault.Logs",
+            "Azure.AKS.AuditLogs",
+            "Azure.ACR.Logs",
+            "Azure.ACR.AuditLogs",
+            "CKV2_AZURE_21",
+        ),
     )
 )
 def reliability_diagnostic_settings(stack: Stack, report: StackReport) -> None:

@@ -6,6 +6,7 @@ CLI runs it; one session is shared by the tests of this module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -318,3 +319,25 @@ def test_rule_table_in_the_docs_lists_every_rule() -> None:
     text = DOCS.read_text()
     for rule_id in RULES:
         assert f"`{rule_id}`" in text, rule_id
+
+
+def test_rules_waived_by_our_config_are_listed_in_the_plan_reports(dev_plan: Plan) -> None:
+    from gpustack import cli
+    from gpustack.estimates import plan_estimates
+    from gpustack.report import plan_document, render_markdown, render_table
+
+    config_file = cli._policy_config_file(dev_plan, PACK, None)
+    assert config_file == PACK / "config" / "dev.json"
+    exceptions = cli.policy_exceptions(config_file)
+    assert [(e["rule"], e["level"]) for e in exceptions] == [
+        ("gpustack-acr-quarantine", "disabled")]
+    assert "no scanner" in exceptions[0]["note"].lower()
+    document = plan_document(dev_plan)
+    document.update(plan_estimates(dev_plan, None, None))
+    document["policy"] = {"pack": "gpustack-azure", "rules": [], "violations": [],
+                          "exceptions": exceptions}
+    assert "gpustack-acr-quarantine (disabled): No scanner" in render_table(document)
+    assert "- `gpustack-acr-quarantine` (disabled): No scanner" in render_markdown(document)
+    # Another program's plan never picks up this project's config, whatever its stack name.
+    foreign = dataclasses.replace(dev_plan, program_dir=FOREIGN)
+    assert cli._policy_config_file(foreign, PACK, None) is None

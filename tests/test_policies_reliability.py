@@ -116,8 +116,16 @@ def test_storage_vaults_and_clusters_send_diagnostics() -> None:
         "managedClusters/aks-gpu-dev")})
     blob_logs = Declared(DIAGNOSTICS, "blob-diag", {"resourceUri": "<from blobs.id>"},
                          deps={"resourceUri": ["blobs"]})
-    everything = [vault, cluster, account, blobs, vault_logs, cluster_logs, blob_logs]
+    registry = Declared("azure-native:containerregistry:Registry", "acr",
+                        {"registryName": "acrgpu"})
+    registry_logs = Declared(DIAGNOSTICS, "acr-diag", {"resourceUri": "<from acr.id>"},
+                             deps={"resourceUri": ["acr"]})
+    everything = [vault, cluster, account, blobs, vault_logs, cluster_logs, blob_logs,
+                  registry, registry_logs]
     assert check_stack(reliability.reliability_diagnostic_settings, everything) == []
+    ((message, _),) = check_stack(reliability.reliability_diagnostic_settings,
+                                  everything[:-1])
+    assert "containerregistry:Registry acr has no diagnostic setting" in message
     missing = [vault, cluster, account, blobs, vault_logs, blob_logs]
     ((message, urn),) = check_stack(reliability.reliability_diagnostic_settings, missing)
     assert "aks has no diagnostic setting" in message and urn == cluster.urn
