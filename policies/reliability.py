@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Any
+
 from pulumi_policy import Severity
 
 from policies.rulebook import (
@@ -13,6 +16,7 @@ from policies.rulebook import (
     Rule,
     Stack,
     StackReport,
+    dig,
     environment_scope,
     in_scope,
     items,
@@ -431,6 +435,76 @@ def aks_diagnostic_categories(stack: Stack, report: StackReport) -> None:
                    f"{' (through allLogs)' if every else ''}; collect "
                    f"{wanted['audit']} instead", cluster.urn)
 
+
+SUBNET = "network:Subnet"
+VNET = "network:VirtualNetwork"
+
+
+def _subnet_prefixes(stack: Stack, subnet_id: Any) -> list[str]:
+    """Address prefixes of the subnet an ARM id names, standalone or inline in a VNet."""
+    found = []
+    for subnet in stack.of(SUBNET):
+        if stack.id_refers_to(subnet_id, subnet, "subnets", "subnetName"):
+            found += [str(p) for p in [subnet.known("addressPrefix"),
+                                       *items(subnet.known("addressPrefixes"))] if p]
+    reference = str(subnet_id or "").lower()
+    for vnet in stack.of(VNET):
+        for inline in items(vnet.known("subnets")):
+            name = str(inline.get("name") or "").lower()
+            if name and reference.endswith(f"/subnets/{name}"):
+                found += [str(p) for p in [inline.get("addressPrefix"),
+                                           *items(inline.get("addressPrefixes"))] if p]
+    return found
+
+
+@stack_rule(
+    Rule(
+        id="gpustack-aks-cni-subnet-size",
+        area="reliability",
+        title="AKS node subnets are large enough when pods take subnet IPs",
+        why="With Azure CNI in node-subnet mode every pod reserves a subnet IP up front (max "
+        "pods per node); a small subnet runs out when GPU pools scale out, and growing it means "
+        "rebuilding the pools.",
+        fix="Give the node subnets a /23 or larger prefix, or use network_plugin_mode='overlay' "
+        "so pod IPs come from the pod CIDR.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/aks/configure-azure-cni",),
+        mirrors=("Azure.AKS.CNISubnetSize",),
+        settings={
+            "maximumPrefixLength": {
+                "type": "integer",
+                "minimum": 8,
+                "maximum": 29,
+                "default": policy_fact("aks_cni_subnet")["maximum_prefix_length"],
+                "description": "Longest node subnet prefix accepted (23 means /23 or larger).",
+            }
+        },
+    )
+)
+def aks_cni_subnet_size(stack: Stack, report: StackReport) -> None:
+    longest = stack.config["maximumPrefixLength"]
+    for cluster in stack.of(CLUSTER):
+        if not one_of(cluster.known("networkProfile", "networkPlugin"), "azure") or one_of(
+            cluster.known("networkProfile", "networkPluginMode"), "overlay"
+        ):
+            continue  # pod IPs do not come from the node subnet
+        subnet_ids = [dig(p, "vnetSubnetID") for p in items(cluster.known("agentPoolProfiles"))]
+        subnet_ids += [
+            pool.known("vnetSubnetID")
+            for pool in stack.of(AGENT_POOL)
+            if stack.refers_to(pool, "resourceName", cluster, *_ARM_NAMES[CLUSTER])
+        ]
+        for subnet_id in {str(s) for s in subnet_ids if s}:
+            for prefix in _subnet_prefixes(stack, subnet_id):
+                try:
+                    length = ipaddress.ip_network(prefix, strict=False).prefixlen
+                except ValueError:
+                    continue
+                if length > longest:
+                    report(f"{cluster.name}: node subnet {subnet_id.rsplit('/', 1)[-1]} is "
+                           f"{prefix}; use /{longest:g} or larger, or CNI overlay", cluster.urn)
+
 POLICIES = [
     storage_blob_soft_delete,
     storage_blob_versioning,
@@ -443,5 +517,6 @@ POLICIES = [
     storage_file_share_soft_delete,
     aks_maintenance_window,
     aks_diagnostic_categories,
+    aks_cni_subnet_size,
 ]
 

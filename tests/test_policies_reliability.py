@@ -160,7 +160,7 @@ def test_every_reliability_rule_is_tested() -> None:
         "gpustack-reliability-protect-stateful", "gpustack-reliability-system-pool-zonal",
         "gpustack-reliability-aks-standard-tier", "gpustack-reliability-diagnostic-settings",
         "gpustack-storage-file-share-soft-delete", "gpustack-aks-maintenance-window",
-        "gpustack-aks-diagnostic-categories",
+        "gpustack-aks-diagnostic-categories", "gpustack-aks-cni-subnet-size",
         "gpustack-reliability-autoscaler-owns-count",
         "gpustack-reliability-storage-zone-redundant",
     }
@@ -245,3 +245,22 @@ def test_aks_diagnostics_collect_platform_and_admin_audit_logs() -> None:
                           deps={"resourceUri": ["aks"]})
     ((message, _),) = check_stack(policy, [cluster, everything])
     assert "kube-audit (through allLogs)" in message
+
+
+def test_node_subnet_mode_cni_needs_a_large_subnet() -> None:
+    subnet_id = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/"
+                 "virtualNetworks/v/subnets/snet-gpu")
+    small = Declared(SUBNET, "gpu", {"subnetName": "snet-gpu", "addressPrefix": "10.0.4.0/24"})
+    large = Declared(SUBNET, "gpu", {"subnetName": "snet-gpu", "addressPrefix": "10.0.4.0/22"})
+    cluster = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu", "networkProfile": {
+        "networkPlugin": "azure"}, "agentPoolProfiles": [{"name": "system"}]})
+    pool = Declared(AGENT_POOL, "t4", {"resourceName": "aks-gpu", "vnetSubnetID": subnet_id},
+                    deps={"resourceName": ["aks"]})
+    policy = reliability.aks_cni_subnet_size
+    ((message, urn),) = check_stack(policy, [small, cluster, pool])
+    assert "node subnet snet-gpu is 10.0.4.0/24; use /23 or larger" in message
+    assert urn == cluster.urn
+    assert check_stack(policy, [large, cluster, pool]) == []
+    overlay = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu", "networkProfile": {
+        "networkPlugin": "azure", "networkPluginMode": "overlay"}})
+    assert check_stack(policy, [small, overlay, pool]) == []
