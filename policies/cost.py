@@ -23,6 +23,7 @@ from policies.rulebook import (
     node_pools,
     number,
     one_of,
+    policy_fact,
     resource_rule,
     stack_rule,
     vm_profile,
@@ -289,6 +290,53 @@ def cost_spot_eviction_delete(resource: Resource, report: Report) -> None:
             report(f"{pool.label} sets scaleSetEvictionPolicy {policy}; use 'Delete'")
 
 
+
+DISK = "compute:Disk"
+
+
+def _billing_sizes(sku: str) -> list[int] | None:
+    """The billed sizes for a disk SKU; None for per-GiB billing (Premium SSD v2)."""
+    sizes = policy_fact("disk_billing_sizes")
+    name = sku.lower()
+    if name.startswith("premiumv2"):
+        return None
+    if name.startswith("ultrassd"):
+        step = 1024
+        return [*sizes["ultra_steps"], *range(step, sizes["ultra_tib_step_up_to_gib"] + 1, step)]
+    if name.startswith("standard_"):  # Standard_LRS: HDD
+        return list(sizes["hdd"])
+    return list(sizes["ssd"])
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-cost-disk-size-aligned",
+        area="cost",
+        title="Managed disk sizes match a billing increment",
+        why="Disks are billed at the next size increment: a 130 GiB disk costs as much as a "
+        "256 GiB one.",
+        fix="Set disk_size_gb to a billed size (32, 64, 128, 256, 512 GiB...) or within 5 GiB "
+        "below one.",
+        severity=Severity.LOW,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/virtual-machines/disks-types",),
+        mirrors=("Azure.VM.DiskSizeAlignment",),
+    ),
+    DISK,
+)
+def cost_disk_size_aligned(disk: Resource, report: Report) -> None:
+    size = number(disk.get("diskSizeGB"))
+    if size is None:
+        return  # sized by the image or source disk
+    billed = _billing_sizes(str(disk.get("sku", "name") or "Premium_LRS"))
+    if billed is None:
+        return
+    tolerance = policy_fact("disk_billing_sizes")["tolerance_gib"]
+    next_size = next((b for b in billed if b >= size), None)
+    if next_size is not None and next_size - size > tolerance:
+        report(f"diskSizeGB is {size:g}, billed as {next_size:g} GiB; use {next_size:g} or "
+               f"the size below it")
+
 POLICIES = [
     cost_dev_gpu_spot_or_zero,
     cost_autoscale_bounded,
@@ -296,5 +344,6 @@ POLICIES = [
     cost_budget_alerts,
     cost_estimate_under_budget,
     cost_spot_eviction_delete,
+    cost_disk_size_aligned,
 ]
 

@@ -118,4 +118,21 @@ def test_every_cost_rule_is_tested() -> None:
         "gpustack-cost-dev-gpu-spot-or-zero", "gpustack-cost-autoscale-bounded",
         "gpustack-cost-budget-exists", "gpustack-cost-budget-alerts",
         "gpustack-cost-estimate-under-budget", "gpustack-cost-spot-eviction-delete",
+        "gpustack-cost-disk-size-aligned",
     }
+
+
+def test_disk_sizes_match_a_billing_increment() -> None:
+    disk = "azure-native:compute:Disk"
+    policy = cost.cost_disk_size_aligned
+    for props in ({"diskSizeGB": 256, "sku": {"name": "Premium_LRS"}},
+                  {"diskSizeGB": 1020, "sku": {"name": "StandardSSD_ZRS"}},
+                  {"diskSizeGB": 130, "sku": {"name": "PremiumV2_LRS"}},
+                  {"creationData": {"createOption": "FromImage"}}):
+        assert check_resource(policy, disk, props) == [], props
+    (message,) = check_resource(policy, disk, {"diskSizeGB": 130, "sku": {"name": "Premium_LRS"}})
+    assert "diskSizeGB is 130, billed as 256 GiB" in message
+    (message,) = check_resource(policy, disk, {"diskSizeGB": 16, "sku": {"name": "Standard_LRS"}})
+    assert "billed as 32 GiB" in message
+    (message,) = check_resource(policy, disk, {"diskSizeGB": 1500, "sku": {"name": "UltraSSD_LRS"}})
+    assert "billed as 2048 GiB" in message
