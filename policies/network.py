@@ -363,47 +363,36 @@ def public_ip_zone_redundant(address: Resource, report: Report) -> None:
     )
 )
 def private_endpoint_for_private_services(stack: Stack, report: StackReport) -> None:
-    endpoints = stack.of(PRIVATE_ENDPOINT)
-    for kind, segments in _PRIVATE_SERVICES.items():
+    connected: set[str] = set()
+    for endpoint in stack.of(PRIVATE_ENDPOINT):
+        connected |= stack.referenced(endpoint, "privateLinkServiceConnections", _PRIVATE_SERVICES)
+        for connection in [
+            *items(endpoint.known("privateLinkServiceConnections")),
+            *items(endpoint.known("manualPrivateLinkServiceConnections")),
+        ]:
+            connected |= stack.named_by(dig(connection, "privateLinkServiceId"), _PRIVATE_SERVICES)
+    for kind in _PRIVATE_SERVICES:
         for service in stack.of(kind):
             access = service.known("publicNetworkAccess") or service.known(
                 "properties", "publicNetworkAccess")
-            if not one_of(access, "Disabled"):
-                continue
-            if not any(_connects(stack, endpoint, service, segments) for endpoint in endpoints):
+            if one_of(access, "Disabled") and service.urn not in connected:
                 report(f"{kind} {service.name} disables public access but no private endpoint "
                        "connects to it", service.urn)
 
 
-def _connects(
-    stack: Stack, endpoint: Resource, service: Resource, segments: tuple[str, str]
-) -> bool:
-    if stack.refers_to(endpoint, "privateLinkServiceConnections", service, *segments):
-        return True
-    connections = [
-        *items(endpoint.known("privateLinkServiceConnections")),
-        *items(endpoint.known("manualPrivateLinkServiceConnections")),
-    ]
-    return any(
-        stack.id_refers_to(dig(c, "privateLinkServiceId"), service, *segments) for c in connections
-    )
+_NSG_NAMES = {NSG: ("networkSecurityGroups", "networkSecurityGroupName")}
 
 
 def _attached_nsgs(stack: Stack) -> set[str]:
-    """URNs of NSGs some subnet or NIC of the stack uses."""
+    """URNs of NSGs some subnet or NIC of the stack uses (standalone or inline in a VNet)."""
     used: set[str] = set()
-    for nsg in stack.of(NSG):
-        for holder in stack.of(SUBNET, NIC):
-            if stack.refers_to(holder, "networkSecurityGroup", nsg, "networkSecurityGroups",
-                               "networkSecurityGroupName"):
-                used.add(nsg.urn)
-        for vnet in stack.of(VNET):
-            if nsg.urn in vnet.depends_on("subnets") or any(
-                stack.id_refers_to(dig(subnet, "networkSecurityGroup", "id"), nsg,
-                                   "networkSecurityGroups", "networkSecurityGroupName")
-                for subnet in items(vnet.known("subnets"))
-            ):
-                used.add(nsg.urn)
+    for holder in stack.of(SUBNET, NIC):
+        used |= stack.referenced(holder, "networkSecurityGroup", _NSG_NAMES)
+        used |= stack.named_by(holder.known("networkSecurityGroup", "id"), _NSG_NAMES)
+    for vnet in stack.of(VNET):
+        used |= vnet.depends_on("subnets")
+        for subnet in items(vnet.known("subnets")):
+            used |= stack.named_by(dig(subnet, "networkSecurityGroup", "id"), _NSG_NAMES)
     return used
 
 

@@ -246,10 +246,12 @@ def reliability_aks_standard_tier(cluster: Resource, report: Report) -> None:
     )
 )
 def reliability_diagnostic_settings(stack: Stack, report: StackReport) -> None:
-    settings = stack.of(DIAGNOSTICS)
-    for kind, segments in _ARM_NAMES.items():
+    covered: set[str] = set()
+    for setting in stack.of(DIAGNOSTICS):
+        covered |= stack.referenced(setting, "resourceUri", _ARM_NAMES)
+    for kind in _ARM_NAMES:
         for target in stack.of(kind):
-            if not any(stack.refers_to(s, "resourceUri", target, *segments) for s in settings):
+            if target.urn not in covered:
                 report(f"{kind} {target.name} has no diagnostic setting", target.urn)
 
 
@@ -367,13 +369,15 @@ def storage_file_share_soft_delete(stack: Stack, report: StackReport) -> None:
     )
 )
 def aks_maintenance_window(stack: Stack, report: StackReport) -> None:
-    configurations = stack.of(MAINTENANCE)
+    scheduled: set[str] = set()
+    for configuration in stack.of(MAINTENANCE):
+        scheduled |= stack.referenced(configuration, "resourceName",
+                                      {CLUSTER: _ARM_NAMES[CLUSTER]})
     for cluster in stack.of(CLUSTER):
         channel = cluster.known("autoUpgradeProfile", "upgradeChannel")
         if channel is None or one_of(channel, "none"):
             continue
-        if not any(stack.refers_to(c, "resourceName", cluster, *_ARM_NAMES[CLUSTER])
-                   for c in configurations):
+        if cluster.urn not in scheduled:
             report(f"{cluster.name} upgrades automatically ({channel}) but has no maintenance "
                    "configuration", cluster.urn)
 
@@ -411,10 +415,13 @@ def _collected(setting: Resource) -> tuple[set[str], set[str]]:
 )
 def aks_diagnostic_categories(stack: Stack, report: StackReport) -> None:
     wanted = policy_fact("aks_log_categories")
-    settings = stack.of(DIAGNOSTICS)
+    clusters = {CLUSTER: _ARM_NAMES[CLUSTER]}
+    by_cluster: dict[str, list[Resource]] = {}
+    for setting in stack.of(DIAGNOSTICS):
+        for urn in stack.referenced(setting, "resourceUri", clusters):
+            by_cluster.setdefault(urn, []).append(setting)
     for cluster in stack.of(CLUSTER):
-        mine = [s for s in settings
-                if stack.refers_to(s, "resourceUri", cluster, *_ARM_NAMES[CLUSTER])]
+        mine = by_cluster.get(cluster.urn, [])
         if not mine:
             continue  # gpustack-reliability-diagnostic-settings reports the missing setting
         logs, metrics = set(), set()

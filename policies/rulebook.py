@@ -10,6 +10,7 @@ Rules match resource types by module and name, so versioned tokens
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -407,6 +408,51 @@ class Stack:
             ):
                 return True
         return self.id_refers_to(source.known(prop), target, *segments)
+
+    def referenced(
+        self, source: Resource, prop: str, arm_names: Mapping[str, tuple[str, str]]
+    ) -> set[str]:
+        """URNs `source`'s input `prop` points at, by the same tests as `refers_to`.
+
+        One pass over the source instead of one `refers_to` per candidate target: stack rules
+        that match every setting against every resource stay linear on large stacks.
+        `arm_names` maps the target kinds to their ARM type segment and name input.
+        """
+        found = set(source.depends_on(prop))
+        for urn in list(found):
+            between = self.by_urn.get(urn)
+            if between is not None:
+                for urns in between._dependencies.values():
+                    found |= urns
+        found |= self.named_by(source.known(prop), arm_names)
+        return found
+
+    def named_by(self, reference: Any, arm_names: Mapping[str, tuple[str, str]]) -> set[str]:
+        """URNs of the resources of `arm_names`' kinds an ARM id or bare name designates."""
+        reference = lower(reference)
+        if not reference:
+            return set()
+        index = self._name_index(tuple(sorted(arm_names.items())))
+        parts = reference.strip("/").split("/")
+        found = set(index.get(("", reference), ()))
+        for segment, name in itertools.pairwise(parts):
+            found |= index.get((segment, name), set())
+        return found
+
+    def _name_index(
+        self, arm_names: tuple[tuple[str, tuple[str, str]], ...]
+    ) -> dict[tuple[str, str], set[str]]:
+        cache = self.__dict__.setdefault("_name_indexes", {})
+        if arm_names not in cache:
+            index: dict[tuple[str, str], set[str]] = {}
+            for kind, (segment, name_input) in arm_names:
+                for target in self.of(kind):
+                    name = lower(target.known(name_input))
+                    if name:
+                        index.setdefault((segment.lower(), name), set()).add(target.urn)
+                        index.setdefault(("", name), set()).add(target.urn)
+            cache[arm_names] = index
+        return cache[arm_names]
 
     def id_refers_to(self, reference: Any, target: Resource, *segments: str) -> bool:
         """True when an ARM id or name (a string input) names `target` (see `refers_to`)."""
