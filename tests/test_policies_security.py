@@ -367,7 +367,8 @@ CASES += [
     Case(security.vm_no_plaintext_secrets, VM,
          changed(GOOD_VM, lambda p: p["osProfile"].update(customData=b64(CLOUD_INIT))),
          changed(GOOD_VM, lambda p: p["osProfile"].update(customData=b64(LEAKY_INIT))),
-         "osProfile.customData contains what looks like a credential ('password=Sup"),
+         "osProfile.customData contains what looks like a credential (password or key "
+         "assignment)"),
     Case(security.disk_no_public_access, DISK,
          {"publicNetworkAccess": "Disabled", "networkAccessPolicy": "DenyAll"},
          {"creationData": {"createOption": "Empty"}, "diskSizeGB": 64},
@@ -568,7 +569,7 @@ def test_secret_without_expiry_and_extension_settings_with_keys_are_reported() -
     sas = "?sv=2024&sig=abcdefghijklmnopqrstuvwxyz123"
     leaky = {"settings": {"commandToExecute": f"azcopy copy 'https://sa.blob/c{sas}' /data"}}
     (message,) = check_resource(security.vm_no_plaintext_secrets, VM_EXTENSION, leaky)
-    assert "settings contains what looks like a credential" in message
+    assert "settings contains what looks like a credential (SAS signature)" in message
     assert "abcdefghijklmnop" not in message  # the secret itself is never echoed
     safe = {"settings": {"commandToExecute": "bash setup.sh"},
             "protectedSettings": {"commandToExecute": "password=Sup3rSecretValue"}}
