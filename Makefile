@@ -28,6 +28,7 @@ test: lint
 docs: $(INSTALLED)
 	$(PY) -m stacks.config_reference > docs/config.md
 	$(PY) -m policies.coverage > docs/policy-coverage.md
+	$(PY) -m policies.coverage --rule-table docs/policies.md
 
 bench: $(INSTALLED)
 	$(PY) -m benchmarks

@@ -83,3 +83,9 @@ def test_a_row_with_both_or_neither_answer_is_rejected(tmp_path: Path) -> None:
         "source: {psrule: here}\ntypes:\n  t:\n    - {id: Azure.X.Y}\n", encoding="utf-8")
     with pytest.raises(coverage.CoverageError, match="exactly one of `rule` or `not_applicable`"):
         coverage.load(tmp_path)
+
+
+def test_rule_table_in_the_docs_is_generated_from_the_rules() -> None:
+    text = (ROOT / "docs" / "policies.md").read_text(encoding="utf-8")
+    assert coverage.with_rule_table(text) == text, "run `make docs`"
+    assert coverage.rule_table().count("\n| `gpustack-") == len(RULES)
