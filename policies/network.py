@@ -221,7 +221,7 @@ def subnet_nsg(resource: Resource, report: Report) -> None:
         title="Subnets disable default outbound access",
         why="Default outbound access gives VMs an implicit, shared public IP nobody controls or "
         "logs; egress should go through a NAT gateway or firewall the stack declares. Azure "
-        "retired it for new VNets after 30 September 2025.",
+        "is retiring it in favour of private subnets.",
         fix="Set default_outbound_access=False on every subnet and give it a NAT gateway (or a "
         "route to a firewall).",
         severity=Severity.MEDIUM,
