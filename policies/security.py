@@ -1196,7 +1196,8 @@ def aks_defender_profile(cluster: Resource, report: Report) -> None:
     defender = cluster.get("securityProfile", "defender")
     if dig(defender, "securityMonitoring", "enabled") is not True:
         report("securityProfile.defender.securityMonitoring.enabled is not True")
-    elif dig(defender, "logAnalyticsWorkspaceResourceId") is None:
+    # Only whether the workspace is named: its id is often unknown until the workspace exists.
+    elif "logAnalyticsWorkspaceResourceId" not in list(defender or {}):
         report("securityProfile.defender names no logAnalyticsWorkspaceResourceId")
 
 

@@ -587,3 +587,13 @@ def test_insecure_addons_are_matched_case_insensitively() -> None:
         KubeDashboard={"enabled": True}))
     (message,) = check_resource(security.aks_no_insecure_addons, CLUSTER, cluster)
     assert "kubeDashboard is enabled" in message
+
+
+def test_defender_profile_is_judged_during_preview_with_an_unknown_workspace_id() -> None:
+    cluster = changed(GOOD_CLUSTER, lambda p: p["securityProfile"]["defender"].update(
+        logAnalyticsWorkspaceResourceId=UNKNOWN_STRING_VALUE))
+    assert check_resource(security.aks_defender_profile, CLUSTER, cluster) == []
+    no_workspace = changed(GOOD_CLUSTER, lambda p: p["securityProfile"]["defender"].pop(
+        "logAnalyticsWorkspaceResourceId"))
+    (message,) = check_resource(security.aks_defender_profile, CLUSTER, no_workspace)
+    assert "names no logAnalyticsWorkspaceResourceId" in message
