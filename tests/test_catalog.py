@@ -58,7 +58,9 @@ def test_grid_driver_only_on_nv_sizes_and_no_driver_on_cpu_sizes() -> None:
         if size.driver == "GRID":
             assert size.name.startswith("Standard_NV"), size.name
         assert (size.driver is None) == (not size.is_gpu), size.name
-        assert size.driver in {None, "CUDA", "GRID"}, size.name
+        assert size.driver in {None, "CUDA", "GRID", "ROCm"}, size.name
+        # ROCm is AMD's stack and only AMD's; an NVIDIA size never gets it.
+        assert (size.driver == "ROCm") == (size.gpu_vendor == "AMD"), size.name
 
 
 def test_ephemeral_os_disk_limit_never_exceeds_local_disk_or_2040_gib() -> None:
@@ -72,7 +74,8 @@ def test_every_size_names_its_sources_and_verification_date() -> None:
     for size in catalog.all_sizes():
         assert size.sources, size.name
         assert all(url.startswith("https://") for url in size.sources), size.name
-        assert size.verified == "2026-11-22", size.name
+        # The original series were checked on 2026-11-22, the ones added later on 2026-11-25.
+        assert size.verified in {"2026-11-22", "2026-11-25"}, size.name
 
 
 def test_unverified_facts_name_real_fields() -> None:
@@ -159,13 +162,17 @@ def test_csv_builder_stores_null_spot_when_spot_equals_payg(tmp_path: Path) -> N
 
     snapshot = prices.build_snapshot_from_csv(dump)
 
+    csv = prices.CSV_SOURCE_KEY
     assert snapshot["prices"] == {
-        "Standard_NC40ads_H100_v5": {"eastus": {"payg": 6.98, "spot": None}},
+        "Standard_NC40ads_H100_v5": {"eastus": {"payg": 6.98, "spot": None, "source": csv}},
         "Standard_NC4as_T4_v3": {
-            "eastus": {"payg": 0.526, "spot": 0.062699},
-            "southcentralus": {"payg": 0.631, "spot": None},
+            "eastus": {"payg": 0.526, "spot": 0.062699, "source": csv},
+            "southcentralus": {"payg": 0.631, "spot": None, "source": csv},
+            "westeurope": {"payg": 0.6, "spot": 0.07, "source": csv},
         },
     }
+    assert snapshot["regions"] == ["eastus", "southcentralus", "westeurope"]
+    assert snapshot["sources"][csv]["retrieved"] == prices.CSV_RETRIEVED
     assert snapshot["currency"] == "USD"
     assert snapshot["as_of"]
 
@@ -232,9 +239,13 @@ def test_refresh_parses_linux_payg_and_spot_meters(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(urllib.request, "urlopen", lambda *_a, **_k: Response())
 
-    snapshot = prices.refresh_from_retail_api(["Standard_D2s_v5"], ["eastus"])
+    snapshot = prices.refresh_from_retail_api(["Standard_D2s_v5"], ["eastus"], today="2026-11-25")
 
-    assert snapshot["prices"] == {"Standard_D2s_v5": {"eastus": {"payg": 0.096, "spot": 0.0106}}}
+    api = prices.API_SOURCE_KEY
+    assert snapshot["prices"] == {
+        "Standard_D2s_v5": {"eastus": {"payg": 0.096, "spot": 0.0106, "source": api}}
+    }
+    assert snapshot["sources"][api]["as_of"] == "2026-11-25"
 
 
 def test_written_snapshot_is_readable_package_data(tmp_path: Path) -> None:
@@ -301,6 +312,7 @@ def test_catalog_rows_filter_by_region_gpu_and_infiniband() -> None:
     assert {s.name for s in ib} == {
         "Standard_ND96asr_v4", "Standard_ND96amsr_A100_v4",
         "Standard_ND96isr_H100_v5", "Standard_ND96isr_H200_v5",
+        "Standard_ND96isr_MI300X_v5", "Standard_ND128isr_NDR_GB200_v6",
     }  # fmt: skip
     assert not any(s.has_infiniband for s in catalog.catalog_rows(infiniband=False))
 
