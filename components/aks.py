@@ -637,6 +637,9 @@ class GpuNodePoolArgs:
     os_disk_gb: int = 128
     # True when the cluster runs the GPU Operator: driver-Install pools then opt out of it.
     gpu_operator_in_cluster: bool = False
+    # An On-demand Capacity Reservation Group the pool's nodes use (agentPool
+    # capacityReservationGroupID); the cluster identity needs its role on the group first.
+    capacity_reservation_group_id: pulumi.Input[str] | None = None
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -663,6 +666,12 @@ class GpuNodePool(pulumi.ComponentResource):
             raise ValueError(
                 f"GpuNodePool {args.pool_name}: {size.name} ({size.gpu_model}) does not support "
                 f"MIG profile {args.mig_profile}"
+            )
+        if args.driver not in size.aks_gpu_drivers:
+            allowed = ", ".join(size.aks_gpu_drivers) or "none: no AKS GPU pool on this size"
+            raise ValueError(
+                f"GpuNodePool {args.pool_name}: gpuProfile.driver {args.driver} is not usable on "
+                f"{size.name} (catalog aks_gpu_drivers: {allowed})"
             )
         self.pool_name = args.pool_name
         self.size = size
@@ -697,6 +706,7 @@ class GpuNodePool(pulumi.ComponentResource):
             gpu_profile=containerservice.GPUProfileArgs(
                 driver=containerservice.GPUDriver(args.driver)
             ),
+            capacity_reservation_group_id=args.capacity_reservation_group_id,
         )
         self.pool_id = self.agent_pool.id
         self.register_outputs({"poolId": self.pool_id, "taints": self.taints})
@@ -706,7 +716,7 @@ def _pool_labels(args: GpuNodePoolArgs, size: catalog.VmSize) -> dict[str, str]:
     model = (size.gpu_model or "unknown").lower().replace(" ", "-")
     labels = {
         **args.labels,
-        ACCELERATOR_LABEL: "nvidia",
+        ACCELERATOR_LABEL: (size.gpu_vendor or "nvidia").lower(),
         GPU_MODEL_LABEL: model,
         PURPOSE_LABEL: args.purpose,
         DRIVER_LABEL: "aks" if args.driver == "Install" else "gpu-operator",

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from gpustack import catalog, facts
+from stacks.config_reservations import CapacityReservationConfig, check_capacity_reservations
 
 PROJECT = "azure-gpu-stacks"
 
@@ -845,6 +846,8 @@ class StackConfig(ConfigModel):
     inference: InferenceConfig | None = None
     cpu_scale_sets: list[CpuScaleSetConfig] = Field(default_factory=list)
     training_storage: TrainingStorageConfig = Field(default_factory=TrainingStorageConfig)
+    # On-demand Capacity Reservation Groups and the pools using them (stacks/config_reservations).
+    capacity_reservations: list[CapacityReservationConfig] = Field(default_factory=list)
 
     @field_validator("tags")
     @classmethod
@@ -875,6 +878,11 @@ class StackConfig(ConfigModel):
                 )
         if self.aks is not None:
             self._aks_rules(self.aks)
+        return self
+
+    @model_validator(mode="after")
+    def _reservation_rules(self) -> StackConfig:
+        check_capacity_reservations(self)
         return self
 
     @model_validator(mode="after")

@@ -379,10 +379,18 @@ def test_unknown_size_fails_clearly() -> None:
 
 def test_default_image_is_gen2_and_hpc_exactly_for_infiniband_sizes() -> None:
     for size in catalog.all_sizes():
-        if size.is_gpu:
+        if size.is_gpu and size.architecture == "x64":
             image = default_image(size)
             assert (image.offer == "ubuntu-hpc") is size.has_infiniband, size.name
             assert image.gpu_driver_preinstalled is size.has_infiniband
+            # The ROCm flavour of the HPC image exactly on AMD InfiniBand sizes.
+            assert ("rocm" in image.sku) is (size.has_infiniband and size.gpu_vendor == "AMD")
+
+
+def test_arm64_size_has_no_default_image() -> None:
+    gb200 = catalog.lookup("Standard_ND128isr_NDR_GB200_v6")
+    with pytest.raises(ValueError, match="Arm64"):
+        default_image(gb200)
 
 
 # --- config ------------------------------------------------------------------------------------
