@@ -85,7 +85,7 @@ def test_group_holds_one_reservation_per_size_and_zone_with_catalog_sizes() -> N
     role = FACTS["aks"]["role"]
     assert grant.inputs["roleDefinitionId"].endswith(facts.role_definition_id(role))
     assert group.id and grant.inputs["scope"] == group.id
-    assert "capacityReservationGroups" in grant.inputs["scope"].lower()
+    assert "/capacityreservationgroups/" in grant.inputs["scope"].lower()
 
 
 @pytest.mark.parametrize(
