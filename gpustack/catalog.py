@@ -320,6 +320,21 @@ def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
         help="only sizes with (--infiniband) or without (--no-infiniband) InfiniBand",
     )
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    # `gpustack catalog advise ...`: a subcommand here keeps gpustack/cli.py unchanged.
+    from gpustack import advisor  # advisor imports this module
+
+    commands = parser.add_subparsers(dest="catalog_command", metavar="COMMAND")
+    advise = commands.add_parser(
+        "advise",
+        help="sizes and regions that can host N GPUs of a model, with cost and quota",
+        description=(
+            "List the catalog sizes and snapshot regions that can host --gpus GPUs of "
+            "--gpu-model: nodes, quota family and vCPUs, monthly pay-as-you-go and spot cost, "
+            "and the InfiniBand domain limit; --quota-from marks regions usable today."
+        ),
+    )
+    advisor.add_advise_arguments(advise)
+    advise.set_defaults(handler=advisor.run_advise)
 
 
 def run_catalog(args: argparse.Namespace) -> int:
