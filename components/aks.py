@@ -576,7 +576,11 @@ class UserPoolSpec:
 
 
 def user_agent_pool(
-    name: str, parent: pulumi.Resource, spec: UserPoolSpec, **extra: Any
+    name: str,
+    parent: pulumi.Resource,
+    spec: UserPoolSpec,
+    depends_on: Sequence[pulumi.Resource] = (),
+    **extra: Any,
 ) -> containerservice.AgentPool:
     """A separate AgentPool (never inline: inline edits rescale every pool), no public IPs."""
     autoscaled = spec.autoscale
@@ -609,7 +613,9 @@ def user_agent_pool(
         os_disk_size_gb=spec.os_disk_gb,
         tags=dict(spec.context.tags),
         # The cluster autoscaler owns the node count once it is on.
-        opts=child_options(parent, ignore_changes=["count"] if autoscaled else []),
+        opts=child_options(
+            parent, depends_on=depends_on, ignore_changes=["count"] if autoscaled else []
+        ),
         **extra,
     )
 
@@ -640,6 +646,9 @@ class GpuNodePoolArgs:
     # An On-demand Capacity Reservation Group the pool's nodes use (agentPool
     # capacityReservationGroupID); the cluster identity needs its role on the group first.
     capacity_reservation_group_id: pulumi.Input[str] | None = None
+    # What the pool must wait for: the group's reservations (AKS associates a group only when
+    # it holds one) and the cluster identity's role on it. Children do not inherit depends_on.
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -700,6 +709,7 @@ class GpuNodePool(pulumi.ComponentResource):
                 labels=self.labels,
                 os_disk_gb=args.os_disk_gb,
             ),
+            depends_on=args.depends_on,
             gpu_instance_profile=(
                 containerservice.GPUInstanceProfile(args.mig_profile) if args.mig_profile else None
             ),

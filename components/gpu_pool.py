@@ -9,6 +9,7 @@ storage, NCCL and GPU metrics usable. Scale sets use Uniform orchestration: it i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -184,6 +185,8 @@ class GpuVmPoolArgs:
     blob_hierarchical_namespace: bool = True
     # An On-demand Capacity Reservation Group (components/capacity_reservation.py) the VMs use.
     capacity_reservation_group_id: pulumi.Input[str] | None = None
+    # The group's reservations: a VM naming the group fails unless one matches already.
+    depends_on: Sequence[pulumi.Resource] = ()
 
     @property
     def instances_at_deploy(self) -> int:
@@ -530,7 +533,9 @@ class GpuVmPool(pulumi.ComponentResource):
             **self._priority(args),
             # ARM refuses customData changes on an existing VM: a new bootstrap reaches this VM
             # only by replacing it (`pulumi up --replace <urn>`).
-            opts=child_options(self, ignore_changes=["osProfile.customData"]),
+            opts=child_options(
+                self, depends_on=args.depends_on, ignore_changes=["osProfile.customData"]
+            ),
         )
         extension = self._driver_extension()
         if extension is not None:
@@ -635,7 +640,9 @@ class GpuVmPool(pulumi.ComponentResource):
             tags=dict(context.tags),
             # With autoscale on, Azure owns the instance count; Pulumi must not reset it.
             opts=child_options(
-                self, ignore_changes=["sku.capacity"] if args.autoscale is not None else []
+                self,
+                depends_on=args.depends_on,
+                ignore_changes=["sku.capacity"] if args.autoscale is not None else [],
             ),
         )
         return self.scale_set.id

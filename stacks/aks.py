@@ -118,11 +118,11 @@ def build_aks(
                 capacity_reservation_group_id=(
                     group_of[pool.name].group_id if pool.name in group_of else None
                 ),
-            ),
-            opts=pulumi.ResourceOptions(
-                depends_on=[group_of[pool.name], grant_of[pool.name]]
-                if pool.name in grant_of
-                else []
+                depends_on=(
+                    (*group_of[pool.name].reservations, grant_of[pool.name])
+                    if pool.name in grant_of
+                    else ()
+                ),
             ),
         )
         for pool in aks.gpu_pools

@@ -59,10 +59,10 @@ def build_vm_pools(
                 capacity_reservation_group_id=(
                     group_of[pool.name].group_id if pool.name in group_of else None
                 ),
-            ),
-            # A VM naming the group fails unless its reservation already exists.
-            opts=pulumi.ResourceOptions(
-                depends_on=[group_of[pool.name]] if pool.name in group_of else []
+                # A VM naming the group fails unless its reservation already exists.
+                depends_on=(
+                    tuple(group_of[pool.name].reservations) if pool.name in group_of else ()
+                ),
             ),
         )
         for pool in cfg.vm_pools

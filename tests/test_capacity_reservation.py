@@ -326,3 +326,79 @@ def test_prod_training_minimum_rule_wants_a_covering_reservation() -> None:
     short = [covered[0], Declared(RESERVATION, "res", {"sku": {"name": A100, "capacity": 1}})]
     ((message, _),) = check_stack(rule, short, config=prod)
     assert "reserves 1" in message
+
+
+# --- the stack wiring, planned end to end -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reserved_plan(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Staging with its A100 training pool on a one-VM reservation, planned once."""
+    from gpustack.engine import run_plan
+
+    program = tmp_path_factory.mktemp("reserved")
+    for name in ("__main__.py", "Pulumi.yaml"):
+        (program / name).write_bytes((ROOT / name).read_bytes())
+    for name in ("components", "stacks", "gpustack", "policies", ".venv"):
+        (program / name).symlink_to(ROOT / name)
+    config = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    config["config"][f"{PROJECT}:capacityReservations"] = [
+        {
+            "name": "a100",
+            "reservations": [{"vmSize": A100, "quantity": 1}],
+            "aksGpuPools": ["a100"],
+        },
+        {"name": "t4", "reservations": [{"vmSize": T4, "quantity": 2}], "vmPools": ["t4infer"]},
+    ]
+    (program / "Pulumi.reserved.yaml").write_text(yaml.safe_dump(config))
+    return run_plan(program, "reserved")
+
+
+def test_stack_wires_the_group_to_the_aks_pool_after_the_identity_role(reserved_plan: Any) -> None:
+    resources = reserved_plan.resources
+    (group,) = [g for g in _of(resources, CRG) if g.name == "crg-a100-crg"]
+    (pool,) = [
+        r
+        for r in _of(resources, "azure-native:containerservice:AgentPool")
+        if r.name == "aks-a100-pool"
+    ]
+    assert pool.inputs["capacityReservationGroupID"] == group.id
+    grants = [r for r in _of(resources, ROLE) if r.inputs.get("scope") == group.id]
+    (grant,) = grants
+    assert grant.urn in pool.dependencies, "the pool waits for the identity's role on the group"
+    (identity,) = [
+        r
+        for r in resources
+        if r.type == "azure-native:managedidentity:UserAssignedIdentity"
+        and r.name == "aks-identity"
+    ]
+    assert grant.inputs["principalId"] == identity.outputs.get(
+        "principalId", grant.inputs["principalId"]
+    )
+
+
+def test_plan_reports_reserved_gpus_and_the_idle_reservation_cost(reserved_plan: Any) -> None:
+    from gpustack.capacity import reservation_lines
+    from gpustack.estimates import plan_estimates
+
+    estimates = plan_estimates(reserved_plan)
+    (row,) = [r for r in estimates["capacity"]["reservations"] if r["vm_size"] == A100]
+    size = catalog.lookup(A100)
+    hours = float(facts.load("service_prices")["hours_per_month"])
+    price = size.price(row["region"])
+    assert price is not None and row["pools"] == ["a100"]
+    assert row["reserved_gpus"] == 1 * size.gpu_count
+    (pool,) = [p for p in estimates["capacity"]["pools"] if p["name"] == "a100"]
+    assert pool["reserved_gpus"] == row["reserved_gpus"]
+    # Idle slots: the reservation minus the pool's nodes at each scale, never below zero.
+    for scale in ("min", "expected", "max"):
+        nodes = {"min": pool["min"], "max": pool["max"]}.get(scale)
+        if nodes is not None:
+            assert row["idle_monthly"][scale] == pytest.approx(
+                round(price * hours * max(0, 1 - nodes), 2)
+            )
+    (line,) = [item for item in estimates["cost"]["lines"] if item["urn"] == row["urn"]]
+    assert line["monthly"] == row["idle_monthly"]
+    assert row["urn"] not in estimates["cost"]["unpriced"]
+    (text,) = [t for t in reservation_lines(estimates["capacity"]) if A100 in t]
+    assert f"reserved {row['reserved_gpus']} of max {pool['gpus']['max']} GPUs" in text
