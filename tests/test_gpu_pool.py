@@ -484,3 +484,50 @@ def test_prod_has_an_infiniband_training_scale_set_of_two_nodes() -> None:
     assert args.autoscale == AutoscaleRules(
         scale_out_cpu_percent=70, scale_in_cpu_percent=5, window_minutes=30, cooldown_minutes=10
     )
+
+
+# --- AMD sizes --------------------------------------------------------------------------------
+
+
+def _amd_pool(vm_size: str) -> list[PlannedResource]:
+    original = AzureMocks._azure
+
+    def _azure(self: AzureMocks, args: Any, urn: str) -> tuple[str, dict[str, Any]]:
+        resource_id, state = original(self, args, urn)
+        return resource_id, _identity_maps(state)
+
+    context = ComponentContext("rg-test", "eastus", {"environment": "test"}, WORKSPACE)
+    AzureMocks._azure = _azure  # type: ignore[method-assign]
+    try:
+        return capture(
+            lambda: GpuVmPool(
+                "amd",
+                GpuVmPoolArgs(
+                    context=context,
+                    vm_size=vm_size,
+                    subnet_id=SUBNET,
+                    ssh_public_key=KEY,
+                    identity=GIVEN,
+                    max_count=2,
+                ),
+            )
+        )
+    finally:
+        AzureMocks._azure = original  # type: ignore[method-assign]
+
+
+def test_v710_scale_set_gets_the_amd_driver_extension_not_nvidias() -> None:
+    (scale_set,) = [r for r in _amd_pool("Standard_NV24ads_V710_v5") if r.type == VMSS]
+    extensions = scale_set.inputs["virtualMachineProfile"]["extensionProfile"]["extensions"]
+    amd = facts.load("amd_gpu")["driver_extension"]
+    assert [(e["publisher"], e["type"]) for e in extensions] == [(amd["publisher"], amd["type"])]
+    assert POOL["nvidia_driver_extension"]["type"] not in {e["type"] for e in extensions}
+
+
+def test_mi300x_scale_set_gets_the_rocm_hpc_image_and_no_driver_extension() -> None:
+    (scale_set,) = [r for r in _amd_pool("Standard_ND96isr_MI300X_v5") if r.type == VMSS]
+    profile = scale_set.inputs["virtualMachineProfile"]
+    image = profile["storageProfile"]["imageReference"]
+    rocm = facts.load("amd_gpu")["hpc_image"]
+    assert (image["offer"], image["sku"]) == (rocm["offer"], rocm["sku"])
+    assert "extensionProfile" not in profile
