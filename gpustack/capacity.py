@@ -265,6 +265,8 @@ def _pool_row(pool: ComputePool, domain: str | None) -> dict[str, Any]:
         "vram_gb": scaled(vram_per_node),
         "spot": pool.spot,
         "infiniband_domain": domain,
+        # Catalog facts about the size no source confirmed (vm_sizes.yaml `unverified`).
+        "unverified": list(size.unverified) if size else [],
     }
 
 
@@ -408,6 +410,19 @@ def _check_quota(
             )
 
 
+def unverified_lines(capacity: Mapping[str, Any]) -> list[str]:
+    """One line per VM size whose catalog facts include unconfirmed ones, so a plan never
+    presents a guess as a fact."""
+    seen: dict[str, list[str]] = {}
+    for row in capacity.get("pools", []):
+        if row.get("unverified") and row["vm_size"]:
+            seen.setdefault(row["vm_size"], row["unverified"])
+    return [
+        f"unverified catalog facts for {size}: {', '.join(fields)} (see vm_sizes.yaml)"
+        for size, fields in sorted(seen.items())
+    ]
+
+
 def reservation_lines(capacity: Mapping[str, Any]) -> list[str]:
     """Report lines for the capacity reservations: reserved vs maximum GPUs per pool and the
     monthly bill of idle reserved slots (reservations bill whether used or not)."""
@@ -441,4 +456,5 @@ __all__ = [
     "parse_quota_usage",
     "plan_capacity",
     "reservation_lines",
+    "unverified_lines",
 ]

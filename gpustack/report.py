@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from gpustack.capacity import reservation_lines
+from gpustack.capacity import reservation_lines, unverified_lines
 from gpustack.diagram import mermaid_flowchart
 from gpustack.engine import Plan, PlannedResource
 
@@ -200,6 +200,7 @@ def _capacity_lines(document: dict[str, Any]) -> list[str]:
             f"{used}{limit}"
         )
     lines += [f"  {line}" for line in reservation_lines(capacity)]
+    lines += [f"  {line}" for line in unverified_lines(capacity)]
     lines += [f"  warning: {w}" for w in capacity.get("warnings", [])]
     lines += [f"  ERROR: {e}" for e in capacity["errors"]]
     lines.append("")
@@ -252,9 +253,10 @@ def _capacity_markdown(capacity: dict[str, Any] | None) -> list[str]:
             lines.append(f"| {q['family']} | {q['region']} | {q['vcpus_max']} | {shown} |")
         lines.append("")
     lines += [f"- {line}" for line in reservation_lines(capacity)]
+    lines += [f"- {line}" for line in unverified_lines(capacity)]
     lines += [f"- :x: {error}" for error in capacity["errors"]]
     lines += [f"- :warning: {warning}" for warning in capacity.get("warnings", [])]
-    if capacity["errors"] or capacity.get("warnings"):
+    if lines[-1] != "":
         lines.append("")
     return lines
 
