@@ -331,6 +331,11 @@ class GpuNodePoolConfig(ConfigModel):
             )
         if self.mig_profile and self.time_slicing_replicas:
             raise ValueError("choose migProfile or timeSlicingReplicas, not both")
+        if self.driver not in size.aks_gpu_drivers:
+            raise ValueError(
+                f"driver {self.driver} is not usable on {size.name} on AKS (catalog "
+                f"aks_gpu_drivers: {', '.join(size.aks_gpu_drivers) or 'none'})"
+            )
         if self.zones and not size.zonal:
             raise ValueError(
                 f"{size.name} is not offered in availability zones; remove zones from this pool"
@@ -543,6 +548,11 @@ class VmPoolConfig(ConfigModel):
             raise ValueError(
                 f"name {self.name!r} is {len(self.name)} characters; a scale set's name is its "
                 f"VMs' computer name prefix, at most {prefix_max} characters"
+            )
+        if size.architecture != "x64" and self.image is None:
+            raise ValueError(
+                f"{size.name} has {size.architecture} CPUs: set image to an "
+                f"{size.architecture} marketplace image"
             )
         if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
             raise ValueError(

@@ -541,3 +541,38 @@ def test_refresh_writes_the_same_format_from_a_recorded_api_response(
         assert entry["payg"] == payg
         assert entry["source"] == prices.API_SOURCE_KEY
     assert written["sources"][prices.API_SOURCE_KEY]["as_of"] == "2026-11-25"
+
+
+# ----------------------------------------------------------------------------- facts drive config
+
+
+def _prod_values() -> dict:
+    import yaml
+
+    from stacks.config import PROJECT
+
+    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "Pulumi.prod.yaml").read_text())
+    return {key[len(PROJECT) + 1 :]: value for key, value in raw["config"].items()}
+
+
+def test_config_refuses_an_aks_driver_path_the_size_does_not_offer() -> None:
+    from stacks.config import ConfigError, parse_config
+
+    mi300x = catalog.lookup("Standard_ND96isr_MI300X_v5")
+    assert "Install" not in mi300x.aks_gpu_drivers
+    values = _prod_values()
+    values["aks"]["gpuPools"][1] |= {"vmSize": mi300x.name, "driver": "Install"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(values, "Pulumi.prod.yaml")
+    assert "aks.gpuPools[1]" in str(caught.value) and "driver Install" in str(caught.value)
+    values["aks"]["gpuPools"][1]["driver"] = "None"
+    parse_config(values, "Pulumi.prod.yaml")
+
+
+def test_config_wants_an_image_for_an_arm64_vm_pool() -> None:
+    from stacks.config import ConfigError, parse_config
+
+    values = _prod_values()
+    values["vmPools"][0] |= {"vmSize": "Standard_ND128isr_NDR_GB200_v6"}
+    with pytest.raises(ConfigError, match="Arm64"):
+        parse_config(values, "Pulumi.prod.yaml")
