@@ -163,8 +163,11 @@ def size_names() -> list[str]:
 
 
 def prices_as_of() -> str:
-    """When the price snapshot was taken, as recorded in data/prices.json."""
-    return str(price_snapshot.load_prices()["as_of"])
+    """When the snapshot's prices were published, and when the snapshot was taken if that is
+    another date (data/prices.json `as_of`, `retrieved`)."""
+    snapshot = price_snapshot.load_prices()
+    as_of, retrieved = str(snapshot["as_of"]), snapshot.get("retrieved")
+    return as_of if not retrieved or retrieved == as_of else f"{as_of}, retrieved {retrieved}"
 
 
 def has_prices(region: str) -> bool:
