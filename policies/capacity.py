@@ -114,8 +114,14 @@ def capacity_prod_training_minimum_reserved(stack: Stack, report: StackReport) -
             continue
         kind = kind_of(pool.type).split(":")[-1]
         if _reservation_group_id(pool) is None:
+            size = size_facts(size_name) if isinstance(size_name, str) else None
+            hint = (
+                "; its size cannot be reserved, so set minCount to 0 or move to a reservable size"
+                if size is not None and not size.capacity_reservation
+                else ""
+            )
             report(f"{kind} {pool.name} ({size_name}) is a training pool with minimum "
-                   f"{minimum} and uses no capacity reservation group", pool.urn)  # fmt: skip
+                   f"{minimum} and uses no capacity reservation group{hint}", pool.urn)  # fmt: skip
         elif isinstance(size_name, str) and reserved.get(size_name.lower(), 0) < minimum:
             report(f"{pool.name} keeps {minimum} {size_name} nodes but the stack reserves "
                    f"{reserved.get(size_name.lower(), 0)}", pool.urn)  # fmt: skip

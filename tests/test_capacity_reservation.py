@@ -402,3 +402,14 @@ def test_plan_reports_reserved_gpus_and_the_idle_reservation_cost(reserved_plan:
     assert row["urn"] not in estimates["cost"]["unpriced"]
     (text,) = [t for t in reservation_lines(estimates["capacity"]) if A100 in t]
     assert f"reserved {row['reserved_gpus']} of max {pool['gpus']['max']} GPUs" in text
+
+
+def test_prod_training_minimum_on_an_unreservable_size_says_so() -> None:
+    rule = capacity.capacity_prod_training_minimum_reserved
+    nd = {**_training_scale_set(False), "sku": {"name": ND, "capacity": 2}}
+    ((message, _),) = check_stack(
+        rule, [Declared("azure-native:compute:VirtualMachineScaleSet", "nd", nd)],
+        config={"environment": "prod"},
+    )  # fmt: skip
+    assert "cannot be reserved" in message
+
