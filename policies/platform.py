@@ -42,6 +42,7 @@ from policies.rulebook import (
 
 WEB_APP = "web:WebApp"
 WEB_APP_SLOT = "web:WebAppSlot"
+APP_SERVICE_PLAN = "web:AppServicePlan"
 SQL_SERVER = "sql:Server"
 SQL_FIREWALL_RULE = "sql:FirewallRule"
 SQL_AUDITING = ("sql:ServerBlobAuditingPolicy", "sql:ExtendedServerBlobAuditingPolicy")
@@ -273,6 +274,131 @@ def appservice_public_network_access(app: Resource, report: Report) -> None:
     if not one_of(access, "Disabled"):
         shown = "not set (Azure's default is Enabled)" if access is None else repr(access)
         report(f"publicNetworkAccess is {shown}")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-appservice-cors-not-wildcard",
+        area="security",
+        title="App Service apps do not allow CORS from every origin",
+        why="CORS '*' lets any web page call the app from a visitor's browser; public, "
+        "unauthenticated APIs may reasonably allow it.",
+        fix="List the calling origins in site_config.cors.allowed_origins instead of '*'.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/app-service/app-service-web-tutorial-rest-api#enable-cors",),
+        mirrors=("CKV_AZURE_57", "CKV_AZURE_62"),
+    ),
+    WEB_APP,
+    WEB_APP_SLOT,
+)
+def appservice_cors_not_wildcard(app: Resource, report: Report) -> None:
+    if "*" in items(app.get("siteConfig", "cors", "allowedOrigins")):
+        report("siteConfig.cors.allowedOrigins contains '*'; list the calling origins")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-appservice-diagnostic-logging",
+        area="reliability",
+        title="App Service apps log HTTP requests, detailed errors and failed requests",
+        why="Without web server logs, failed and suspicious requests leave no trace to debug or "
+        "investigate; apps that log through Application Insights only may skip them.",
+        fix="Set site_config.http_logging_enabled, detailed_error_logging_enabled and "
+        "request_tracing_enabled to True.",
+        severity=Severity.LOW,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/app-service/troubleshoot-diagnostic-logs",),
+        mirrors=("CKV_AZURE_63", "CKV_AZURE_65", "CKV_AZURE_66"),
+    ),
+    WEB_APP,
+    WEB_APP_SLOT,
+)
+def appservice_diagnostic_logging(app: Resource, report: Report) -> None:
+    off = [setting for setting in ("httpLoggingEnabled", "detailedErrorLoggingEnabled",
+                                   "requestTracingEnabled")
+           if app.get("siteConfig", setting) is not True]
+    if off:
+        report(f"siteConfig {names(off)} not True")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-appservice-health-check",
+        area="reliability",
+        title="App Service apps have a health check path",
+        why="With a health check path, App Service takes unhealthy instances out of the load "
+        "balancer and replaces them; without one a failing instance keeps getting traffic.",
+        fix="Set site_config.health_check_path to an endpoint that checks the app's "
+        "dependencies (for example '/healthz').",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/app-service/monitor-instances-health-check",),
+        mirrors=("Azure.AppService.WebProbe", "Azure.AppService.WebProbePath", "CKV_AZURE_213"),
+    ),
+    WEB_APP,
+    WEB_APP_SLOT,
+)
+def appservice_health_check(app: Resource, report: Report) -> None:
+    path = app.get("siteConfig", "healthCheckPath")
+    if not isinstance(path, str) or path.strip("/ ") == "":
+        report(f"siteConfig.healthCheckPath is {path!r}; point it at a dedicated health "
+               "endpoint, not the site root")
+
+
+def _plan_tier(plan: Resource) -> str | None:
+    tier = plan.get("sku", "tier")
+    if tier is None and one_of(plan.get("sku", "name"), "Y1"):
+        return "Dynamic"
+    return tier if isinstance(tier, str) else None
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-appservice-plan-zone-redundant",
+        area="reliability",
+        title="App Service plans on tiers that support it are zone-redundant",
+        why="A zone-redundant plan spreads its instances over availability zones, so a zone "
+        "outage does not take the apps down; only Premium v2/v3 and Isolated v2 tiers can.",
+        fix="Set zone_redundant=True with sku.capacity of at least 2 (3 recommended).",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/reliability/reliability-app-service",),
+        mirrors=("CKV_AZURE_225",),
+    ),
+    APP_SERVICE_PLAN,
+)
+def appservice_plan_zone_redundant(plan: Resource, report: Report) -> None:
+    tier = _plan_tier(plan)
+    if not one_of(tier, *lifecycle("app_service_plans")["zone_redundant_tiers"]):
+        return  # the tier cannot be zone-redundant
+    if plan.get("zoneRedundant") is not True:
+        report(f"sku.tier {tier!r} supports zone redundancy and zoneRedundant is "
+               f"{plan.get('zoneRedundant')!r}")
+
+
+@resource_rule(
+    Rule(
+        id="gpustack-appservice-plan-instances",
+        area="reliability",
+        title="App Service plans run at least two instances",
+        why="A single instance takes every app on the plan down while it is patched or "
+        "replaced; consumption, Free and Shared tiers have no instance count to raise.",
+        fix="Set sku.capacity to 2 or more.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/well-architected/service-guides/app-service-web-apps",),
+        mirrors=("Azure.AppService.PlanInstanceCount",),
+    ),
+    APP_SERVICE_PLAN,
+)
+def appservice_plan_instances(plan: Resource, report: Report) -> None:
+    if one_of(_plan_tier(plan), *lifecycle("app_service_plans")["no_instance_count_tiers"]):
+        return
+    capacity = number(plan.get("sku", "capacity"))
+    if capacity is None or capacity < 2:
+        shown = "not set (1 instance)" if capacity is None else f"{capacity:g}"
+        report(f"sku.capacity is {shown}; run at least 2 instances")
 
 
 # Runtime settings and how each names a stack and version.
@@ -639,6 +765,29 @@ def cosmosdb_min_tls(account: Resource, report: Report) -> None:
         report(f"minimalTlsVersion is {shown}; set minimal_tls_version='Tls12'")
 
 
+@resource_rule(
+    Rule(
+        id="gpustack-cosmosdb-continuous-backup",
+        area="reliability",
+        title="Cosmos DB accounts use continuous backup",
+        why="Continuous backup restores to any second in the retention window; periodic "
+        "backup keeps a few snapshots and restores only through a support request.",
+        fix="Set backup_policy=ContinuousModeBackupPolicyArgs(type='Continuous', "
+        "continuous_mode_properties=ContinuousModePropertiesArgs(tier='Continuous7Days')).",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/cosmos-db/continuous-backup-restore-introduction",),
+        mirrors=("Azure.Cosmos.ContinuousBackup",),
+    ),
+    COSMOS,
+)
+def cosmosdb_continuous_backup(account: Resource, report: Report) -> None:
+    backup = account.get("backupPolicy", "type")
+    if not one_of(backup, "Continuous"):
+        shown = "not set (Periodic)" if backup is None else repr(backup)
+        report(f"backupPolicy.type is {shown}; use continuous backup")
+
+
 # --- Container Instances ------------------------------------------------------------------------
 
 
@@ -948,6 +1097,29 @@ def gateway_zone_redundant_sku(gateway: Resource, report: Report) -> None:
                f"{names(zonal)}")
 
 
+@resource_rule(
+    Rule(
+        id="gpustack-gateway-vpn-active-active",
+        area="reliability",
+        title="VPN gateways run active-active",
+        why="In active-standby mode a gateway failover or maintenance drops tunnels for up to "
+        "a few minutes; active-active keeps both instances carrying traffic. Basic SKUs cannot.",
+        fix="Set active_active=True with a second IP configuration and public IP.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=("https://learn.microsoft.com/azure/vpn-gateway/active-active-portal",),
+        mirrors=("Azure.VNG.VPNActiveActive",),
+    ),
+    GATEWAY,
+)
+def gateway_vpn_active_active(gateway: Resource, report: Report) -> None:
+    kind, sku = _gateway(gateway)
+    if kind != "Vpn" or one_of(sku, "Basic"):
+        return  # ExpressRoute gateways and Basic VPN gateways have no active-active mode
+    if gateway.get("activeActive") is not True:
+        report(f"activeActive is {gateway.get('activeActive')!r}; set active_active=True")
+
+
 # --- Synapse -------------------------------------------------------------------------------------
 
 
@@ -1139,6 +1311,11 @@ POLICIES = [
     appservice_http2,
     appservice_public_network_access,
     appservice_supported_runtime,
+    appservice_cors_not_wildcard,
+    appservice_diagnostic_logging,
+    appservice_health_check,
+    appservice_plan_zone_redundant,
+    appservice_plan_instances,
     sql_public_network_access,
     sql_min_tls,
     sql_entra_only_auth,
@@ -1149,6 +1326,7 @@ POLICIES = [
     cosmosdb_public_network_access,
     cosmosdb_metadata_write_disabled,
     cosmosdb_min_tls,
+    cosmosdb_continuous_backup,
     aci_no_public_ip,
     aci_vnet,
     aci_secure_environment_values,
@@ -1160,6 +1338,7 @@ POLICIES = [
     firewall_threat_intel_deny,
     gateway_legacy_sku,
     gateway_zone_redundant_sku,
+    gateway_vpn_active_active,
     synapse_firewall_not_open,
     synapse_managed_vnet,
     synapse_public_network_access,
