@@ -16,7 +16,8 @@ import pytest
 import yaml
 from pulumi_policy import ResourceValidationPolicy
 
-from policies import RULES, platform
+from policies import RULES
+from policies import platform_services as platform
 from tests.conftest import ROOT
 from tests.policy_runs import Declared, check_resource, check_stack
 
@@ -306,9 +307,11 @@ def test_supported_or_unjudged_runtimes_pass(config: dict[str, str]) -> None:
     assert check_resource(platform.appservice_supported_runtime, WEB_APP, props) == []
 
 
-def test_unset_min_tls_takes_azures_default_of_1_2() -> None:
+def test_unset_min_tls_and_http2_take_the_api_defaults() -> None:
     props = changed(GOOD_WEB_APP, lambda p: p["siteConfig"].pop("minTlsVersion"))
     assert check_resource(platform.appservice_min_tls, WEB_APP, props) == []
+    props = changed(GOOD_WEB_APP, lambda p: p["siteConfig"].pop("http20Enabled"))
+    assert check_resource(platform.appservice_http2, WEB_APP, props) == []
 
 
 # --- SQL stack rules --------------------------------------------------------------------------

@@ -7,6 +7,9 @@ never declare. Mandatory where data or credentials would be exposed; advisory wh
 reasonably choose otherwise (a public web app, a client-certificate scheme of its own).
 Lifecycle facts (end-of-support dates, legacy gateway SKUs) come from
 gpustack/data/platform_lifecycle.yaml.
+
+Not named `platform.py`: the Pulumi CLI runs the pack with this folder first on sys.path, where
+such a module would shadow the standard library's `platform` (imported by `uuid`).
 """
 
 from __future__ import annotations
@@ -237,7 +240,8 @@ def appservice_client_certificates(app: Resource, report: Report) -> None:
         title="App Service apps serve HTTP/2",
         why="Browsers speak HTTP/2 only over TLS, so enabling it keeps clients on modern TLS "
         "connections and removes HTTP/1.1 head-of-line blocking.",
-        fix="Set site_config.http20_enabled=True.",
+        fix="Set site_config.http20_enabled=True, or leave it unset for the API's default "
+        "(true).",
         severity=Severity.LOW,
         level=ADVISORY,
         references=("https://learn.microsoft.com/azure/app-service/configure-common#configure-general-settings",),
@@ -247,9 +251,11 @@ def appservice_client_certificates(app: Resource, report: Report) -> None:
     WEB_APP_SLOT,
 )
 def appservice_http2(app: Resource, report: Report) -> None:
-    if app.get("siteConfig", "http20Enabled") is not True:
-        report(f"siteConfig.http20Enabled is {app.get('siteConfig', 'http20Enabled')!r}; set "
-               "http20_enabled=True")
+    enabled = app.get("siteConfig", "http20Enabled")
+    if enabled is None:
+        enabled = lifecycle("app_service_defaults")["http20_enabled"]
+    if enabled is not True:
+        report(f"siteConfig.http20Enabled is {enabled!r}; set http20_enabled=True")
 
 
 @resource_rule(
