@@ -408,7 +408,7 @@ def appservice_plan_instances(plan: Resource, report: Report) -> None:
 
 
 # Runtime settings and how each names a stack and version.
-_FX = re.compile(r"^\s*(?P<stack>[A-Za-z]+)\|(?P<version>[^\s]+)\s*$")
+_FX = re.compile(r"^\s*(?P<stack>[A-Za-z-]+)\|(?P<version>[^\s]+)\s*$")
 _FX_STACKS = {"node": "node", "python": "python", "php": "php", "dotnetcore": "dotnet",
               "dotnet": "dotnet", "dotnet-isolated": "dotnet"}
 

@@ -286,6 +286,7 @@ def test_versioned_tokens_and_other_types() -> None:
     ({"linuxFxVersion": "PYTHON|3.8"}, "python 3.8"),
     ({"nodeVersion": "~16"}, "node 16"),
     ({"netFrameworkVersion": "v7.0"}, "dotnet 7.0"),
+    ({"linuxFxVersion": "DOTNET-ISOLATED|6.0"}, "dotnet 6.0"),
 ])
 def test_end_of_life_runtimes_are_named_by_stack_and_version(
     config: dict[str, str], reported: str
