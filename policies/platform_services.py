@@ -18,7 +18,7 @@ import datetime
 import functools
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pulumi_policy import Severity
@@ -45,6 +45,7 @@ from policies.rulebook import (
 
 WEB_APP = "web:WebApp"
 WEB_APP_SLOT = "web:WebAppSlot"
+APP_SETTINGS = ("web:WebAppApplicationSettings", "web:WebAppApplicationSettingsSlot")
 APP_SERVICE_PLAN = "web:AppServicePlan"
 SQL_SERVER = "sql:Server"
 SQL_FIREWALL_RULE = "sql:FirewallRule"
@@ -413,10 +414,15 @@ _FX_STACKS = {"node": "node", "python": "python", "php": "php", "dotnetcore": "d
               "dotnet": "dotnet", "dotnet-isolated": "dotnet"}
 
 
+# App settings that pick a runtime: Functions reads them, App Service passes them on.
+_RUNTIME_SETTINGS = {"WEBSITE_NODE_DEFAULT_VERSION": "node",
+                     "FUNCTIONS_EXTENSION_VERSION": "functions"}
+
+
 def _runtime_key(stack: str, version: str, known: dict[str, Any]) -> str | None:
     """The lifecycle key (`20`, `3.11`, `8.0`) a stack's version string falls under."""
     text = version.strip().lstrip("~vV").lower().removesuffix("-lts")
-    if stack == "node":
+    if stack in ("node", "functions"):
         match = re.match(r"\d+", text)
         return match.group(0) if match else None
     match = re.match(r"(\d+)(?:\.(\d+))?", text)
@@ -427,8 +433,23 @@ def _runtime_key(stack: str, version: str, known: dict[str, Any]) -> str | None:
     return key if key in known else None
 
 
+def app_settings(resource: Resource) -> dict[str, Any]:
+    """An app's settings: siteConfig.appSettings of an app, or a settings resource's map."""
+    if resource.is_a(*APP_SETTINGS):
+        settings = resource.get("properties")
+        return dict(settings) if isinstance(settings, Mapping) else {}
+    return {dig(pair, "name"): dig(pair, "value")
+            for pair in items(resource.get("siteConfig", "appSettings"))}
+
+
 def app_runtimes(app: Resource) -> Iterator[tuple[str, str, str]]:
-    """(setting, stack, version) for every language runtime an app's site config names."""
+    """(setting, stack, version) for every language runtime an app's settings name."""
+    for name, value in app_settings(app).items():
+        stack = _RUNTIME_SETTINGS.get(str(name).upper())
+        if stack and isinstance(value, str) and value:
+            yield f"app setting {name}", stack, value
+    if app.is_a(*APP_SETTINGS):
+        return
     config = app.get("siteConfig") or {}
     for setting in ("linuxFxVersion", "windowsFxVersion"):
         match = _FX.match(str(dig(config, setting) or ""))
@@ -453,7 +474,8 @@ def app_runtimes(app: Resource) -> Iterator[tuple[str, str, str]]:
         why="App Service stops patching a runtime when its community support ends; the app "
         "keeps running, unpatched.",
         fix="Move site_config.linux_fx_version (or node_version, python_version, php_version, "
-        "net_framework_version) to a supported version.",
+        "net_framework_version, the FUNCTIONS_EXTENSION_VERSION and "
+        "WEBSITE_NODE_DEFAULT_VERSION app settings) to a supported version.",
         severity=Severity.HIGH,
         level=MANDATORY,
         references=(
@@ -466,6 +488,7 @@ def app_runtimes(app: Resource) -> Iterator[tuple[str, str, str]]:
     ),
     WEB_APP,
     WEB_APP_SLOT,
+    *APP_SETTINGS,
 )
 def appservice_supported_runtime(app: Resource, report: Report) -> None:
     stacks = lifecycle("app_service_runtimes")["stacks"]
@@ -476,7 +499,7 @@ def appservice_supported_runtime(app: Resource, report: Report) -> None:
             continue  # a version the data file does not list is not judged
         ended = end_date(known[key])
         if ended <= as_of():
-            report(f"{setting} is {version!r}: {stack} {key} left community support on "
+            report(f"{setting} is {version!r}: {stack} {key} left support on "
                    f"{ended.isoformat()}; move to a supported version")
 
 

@@ -159,7 +159,7 @@ CASES = [
     Case(platform.appservice_public_network_access, WEB_APP, GOOD_WEB_APP,
          {**GOOD_WEB_APP, "publicNetworkAccess": "Enabled"}, "publicNetworkAccess is 'Enabled'"),
     Case(platform.appservice_supported_runtime, WEB_APP, GOOD_WEB_APP,
-         site(linuxFxVersion="NODE|18-lts"), "node 18 left community support on 2025-04-30"),
+         site(linuxFxVersion="NODE|18-lts"), "node 18 left support on 2025-04-30"),
     Case(platform.appservice_cors_not_wildcard, WEB_APP, GOOD_WEB_APP,
          site(cors={"allowedOrigins": ["*"]}), "allowedOrigins contains '*'"),
     Case(platform.appservice_diagnostic_logging, WEB_APP, GOOD_WEB_APP,
@@ -287,6 +287,9 @@ def test_versioned_tokens_and_other_types() -> None:
     ({"nodeVersion": "~16"}, "node 16"),
     ({"netFrameworkVersion": "v7.0"}, "dotnet 7.0"),
     ({"linuxFxVersion": "DOTNET-ISOLATED|6.0"}, "dotnet 6.0"),
+    ({"appSettings": [{"name": "FUNCTIONS_EXTENSION_VERSION", "value": "~3"}]},
+     "app setting FUNCTIONS_EXTENSION_VERSION is '~3': functions 3 left"),
+    ({"appSettings": [{"name": "WEBSITE_NODE_DEFAULT_VERSION", "value": "~14"}]}, "node 14"),
 ])
 def test_end_of_life_runtimes_are_named_by_stack_and_version(
     config: dict[str, str], reported: str
@@ -306,6 +309,16 @@ def test_end_of_life_runtimes_are_named_by_stack_and_version(
 def test_supported_or_unjudged_runtimes_pass(config: dict[str, str]) -> None:
     props = site(**{"linuxFxVersion": None, **config})
     assert check_resource(platform.appservice_supported_runtime, WEB_APP, props) == []
+
+
+def test_separate_app_settings_resources_are_judged_too() -> None:
+    settings = "azure-native:web:WebAppApplicationSettings"
+    old = {"name": "fn", "properties": {"FUNCTIONS_EXTENSION_VERSION": "~2",
+                                        "FUNCTIONS_WORKER_RUNTIME": "node"}}
+    (message,) = check_resource(platform.appservice_supported_runtime, settings, old)
+    assert "functions 2 left support on 2022-12-13" in message
+    current = {"name": "fn", "properties": {"FUNCTIONS_EXTENSION_VERSION": "~4"}}
+    assert check_resource(platform.appservice_supported_runtime, settings, current) == []
 
 
 def test_unset_min_tls_and_http2_take_the_api_defaults() -> None:
