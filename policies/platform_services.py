@@ -1216,6 +1216,27 @@ def synapse_public_network_access(workspace: Resource, report: Report) -> None:
         report(f"publicNetworkAccess is {shown}; set public_network_access='Disabled'")
 
 
+@resource_rule(
+    Rule(
+        id="gpustack-synapse-entra-only-auth",
+        area="security",
+        title="Synapse workspaces allow Microsoft Entra authentication only",
+        why="The SQL administrator login is a password that never expires and bypasses "
+        "Conditional Access and MFA; Entra-only authentication turns SQL logins off.",
+        fix="Set azure_ad_only_authentication=True and grant access to Entra groups.",
+        severity=Severity.HIGH,
+        level=MANDATORY,
+        references=("https://learn.microsoft.com/azure/synapse-analytics/sql/active-directory-authentication",),
+    ),
+    SYNAPSE,
+)
+def synapse_entra_only_auth(workspace: Resource, report: Report) -> None:
+    entra_only = workspace.get("azureADOnlyAuthentication")
+    if entra_only is not True:
+        shown = "not set" if entra_only is None else repr(entra_only)
+        report(f"azureADOnlyAuthentication is {shown}; set azure_ad_only_authentication=True")
+
+
 # --- storage SAS and key expiry -------------------------------------------------------------------
 
 
@@ -1371,6 +1392,7 @@ POLICIES = [
     synapse_firewall_not_open,
     synapse_managed_vnet,
     synapse_public_network_access,
+    synapse_entra_only_auth,
     storage_sas_expiry_policy,
     storage_key_expiry_policy,
     vm_supported_os_image,

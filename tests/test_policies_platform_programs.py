@@ -64,6 +64,7 @@ BAD_FAULTS = {
     "gpustack-synapse-firewall-not-open": {"web-synapse-everyone"},
     "gpustack-synapse-managed-vnet": {"web-synapse"},
     "gpustack-synapse-public-network-access": {"web-synapse"},
+    "gpustack-synapse-entra-only-auth": {"web-synapse"},
     "gpustack-storage-sas-expiry-policy": {"webassets"},
     "gpustack-storage-key-expiry-policy": {"webassets"},
     "gpustack-vm-supported-os-image": {"web-build"},
