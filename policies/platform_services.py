@@ -64,8 +64,6 @@ STORAGE = "storage:StorageAccount"
 VM = "compute:VirtualMachine"
 SCALE_SET = "compute:VirtualMachineScaleSet"
 
-APP_SERVICE_DOCS = "https://learn.microsoft.com/azure/app-service/overview-security"
-
 
 def lifecycle(section: str) -> Any:
     """A section of gpustack/data/platform_lifecycle.yaml."""
