@@ -464,6 +464,14 @@ def test_images_whose_end_date_is_after_as_of_and_custom_images_pass() -> None:
     assert check_resource(platform.vm_supported_os_image, VM, custom) == []
 
 
+def test_a_listed_end_date_counts_once_the_data_as_of_passes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(platform, "as_of", lambda: datetime.date(2027, 5, 1))
+    (message,) = check_resource(platform.vm_supported_os_image, SCALE_SET, GOOD_SCALE_SET)
+    assert "Ubuntu 22.04 LTS, out of standard support since 2027-04-30" in message
+
+
 def test_month_end_dates_mean_the_last_day_of_the_month() -> None:
     assert platform.end_date("2023-04") == datetime.date(2023, 4, 30)
     assert platform.end_date("2024-12") == datetime.date(2024, 12, 31)
