@@ -28,7 +28,7 @@ def test_every_infiniband_size_is_an_nd_size() -> None:
     assert ib_sizes, "the catalog should carry InfiniBand sizes"
     for size in ib_sizes:
         assert size.name.startswith("Standard_ND"), size.name
-        assert size.infiniband in {"HDR 200 Gb/s", "NDR 400 Gb/s"}, size.name
+        assert size.infiniband in {"HDR 200 Gb/s", "NDR 400 Gb/s", "XDR 800 Gb/s"}, size.name
 
 
 def test_infiniband_sizes_require_gen2_and_are_gpu_sizes() -> None:
@@ -315,6 +315,7 @@ def test_catalog_rows_filter_by_region_gpu_and_infiniband() -> None:
         "Standard_ND96asr_v4", "Standard_ND96amsr_A100_v4",
         "Standard_ND96isr_H100_v5", "Standard_ND96isr_H200_v5",
         "Standard_ND96isr_MI300X_v5", "Standard_ND128isr_NDR_GB200_v6",
+        "Standard_ND128isr_GB300_v6", "Standard_ND128isrG5_GB300_v6",
     }  # fmt: skip
     assert not any(s.has_infiniband for s in catalog.catalog_rows(infiniband=False))
 
@@ -382,6 +383,16 @@ SOURCED_ROWS = [
     ("Standard_NV12ads_V710_v5", 12, 64, "1/2", 12, 768),
     ("Standard_NV24ads_V710_v5", 24, 128, "1", 24, 1536),
     ("Standard_NV28adms_V710_v5", 28, 160, "1", 24, 1536),
+    # nd-gb300-v6-series.md
+    ("Standard_ND128isr_GB300_v6", 128, 864, "4", 4 * 288, 0),
+    ("Standard_ND128isrG5_GB300_v6", 128, 864, "4", 4 * 288, 0),
+    # nc-rtxpro6000-bse-v6-series.md (general purpose, then compute optimized sizes)
+    ("Standard_NC128ds_xl_RTXPRO6000BSE_v6", 128, 512, "1", 96, 1024),
+    ("Standard_NC256ds_xl_RTXPRO6000BSE_v6", 256, 1024, "2", 192, 2048),
+    ("Standard_NC320ds_xl_RTXPRO6000BSE_v6", 320, 1280, "2", 192, 2048),
+    ("Standard_NC128lds_xl_RTXPRO6000BSE_v6", 128, 256, "1", 96, 1024),
+    ("Standard_NC256lds_xl_RTXPRO6000BSE_v6", 256, 512, "2", 192, 2048),
+    ("Standard_NC320lds_xl_RTXPRO6000BSE_v6", 320, 640, "2", 192, 2048),
     # compute-optimized/fsv2-series.md and fasv6-series.md (no accelerators)
     ("Standard_F2s_v2", 2, 4, "0", 0, 16),
     ("Standard_F4s_v2", 4, 8, "0", 0, 32),
