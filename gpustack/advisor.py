@@ -210,10 +210,11 @@ def add_advise_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ib", action="store_true", help="only sizes with InfiniBand")
     parser.add_argument(
         "--region",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="REGION",
-        help="only these regions (repeatable); default: every region the snapshot prices",
+        help="only these regions (one or more, repeatable); default: every priced region",
     )
     parser.add_argument(
         "--quota-from",

@@ -128,3 +128,14 @@ def test_errors_exit_2_with_a_clear_message(
 ) -> None:
     assert cli.main(["catalog", "advise", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_regions_may_be_listed_after_one_flag_or_repeated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ["catalog", "advise", "--gpus", "1", "--gpu-model", "T4", "--format", "json"]
+    assert cli.main([*base, "--region", "eastus", "westus2"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert cli.main([*base, "--region", "eastus", "--region", "westus2"]) == 0
+    assert json.loads(capsys.readouterr().out) == listed
+    assert {row["region"] for row in listed} == {"eastus", "westus2"}
