@@ -11,6 +11,7 @@ from typing import Any
 
 from pulumi_policy import Severity
 
+from gpustack import facts
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
@@ -96,6 +97,27 @@ def _describe(low: int, high: int) -> str:
     return f"{span}, including {names(known[:3])}"
 
 
+def _bastion_ingress() -> dict[str, Any]:
+    """The one Internet-facing rule Azure mandates on AzureBastionSubnet (bastion.yaml)."""
+    return next(r for r in facts.load("bastion")["nsg_rules"] if r["source"] == "Internet")
+
+
+def _bastion_nsg(rules: list[Any]) -> bool:
+    """True for an NSG carrying Bastion's mandated GatewayManager rule: AzureBastionSubnet's."""
+    return any(
+        one_of(dig(rule, "direction"), "Inbound") and one_of(dig(rule, "access"), "Allow")
+        and one_of(dig(rule, "sourceAddressPrefix"), "GatewayManager")
+        for rule in rules
+    )
+
+
+def _is_bastion_ingress(rule: Any) -> bool:
+    """True for exactly the Internet-to-443/TCP rule users reach Bastion through."""
+    mandated = _bastion_ingress()
+    ports = [(int(p), int(p)) for p in mandated["ports"]]
+    return one_of(dig(rule, "protocol"), mandated["protocol"]) and _port_ranges(rule) == ports
+
+
 @resource_rule(
     Rule(
         id="gpustack-nsg-no-internet-inbound",
@@ -105,7 +127,8 @@ def _describe(low: int, high: int) -> str:
         "databases, Redis, the kubelet, Jupyter. GPU stacks are reached through private "
         "endpoints, Bastion and an internal gateway.",
         fix="Remove the Allow rule or limit its source to a private range or service tag; list "
-        "a port that must face the Internet in allowedInternetPorts (explicit loosening).",
+        "a port that must face the Internet in allowedInternetPorts (explicit loosening). "
+        "Azure Bastion's mandated Internet-to-443 rule on its own NSG is accepted.",
         severity=Severity.HIGH,
         level=MANDATORY,
         references=(
@@ -129,8 +152,10 @@ def nsg_no_internet_inbound(resource: Resource, report: Report) -> None:
     # Management ports have their own, critical rule (gpustack-nsg-no-internet-management-ports).
     allowed = {int(port) for port in resource.config["allowedInternetPorts"]}
     allowed |= set(policy_fact("management_ports")["ports"])
-    for rule in _rules(resource):
-        if not _from_internet(rule):
+    rules = _rules(resource)
+    bastion = _bastion_nsg(rules)
+    for rule in rules:
+        if not _from_internet(rule) or (bastion and _is_bastion_ingress(rule)):
             continue
         open_ranges = [
             (low, high)

@@ -54,6 +54,19 @@ def test_internet_inbound_passes_for_private_sources_denies_and_listed_ports() -
     assert "allows Udp from the Internet to every port" in message
 
 
+def test_bastion_nsg_may_take_https_from_the_internet_and_nothing_else() -> None:
+    gateway_manager = rule(name="gm", sourceAddressPrefix="GatewayManager")
+    https = rule(name="https", sourceAddressPrefix="Internet", destinationPortRange="443")
+    assert check_resource(network.nsg_no_internet_inbound, NSG,
+                          {"securityRules": [https, gateway_manager]}) == []
+    # Without Bastion's mandated rules the same Internet rule is an exposure.
+    assert check_resource(network.nsg_no_internet_inbound, NSG, {"securityRules": [https]})
+    web = rule(name="web", sourceAddressPrefix="Internet", destinationPortRange="80")
+    (message,) = check_resource(network.nsg_no_internet_inbound, NSG,
+                                {"securityRules": [https, gateway_manager, web]})
+    assert "rule 'web'" in message
+
+
 def test_deny_all_inbound_from_every_source_is_advised_against() -> None:
     internet = {"securityRules": [rule(access="Deny", sourceAddressPrefix="Internet",
                                        destinationPortRange="*")]}
