@@ -10,6 +10,7 @@ import ipaddress
 from typing import Any
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UnknownValueError
 
 from gpustack import catalog
 from policies.rulebook import (
@@ -362,8 +363,8 @@ def gpu_pools_separate(cluster: Resource, report: Report) -> None:
         area="gpu",
         title="VM and scale set NICs use accelerated networking where the size offers it",
         why="SR-IOV networking cuts latency and CPU use for data loading and multi-node "
-        "training; every supported GPU size offers it. Sizes without it (A-series, the "
-        "smallest B sizes) are left alone: the fix would be impossible there.",
+        "training; every supported GPU size offers it. Sizes without it (A-series, the original "
+        "B-series) are left alone: the fix would be impossible there.",
         fix="Set enable_accelerated_networking=True on the NIC configurations (or the NIC).",
         severity=Severity.MEDIUM,
         level=ADVISORY,
@@ -383,8 +384,11 @@ def vm_accelerated_networking(stack: Stack, report: StackReport) -> None:
                 report(f"{machine.name}: NIC {dig(nic, 'name')!r} does not enable accelerated "
                        "networking", machine.urn)
     for nic in stack.of(NIC):
-        if nic.get("enableAcceleratedNetworking") is True:
-            continue
+        try:
+            if nic.get("enableAcceleratedNetworking") is True:
+                continue
+        except UnknownValueError:
+            continue  # unknown during preview: leave this NIC unjudged, not the whole rule
         # A NIC has no size of its own: judge it by the VMs it is attached to, and leave it
         # alone when none is declared here or their size is not known to offer the feature.
         owners = [vm for vm in stack.of(VM) if _attaches(stack, vm, nic)]
@@ -405,7 +409,7 @@ def _attaches(stack: Stack, vm: Resource, nic: Resource) -> bool:
     return any(
         stack.id_refers_to(reference, nic, "networkInterfaces", "networkInterfaceName")
         for reference in (
-            dig(ref, "id") for ref in items(vm.get("networkProfile", "networkInterfaces"))
+            dig(ref, "id") for ref in items(vm.known("networkProfile", "networkInterfaces"))
         )
     )
 
