@@ -14,7 +14,7 @@ import os
 import runpy
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.mocks import AzureMocks
-from gpustack.project import ProjectError, StackProject, load_project
+from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
 
 # Property-value signatures of the Pulumi wire format, as the SDK itself spells them.
 _SIG_KEY: str = pulumi_rpc._special_sig_key
@@ -130,6 +130,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = from_struct(request.object)
+        if isinstance(self.mocks, AzureMocks):
+            # What the provider's Check adds (azure-native's default location), as policies see.
+            inputs = self.mocks.checked_inputs(request.type, inputs, request.provider)
         property_dependencies = {
             key: list(deps.urns) for key, deps in request.propertyDependencies.items()
         }
@@ -228,9 +231,14 @@ def capture(
     return monitor.registrations
 
 
-def run_plan(program_dir: Path | str, stack: str, preview: bool = False) -> Plan:
+def run_plan(
+    program_dir: Path | str,
+    stack: str,
+    preview: bool = False,
+    config_overrides: Sequence[ConfigOverride] = (),
+) -> Plan:
     """Run the Pulumi program in `program_dir` for `stack` under mocks and record the plan."""
-    project = load_project(Path(program_dir), stack)
+    project = load_project(Path(program_dir), stack, config_overrides)
     mocks = AzureMocks(preview=preview)
     monitor = RecordingMonitor(mocks)
     with _program_environment(project):
