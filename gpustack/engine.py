@@ -28,7 +28,7 @@ from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.sync_await import _sync_await
 
-from gpustack.mocks import AzureMocks
+from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
 from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
 
 # Property-value signatures of the Pulumi wire format, as the SDK itself spells them.
@@ -124,6 +124,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
             parent = ""
         return super().make_urn(parent, type_, name)
+
+    def Invoke(self, request: Any) -> Any:
+        response = super().Invoke(request)
+        answer = getattr(response, "return")
+        if WHOLLY_UNKNOWN_KEY in answer.fields:
+            # The mocks declined the invoke (preview, resource still being created).
+            answer.Clear()
+            response.unknown = True
+        return response
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)

@@ -42,6 +42,11 @@ _PLACEHOLDER = re.compile(r"\{([a-zA-Z0-9_:.\-]+)\}")
 _RESOURCE_GROUP = "azure-native:resources:ResourceGroup"
 _SUBNET = "azure-native:network:Subnet"
 _VNET = "azure-native:network:VirtualNetwork"
+WHOLLY_UNKNOWN_KEY = "__unknown__"
+"""An invoke answer `{WHOLLY_UNKNOWN_KEY: UNKNOWN}` means the whole result is unknown: the
+monitor answers it with `ResourceInvokeResponse.unknown`, as the engine does for an invoke on
+resources still being created. (A typed result cannot carry unknown fields: the SDK's result
+classes check each field's type.)"""
 # Depth to which nested output types get placeholders; ARM responses rarely nest deeper.
 _MAX_DEPTH = 4
 
@@ -373,8 +378,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         if token in self.table["empty_invokes"]:
             entry = self.table["empty_invokes"][token]
             self._note(entry["note"])
-            answer = entry["preview"] if self.preview else entry["answer"]
-            return self._render(copy.deepcopy(answer), {"_seed": token, "_inputs": {}}), []
+            if self.preview:
+                return self._unknown_result(token), []
+            return copy.deepcopy(entry["answer"]), []
         if self.preview:
             return self._unknown_result(token), []
         fields = sdk_types.invoke_result_fields(token)
@@ -401,12 +407,10 @@ class AzureMocks(pulumi.runtime.Mocks):
         context.update({f"arg:{key}": value for key, value in args.args.items()})
         return self._render(copy.deepcopy(spec), context)
 
-    def _unknown_result(self, token: str) -> dict:
-        fields = sdk_types.invoke_result_fields(token)
-        if fields:
-            return {f.name: UNKNOWN for f in fields}
-        # No declared shape: one unknown member still makes the whole result unknown.
-        return {"result": UNKNOWN}
+    @staticmethod
+    def _unknown_result(token: str) -> dict:
+        del token
+        return {WHOLLY_UNKNOWN_KEY: UNKNOWN}
 
     def _reads_pending(self, arguments: Mapping[str, Any]) -> bool:
         return any(
