@@ -100,6 +100,8 @@ class Plan:
     resources: list[PlannedResource]
     outputs: dict[str, Any]
     config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    """What the offline engine could not answer faithfully (e.g. Helm charts not rendered)."""
 
     def custom_resources(self) -> list[PlannedResource]:
         """Resources a provider would create (components and providers excluded)."""
@@ -263,7 +265,10 @@ def run_plan(
         except ProjectError:
             raise
         except Exception as error:
-            raise ProgramError(_describe_program_error(error, project.program_dir)) from None
+            message = _describe_program_error(error, project.program_dir)
+            # What the mocks could not answer (a Helm chart not rendered) often explains it.
+            message += "".join(f"\n  note: {note}" for note in mocks.notes)
+            raise ProgramError(message) from None
         outputs = _resolve_outputs()
     return Plan(
         project=project.name,
@@ -273,6 +278,7 @@ def run_plan(
         resources=monitor.registrations,
         outputs=outputs,
         config=project.config,
+        notes=list(mocks.notes),
     )
 
 
@@ -327,6 +333,9 @@ def _run_main(main: Path) -> None:
 def _reset_runtime() -> None:
     """Forget a previous program's root stack so several plans can run in one process."""
     pulumi_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    # The SDK keeps the root stack in a ContextVar: without this, a previous program's stack
+    # outputs would show up in the next plan's outputs.
+    pulumi_settings.ROOT.set(None)
     with contextlib.suppress(Exception):
         pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()

@@ -208,6 +208,10 @@ class AzureMocks(pulumi.runtime.Mocks):
         self._pending.add(resource_id.lower())
         for key, value in (("name", name), ("id", resource_id), ("type", _arm_type(resource_id))):
             state.setdefault(key, value)
+        # azure-native's Check sets it to the API version the SDK class was generated from.
+        version = sdk_types.api_version(args.typ)
+        if version:
+            state.setdefault("azureApiVersion", version)
         _fill_missing(state, self._render(copy.deepcopy(spec.get("outputs", {})), context))
         self._fill_declared(args.typ, state, urn)
         self._remember_subnets(args.typ, resource_id, inputs)
@@ -378,9 +382,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         if token in self.table["empty_invokes"]:
             entry = self.table["empty_invokes"][token]
             self._note(entry["note"])
-            if self.preview:
-                return self._unknown_result(token), []
-            return copy.deepcopy(entry["answer"]), []
+            answer = entry["preview"] if self.preview else entry["answer"]
+            # `result` unknown, not the whole answer: the SDK reads `.get("result", [])`.
+            return self._render(copy.deepcopy(answer), {"_seed": token, "_inputs": {}}), []
         if self.preview:
             return self._unknown_result(token), []
         fields = sdk_types.invoke_result_fields(token)

@@ -104,22 +104,34 @@ def resource_inputs(token: str) -> frozenset[str]:
 
 
 @functools.cache
+def _class_source(token: str) -> str:
+    cls = resource_class(token)
+    if cls is None:
+        return ""
+    try:
+        return inspect.getsource(importlib.import_module(cls.__module__))
+    except (OSError, TypeError):
+        return ""
+
+
+@functools.cache
 def secret_outputs(token: str) -> frozenset[str]:
     """Outputs the resource class marks secret (`additional_secret_outputs` in its `__init__`).
 
     The engine makes these secret whatever the provider answers; the mocks do the same.
     """
-    cls = resource_class(token)
-    if cls is None:
-        return frozenset()
-    try:
-        source = inspect.getsource(importlib.import_module(cls.__module__))
-    except (OSError, TypeError):
-        return frozenset()
     names: set[str] = set()
-    for listed in re.findall(r"additional_secret_outputs=\[([^\]]*)\]", source):
+    for listed in re.findall(r"additional_secret_outputs=\[([^\]]*)\]", _class_source(token)):
         names.update(re.findall(r"[\"']([^\"']+)[\"']", listed))
     return frozenset(names)
+
+
+@functools.cache
+def api_version(token: str) -> str | None:
+    """The ARM API version an azure-native class uses ("Uses Azure REST API version ...")."""
+    pattern = r"Uses Azure REST API version ([0-9]{4}-[0-9]{2}-[0-9]{2}[a-z-]*)"
+    found = re.search(pattern, _class_source(token))
+    return found.group(1) if found else None
 
 
 @functools.cache

@@ -6,6 +6,8 @@ import base64
 import ipaddress
 import json
 import struct
+import subprocess
+import sys
 from typing import Any
 
 import pulumi
@@ -74,7 +76,21 @@ def test_helm_v3_chart_plans_with_an_empty_manifest_and_a_note() -> None:
     assert any("helm" in note.lower() for note in mocks.notes)
     assert fixture_plan("mock_providers").outputs["chartResources"] == 0
     preview = AzureMocks(preview=True, config={})
-    assert preview.call(args)[0] == {WHOLLY_UNKNOWN_KEY: UNKNOWN}
+    assert preview.call(args)[0] == {"result": UNKNOWN}
+
+
+def test_reading_a_charts_resource_plans_under_preview_and_fails_clearly_in_full() -> None:
+    preview = run_plan(PROGRAMS / "mock_helm", "dev", preview=True)
+    assert preview.outputs["ingressService"] == "<computed>"
+    assert any("helm" in note.lower() for note in preview.notes)
+    # In its own process: a program that failed leaves callbacks behind in the SDK's runtime.
+    command = [sys.executable, "-m", "gpustack.cli", "plan", "--no-policy", "--program"]
+    failed = subprocess.run(
+        [*command, str(PROGRAMS / "mock_helm")], capture_output=True, text=True, check=False
+    )
+    assert failed.returncode == cli.EXIT_ERROR
+    assert "KeyError" in failed.stderr
+    assert "note: Helm charts are not rendered offline" in failed.stderr
 
 
 # --- resource outputs ------------------------------------------------------------------------
