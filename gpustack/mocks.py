@@ -250,15 +250,14 @@ class AzureMocks(pulumi.runtime.Mocks):
     def _fill_declared(self, token: str, state: dict[str, Any], urn: str) -> None:
         """Every output the SDK declares and the state lacks: unknown, or a typed placeholder.
 
-        Full plans fill only outputs the SDK types as always present; optional ones stay absent,
-        as ARM omits them.
+        Nested output types get their always-present fields only, which keeps the answer small.
         """
         for field in sdk_types.resource_outputs(token):
             if field.name in state:
                 continue
             if self.preview:
                 state[field.name] = UNKNOWN
-            elif not field.optional:
+            else:
                 state[field.name] = self._placeholder(field, f"{urn}:{field.name}", 0)
 
     def _placeholder(self, field: Field, seed: str, depth: int) -> Any:
@@ -270,6 +269,9 @@ class AzureMocks(pulumi.runtime.Mocks):
                 return self._rule_value(value, seed)
         if field.kind == "str":
             return stable_uuid(seed)
+        if field.kind == "enum" and field.object_type is not None:
+            # The SDK instantiates the enum from the answer: only a member's value will do.
+            return next(iter(field.object_type)).value
         if field.kind in ("int", "float"):
             return 0 if field.kind == "int" else 0.0
         if field.kind == "bool":
@@ -392,7 +394,12 @@ class AzureMocks(pulumi.runtime.Mocks):
             self._note(f"{token}: no result type in the installed SDK; answered empty")
             return {}, []
         seed = f"{token}:{sorted(args.args.items())!r}"
-        return {f.name: self._placeholder(f, f"{seed}:{f.name}", 0) for f in fields}, []
+        answer = {f.name: self._placeholder(f, f"{seed}:{f.name}", 0) for f in fields}
+        # A getter's `name` is the name it was asked for (`publicIpAddressName` -> `name`).
+        names = [v for k, v in args.args.items() if k.endswith("Name") and k != "resourceGroupName"]
+        if "name" in answer and len(names) == 1 and isinstance(names[0], str):
+            answer["name"] = names[0]
+        return answer, []
 
     def _known_invoke(self, args: pulumi.runtime.MockCallArgs, spec: Any) -> dict:
         seed = f"{args.token}:{sorted(args.args.items())!r}"

@@ -9,6 +9,7 @@ list per type, so a type it has never seen still gets the outputs the real provi
 from __future__ import annotations
 
 import collections.abc
+import enum
 import functools
 import importlib
 import inspect
@@ -21,7 +22,7 @@ from typing import Any
 import pulumi
 from pulumi import _types as pulumi_types
 
-KINDS = ("str", "int", "float", "bool", "list", "map", "object", "any")
+KINDS = ("str", "enum", "int", "float", "bool", "list", "map", "object", "any")
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,8 @@ def _kind(annotation: Any) -> tuple[str, bool, type | None]:
         return "any", optional, None
     if pulumi_types.is_output_type(origin):
         return "object", optional, origin
+    if issubclass(origin, enum.Enum):
+        return "enum", optional, origin
     if issubclass(origin, bool):
         return "bool", optional, None
     if issubclass(origin, str):

@@ -46,8 +46,11 @@ def test_invokes_the_mocks_never_knew_answer_in_arms_shape() -> None:
 
 
 def test_an_existing_resources_address_is_not_invented() -> None:
-    # getPublicIPAddress of a resource this program does not create: no input says its IP.
-    assert fixture_plan("mock_azure").outputs["existingIp"] is None
+    # getPublicIPAddress of a resource this program does not create: no input says its IP or
+    # region; its name is the one the program asked for.
+    outputs = fixture_plan("mock_azure").outputs
+    assert outputs["existingIp"] is None and outputs["existingIpLocation"] is None
+    assert outputs["existingIpName"] == "existing-ip"
 
 
 def test_under_preview_invokes_without_an_answer_are_unknown() -> None:
