@@ -323,3 +323,48 @@ def test_names_in_a_plan_carry_that_environments_name(env: str) -> None:
             assert f"-{other}-" not in text and not text.endswith(f"-{other}"), (key, text)
 
 
+
+
+# --- placeholder shapes ----------------------------------------------------------------------
+
+
+def test_password_without_special_characters_has_none() -> None:
+    value = placeholders.password("seed", {"length": 40, "special": False, "minLower": 5})
+    assert len(value) == 40 and value.isalnum()
+    assert sum(c.islower() for c in value) >= 5
+    assert value == placeholders.password("seed", {"length": 40, "special": False, "minLower": 5})
+
+
+def test_pet_names_take_prefix_and_separator() -> None:
+    name = placeholders.pet_name("seed", {"length": 2, "prefix": "gpu", "separator": "_"})
+    prefix, *words = name.split("_")
+    assert prefix == "gpu" and len(words) == 2
+
+
+@pytest.mark.parametrize("algorithm", ["ED25519", "ECDSA", "RSA"])
+def test_tls_private_key_public_half_is_a_wellformed_openssh_line(algorithm: str) -> None:
+    outputs = placeholders.tls_private_key("seed", {"algorithm": algorithm})
+    kind, body = outputs["publicKeyOpenssh"].split()
+    blob = base64.b64decode(body)
+    (length,) = struct.unpack(">I", blob[:4])
+    assert blob[4 : 4 + length].decode() == kind
+    assert outputs["publicKeyFingerprintSha256"].startswith("SHA256:")
+    assert outputs["privateKeyPem"].startswith("-----BEGIN ")
+
+
+def test_under_preview_the_gateway_address_is_unknown() -> None:
+    mocks = AzureMocks(preview=True, config={})
+    args = pulumi.runtime.MockResourceArgs(
+        "azure-native:apimanagement:ApiManagementService",
+        "apim",
+        {
+            "resourceGroupName": "rg",
+            "location": "eastus",
+            "virtualNetworkConfiguration": {"subnetResourceId": UNKNOWN},
+        },
+        "",
+        custom=True,
+    )
+    _, state = mocks.new_resource(args)
+    assert state["privateIPAddresses"] == UNKNOWN
+    assert state["gatewayUrl"] == UNKNOWN
