@@ -17,6 +17,7 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from gpustack import cli, placeholders
 from gpustack.engine import Plan, run_plan, to_display
+from gpustack.estimates import plan_estimates
 from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
 from gpustack.project import ProjectError, _config, parse_override
 from tests.conftest import ENVIRONMENTS, FIXTURES, ROOT, planned
@@ -138,11 +139,16 @@ def test_full_plans_are_deterministic() -> None:
 
 def test_the_providers_location_applies_to_resources_without_one() -> None:
     plan = fixture_plan("mock_azure")
-    assert plan.outputs["groupLocation"] == "region westeurope"
+    assert plan.outputs["groupLocation"] == "region westus3"
     (vm,) = plan.by_type("azure-native:compute:VirtualMachine")
-    assert vm.inputs["location"] == "westeurope"
+    assert vm.inputs["location"] == "westus3"
     (subnet,) = plan.by_type("azure-native:network:Subnet")
     assert "location" not in subnet.inputs  # a subnet takes no location
+    estimates = plan_estimates(plan, None, None)
+    (pool,) = estimates["capacity"]["pools"]
+    assert pool["region"] == "westus3"
+    (line,) = [line for line in estimates["cost"]["lines"] if line["urn"] == vm.urn]
+    assert "westus3" in line["assumption"]
 
 
 def test_the_providers_subscription_is_in_ids() -> None:
