@@ -194,7 +194,8 @@ class AzureMocks(pulumi.runtime.Mocks):
         )
         state = dict(inputs)
         state[name_property] = name
-        self._pending.update(str(v).lower() for v in (name,) if isinstance(v, str))
+        if isinstance(name, str):
+            self._pending.add(name.lower())
         if args.typ == _RESOURCE_GROUP:
             self._group_locations[name] = state.get("location", UNKNOWN)
         self._locations[(inputs.get("resourceGroupName"), name)] = state.get("location", UNKNOWN)
@@ -378,7 +379,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         spec = self.table["invokes"].get(token)
         if self.preview and self._reads_pending(args.args):
             # The engine declines an invoke on resources this update creates: wholly unknown.
-            return self._unknown_result(token), []
+            return self._unknown_result(), []
         if spec is not None:
             return self._known_invoke(args, spec), []
         if token in self.table["empty_invokes"]:
@@ -388,7 +389,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             # `result` unknown, not the whole answer: the SDK reads `.get("result", [])`.
             return self._render(copy.deepcopy(answer), {"_seed": token, "_inputs": {}}), []
         if self.preview:
-            return self._unknown_result(token), []
+            return self._unknown_result(), []
         fields = sdk_types.invoke_result_fields(token)
         if fields is None:
             self._note(f"{token}: no result type in the installed SDK; answered empty")
@@ -419,8 +420,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         return self._render(copy.deepcopy(spec), context)
 
     @staticmethod
-    def _unknown_result(token: str) -> dict:
-        del token
+    def _unknown_result() -> dict:
         return {WHOLLY_UNKNOWN_KEY: UNKNOWN}
 
     def _reads_pending(self, arguments: Mapping[str, Any]) -> bool:
