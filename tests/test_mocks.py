@@ -8,6 +8,7 @@ import json
 import struct
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -242,6 +243,19 @@ def test_config_overrides_replace_values_and_keep_or_add_secrecy() -> None:
     assert values["p:key"] == "real" and values["p:token"] == "t"
     assert values["azure-native:location"] == "westus3"
     assert sorted(secret_keys) == ["p:key", "p:token"]
+
+
+def test_plan_config_flag_reaches_the_program(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    plan = ["plan", "--program", str(PROGRAMS / "mock_azure"), "--no-policy", "-f", "json"]
+    flags = ["-c", "azure-native:location=eastus", "--config-secret", "signingKey=c2hvcnQ="]
+    code = cli.main([*plan, "-o", str(out), *flags])
+    assert code == cli.EXIT_OK
+    document = json.loads(out.read_text())
+    (vm,) = [r for r in document["resources"] if r["type"].endswith(":VirtualMachine")]
+    assert vm["inputs"]["location"] == "eastus"
+    assert document["outputs"]["groupLocation"] == "region eastus"
+    assert document["outputs"]["signingKeyBytes"] == "[secret]"
 
 
 def test_a_config_flag_without_equals_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
