@@ -167,6 +167,23 @@ def describe_failure(error: BaseException, program_dir: str) -> dict[str, Any]:
     return result
 
 
+class QuietEngine:
+    """The engine stub, minus debug messages: the SDK sends each `log.debug` as a blocking RPC
+    (hundreds per plan) that the Pulumi CLI shows only with `--debug`, and a plan never does."""
+
+    def __init__(self, engine: Any, debug_severity: int) -> None:
+        self._engine = engine
+        self._debug = debug_severity
+
+    def Log(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if request.severity == self._debug:
+            return None
+        return self._engine.Log(request, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
 def _settings(pulumi_module: Any, args: argparse.Namespace) -> Any:
     wanted = {
         "monitor": args.monitor,
@@ -182,6 +199,17 @@ def _settings(pulumi_module: Any, args: argparse.Namespace) -> Any:
     return pulumi_module.runtime.Settings(
         **{key: value for key, value in wanted.items() if key in accepted}
     )
+
+
+def _quiet_debug_logs() -> None:
+    try:
+        from pulumi.runtime import settings
+        from pulumi.runtime.proto import engine_pb2
+    except ImportError:
+        return
+    engine = getattr(settings.SETTINGS, "engine", None)
+    if engine is not None and not os.environ.get("GPUSTACK_DEBUG"):
+        settings.SETTINGS.engine = QuietEngine(engine, engine_pb2.DEBUG)
 
 
 def _write_result(path: str | None, result: dict[str, Any]) -> None:
@@ -244,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         for key, value in config.items():
             pulumi.runtime.set_config(key, value)
     pulumi.runtime.configure(_settings(pulumi, args))
+    _quiet_debug_logs()
 
     sys.argv = [program, *list(args.ARGS)]
     os.chdir(program_dir)
