@@ -33,13 +33,15 @@ def plan_bytes(plan: Plan) -> str:
     return render_json(plan_document(plan))
 
 
-def gpustack_plan(program: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def gpustack_plan(
+    program: Path, *args: str, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gpustack.cli", "plan", "--program", str(program), "--no-policy",
          "--format", "json", *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         env={**os.environ, **env},
         check=False,
     )  # fmt: skip
@@ -73,6 +75,20 @@ def test_a_later_in_process_plan_gets_its_own_root_stack() -> None:
     top_level = {r.parent for r in plan.resources if "$" not in r.urn.split("::")[2]}
     stack = "urn:pulumi:dev::foreign-inference::pulumi:pulumi:Stack::foreign-inference-dev"
     assert top_level == {stack}
+
+
+def test_an_old_sdk_program_is_planned_in_its_own_virtualenv() -> None:
+    # The first run creates tests/fixtures/programs/py_old_sdk/.venv from its requirements.txt
+    # (pulumi 3.96, azure-native 2.21: minutes on a cold cache); later runs reuse it.
+    program = PROGRAMS / "py_old_sdk"
+    result = gpustack_plan(program, timeout=2400)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["outputs"]["python"] == str(program / ".venv" / "bin" / "python")
+    by_name = {r["name"]: r for r in document["resources"]}
+    assert by_name["legacy-ip"]["inputs"]["publicIPAllocationMethod"] == "Static"
+    assert by_name["legacy-appinsights"]["type"] == "azure-native:insights:Component"
+    assert "/components/legacy-appinsights" in by_name["legacy-appinsights"]["id"]
 
 
 def test_duplicate_urn_fails_with_exit_2_naming_the_urn() -> None:
