@@ -218,11 +218,20 @@ def _source_text(request: Any) -> str:
 
 
 def _aliases(request: Any) -> list[Any]:
-    """The aliases the program gave (the SDKs' type-only aliases are dropped before this)."""
+    """The aliases the program gave.
+
+    Type-only aliases (a type token and nothing else) are the SDKs' record of a resource's
+    older type tokens, not the program's intent: left out here, as the shim drops them before
+    registration.
+    """
     recorded: list[Any] = []
     for alias in request.aliases:
         if alias.HasField("spec"):
             spec = json_format.MessageToDict(alias.spec)
+            if spec.get("parentUrn", request.parent) in ("", request.parent):
+                spec.pop("parentUrn", None)
+            if set(spec) <= {"type"}:
+                continue
             recorded.append(dict(sorted(spec.items())))
         else:
             recorded.append(alias.urn)
