@@ -52,6 +52,11 @@ def test_out_of_process_plan_is_byte_identical_to_in_process(stack: str) -> None
     assert plan_bytes(out_of_process(stack)) == plan_bytes(planned(stack))
 
 
+def test_preview_plans_are_identical_too() -> None:
+    in_process = run_plan(ROOT, "dev", preview=True, in_process=True)
+    assert plan_bytes(run_plan(ROOT, "dev", preview=True)) == plan_bytes(in_process)
+
+
 def test_same_program_gives_the_same_resource_order_run_after_run() -> None:
     first = out_of_process("prod")
     again = run_plan(ROOT, "prod")
