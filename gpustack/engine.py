@@ -338,8 +338,10 @@ def run_plan(
             _raise_engine_failures(server)
             raise pulumi.RunError(str(error)) from None
         except ProgramError:
+            _show_program_logs(server)
             _raise_engine_failures(server)
             raise
+        _show_program_logs(server)
         _raise_engine_failures(server)
         for note in run.notes:
             print(note, file=sys.stderr)
@@ -354,6 +356,13 @@ def run_plan(
         outputs=outputs,
         config=project.config,
     )
+
+
+def _show_program_logs(server: Any) -> None:
+    """Warnings and errors the program logged (`pulumi.log.warn/error`), as the CLI shows them."""
+    for entry in server.logs:
+        if entry.severity in ("WARNING", "ERROR"):
+            print(f"{entry.severity.lower()}: {entry.message}", file=sys.stderr)
 
 
 def _raise_engine_failures(server: Any) -> None:
