@@ -13,6 +13,7 @@ import inspect
 import os
 import runpy
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -140,6 +141,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.failures: list[str] = []
         self.project = project
         self.stack = stack
+        # URN -> where it was declared; claimed under the lock before answering, because
+        # registrations arrive on several threads at once.
+        self._claimed: dict[str, str] = {}
+        self._claim_lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine makes them: the root stack does not qualify its children's types."""
@@ -155,9 +160,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
-        if urn in self.resources:
-            where = _source_text(request)
-            message = f"Duplicate resource URN '{urn}'; try giving it a unique name{where}"
+        where = _source_text(request)
+        with self._claim_lock:
+            first = self._claimed.get(urn)
+            if first is None:
+                self._claimed[urn] = where
+        if first is not None:
+            places = sorted({first, where} - {""})
+            declared = f" (declared at {' and '.join(places)})" if places else ""
+            message = f"Duplicate resource URN '{urn}'; try giving it a unique name{declared}"
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
             self.failures.append(message)
             raise DuplicateUrnError(message)
@@ -215,7 +226,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 def _source_text(request: Any) -> str:
     if request.HasField("sourcePosition") and request.sourcePosition.uri:
         path = request.sourcePosition.uri.removeprefix("file://")
-        return f" (declared at {os.path.basename(path)}:{request.sourcePosition.line})"
+        return f"{os.path.basename(path)}:{request.sourcePosition.line}"
     return ""
 
 

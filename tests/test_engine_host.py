@@ -101,7 +101,7 @@ def test_duplicate_urn_fails_with_exit_2_naming_the_urn() -> None:
     assert result.returncode == 2
     urn = "urn:pulumi:dev::duplicate::azure-native:resources:ResourceGroup::rg"
     assert f"Duplicate resource URN '{urn}'" in result.stderr
-    assert "__main__.py:6" in result.stderr
+    assert "(declared at __main__.py:5 and __main__.py:6)" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
 

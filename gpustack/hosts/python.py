@@ -82,7 +82,15 @@ def run_program(
         ]  # fmt: skip
         outcome = _run(command, child_env, project)
         result = _read_result(result_file)
-    return _judge(project, python, outcome, result, notes)
+    try:
+        return _judge(project, python, outcome, result, notes)
+    except ProgramRunError:
+        raise
+    except ProgramError as error:
+        # Which interpreter ran it often explains the failure (a missing module).
+        for note in notes:
+            error.detail += f"\n  {note}"
+        raise
 
 
 # --- interpreter and virtualenv ----------------------------------------------------------------
