@@ -156,6 +156,14 @@ def test_slow_callbacks_and_side_effects_finish_before_the_plan(tmp_path: Path) 
     assert "warning: callbacks fixture: the tags are computed late" in result.stderr
 
 
+def test_a_program_running_too_long_is_stopped() -> None:
+    # Starting Python and importing the SDKs alone takes longer than this.
+    result = gpustack_plan(PROGRAMS / "py_callbacks", GPUSTACK_PLAN_TIMEOUT="0.3")
+    assert result.returncode == 2
+    assert "the program did not finish within 0.3 s and was stopped" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_unbounded_output_is_stopped_and_fails_the_plan() -> None:
     result = gpustack_plan(PROGRAMS / "py_noisy")
     assert result.returncode == 2
