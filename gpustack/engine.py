@@ -1,8 +1,11 @@
-"""The offline engine: run a Pulumi Python program for one stack under Azure-like mocks.
+"""The offline engine: run a Pulumi program for one stack against Azure-like answers.
 
-It loads the program's `Pulumi.yaml` and `Pulumi.<stack>.yaml`, sets the stack config as the
-Pulumi CLI would, runs the program's entry point with the real Pulumi SDK, and records every
+It loads the program's `Pulumi.yaml` and `Pulumi.<stack>.yaml`, starts the program in its own
+runtime and environment with the stack config as the Pulumi CLI hands it over (gpustack/hosts/),
+answers its ResourceMonitor and Engine calls (gpustack/monitor_server.py) and records every
 resource registration (inputs as the engine sees them, camelCase, and the resource options).
+An in-process variant runs Python programs under `pulumi.runtime.set_mocks` with the same
+answers and recorder, for tests and benchmarks.
 """
 
 from __future__ import annotations
