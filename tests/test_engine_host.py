@@ -96,6 +96,14 @@ def test_an_old_sdk_program_is_planned_in_its_own_virtualenv() -> None:
     assert "/components/legacy-appinsights" in by_name["legacy-appinsights"]["id"]
 
 
+def test_an_old_sdk_programs_lambda_error_names_its_line() -> None:
+    result = gpustack_plan(PROGRAMS / "py_old_sdk_lambda", timeout=2400)
+    assert result.returncode == 2
+    assert "KeyError: 'rg-old'" in result.stderr
+    assert "at __main__.py:7" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_duplicate_urn_fails_with_exit_2_naming_the_urn() -> None:
     result = gpustack_plan(PROGRAMS / "py_duplicate_urn")
     assert result.returncode == 2
