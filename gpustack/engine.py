@@ -7,8 +7,8 @@ resource registration (inputs as the engine sees them, camelCase, and the resour
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import gc
 import inspect
 import os
 import runpy
@@ -28,8 +28,21 @@ from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.sync_await import _sync_await
 
+from gpustack.hosts import ProgramError, ProgramRunError, run_program
+from gpustack.hosts import python_exec as shim
 from gpustack.mocks import AzureMocks
 from gpustack.project import ProjectError, StackProject, load_project
+
+__all__ = [
+    "SECRET_KEY",
+    "Plan",
+    "PlannedResource",
+    "ProgramError",
+    "ProjectError",
+    "RecordingMonitor",
+    "capture",
+    "run_plan",
+]
 
 # Property-value signatures of the Pulumi wire format, as the SDK itself spells them.
 _SIG_KEY: str = pulumi_rpc._special_sig_key
@@ -40,8 +53,8 @@ SECRET_KEY = "__secret__"
 """Captured inputs wrap secret values as `{SECRET_KEY: value}`."""
 
 
-class ProgramError(Exception):
-    """The user's program failed: the message names its own file and line, not the engine's."""
+class DuplicateUrnError(Exception):
+    """Two resources would get the same URN; the Pulumi engine refuses that, and so do we."""
 
 
 @dataclass
@@ -113,25 +126,46 @@ class Plan:
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """A mock monitor that also records each RegisterResource request's options."""
+    """A mock monitor that also records each RegisterResource request's options.
 
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+    `project` and `stack` name the URNs; without them the SDK's current settings do (in-process).
+    A second registration of one URN raises `DuplicateUrnError`, as the Pulumi engine refuses it.
+    """
+
+    def __init__(
+        self, mocks: pulumi.runtime.Mocks, project: str | None = None, stack: str | None = None
+    ) -> None:
         super().__init__(mocks)
         self.registrations: list[PlannedResource] = []
+        self.project = project
+        self.stack = stack
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine makes them: the root stack does not qualify its children's types."""
         if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
             parent = ""
-        return super().make_urn(parent, type_, name)
+        if self.project is None or self.stack is None:
+            return super().make_urn(parent, type_, name)
+        if parent:
+            type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
+        return f"urn:pulumi:{self.stack}::{self.project}::{type_}::{name}"
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
-            return response
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if urn in self.resources:
+            where = _source_text(request)
+            raise DuplicateUrnError(
+                f"Duplicate resource URN '{urn}'; try giving it a unique name{where}"
+            )
+        response = super().RegisterResource(request)
         inputs = from_struct(request.object)
+        # Dependencies are sets to the engine; the SDK sends them in hash order, which changes
+        # from process to process. Sorted, they are the same bytes on every run.
         property_dependencies = {
-            key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+            key: sorted(request.propertyDependencies[key].urns)
+            for key in sorted(request.propertyDependencies)
         }
         implied = {urn for urns in property_dependencies.values() for urn in urns}
         options = {
@@ -141,10 +175,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "ignoreChanges": list(request.ignoreChanges),
             "replaceOnChanges": list(request.replaceOnChanges),
             "additionalSecretOutputs": list(request.additionalSecretOutputs),
-            "dependsOn": [urn for urn in request.dependencies if urn not in implied],
+            "dependsOn": sorted(urn for urn in request.dependencies if urn not in implied),
             # A provider reference is "<provider urn>::<provider id>".
             "provider": request.provider.rsplit("::", 1)[0] if request.provider else None,
         }
+        aliases = _aliases(request)
+        if aliases:
+            options["aliases"] = aliases
+        if request.deletedWith:
+            options["deletedWith"] = request.deletedWith
         source = None
         if request.HasField("sourcePosition") and request.sourcePosition.uri:
             source = {
@@ -161,7 +200,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 custom=bool(request.custom),
                 inputs=inputs,
                 options=options,
-                dependencies=list(request.dependencies),
+                dependencies=sorted(request.dependencies),
                 property_dependencies=property_dependencies,
                 source=source,
                 outputs=dict(registered.state) if registered else {},
@@ -169,6 +208,26 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         )
         return response
+
+
+def _source_text(request: Any) -> str:
+    if request.HasField("sourcePosition") and request.sourcePosition.uri:
+        path = request.sourcePosition.uri.removeprefix("file://")
+        return f" (declared at {os.path.basename(path)}:{request.sourcePosition.line})"
+    return ""
+
+
+def _aliases(request: Any) -> list[Any]:
+    """The aliases the program gave (the SDKs' type-only aliases are dropped before this)."""
+    recorded: list[Any] = []
+    for alias in request.aliases:
+        if alias.HasField("spec"):
+            spec = json_format.MessageToDict(alias.spec)
+            recorded.append(dict(sorted(spec.items())))
+        else:
+            recorded.append(alias.urn)
+    recorded.extend(request.aliasURNs)
+    return recorded
 
 
 def from_struct(struct: Any) -> dict[str, Any]:
@@ -188,7 +247,8 @@ def _unwrap(value: Any) -> Any:
                 return UNKNOWN
             inner = _unwrap(value["value"])
             return {SECRET_KEY: inner} if value.get("secret") else inner
-        return {key: _unwrap(item) for key, item in value.items()}
+        # Sorted: the wire's map order is not the program's, and must not reach the plan.
+        return {key: _unwrap(value[key]) for key in sorted(value)}
     if isinstance(value, list):
         return [_unwrap(item) for item in value]
     return value
@@ -224,48 +284,172 @@ def capture(
     _reset_runtime()
     pulumi.runtime.set_all_config(config or {}, [])
     pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
-    _sync_await(_run_and_settle(declare))
-    return monitor.registrations
+    recorder = shim.StackRecorder(pulumi)
+    pulumi.runtime.register_stack_transformation(recorder)
+    with _collector_paused():
+        _sync_await(_run_and_settle(declare))
+        order = _sync_await(recorder.urns())
+    return in_constructor_order(monitor.registrations, order)
 
 
-def run_plan(program_dir: Path | str, stack: str, preview: bool = False) -> Plan:
-    """Run the Pulumi program in `program_dir` for `stack` under mocks and record the plan."""
+def run_plan(
+    program_dir: Path | str, stack: str, preview: bool = False, *, in_process: bool = False
+) -> Plan:
+    """Run the Pulumi program in `program_dir` for `stack` offline and record the plan.
+
+    The program runs in its own runtime and environment (gpustack/hosts/) against the monitor
+    and engine services of `gpustack.monitor_server`, as under the Pulumi CLI. `in_process`
+    runs it inside this interpreter under `pulumi.runtime.set_mocks` instead (Python programs
+    only; same answers and recorder): for tests and benchmarks that plan many times.
+    """
     project = load_project(Path(program_dir), stack)
-    mocks = AzureMocks(preview=preview)
-    monitor = RecordingMonitor(mocks)
-    with _program_environment(project):
-        _reset_runtime()
-        pulumi.runtime.set_all_config(project.config, project.secret_keys)
-        pulumi_mocks.set_mocks(
-            mocks, project=project.name, stack=stack, preview=preview, monitor=monitor
-        )
+    if in_process:
+        return _run_in_process(project, preview)
+    from gpustack.monitor_server import MonitorServer
+
+    with MonitorServer(AzureMocks(preview=preview), project.name, stack) as server:
         try:
-            _sync_await(_run_and_settle(lambda: _run_main(project.main)))
-        except pulumi.RunError:
+            run = run_program(
+                project,
+                server.address,
+                server.address,
+                project.config,
+                project.secret_keys,
+                preview,
+                os.environ,
+            )
+        except ProgramRunError as error:
+            _raise_engine_failures(server)
+            raise pulumi.RunError(str(error)) from None
+        except ProgramError:
+            _raise_engine_failures(server)
             raise
-        except ProjectError:
-            raise
-        except Exception as error:
-            raise ProgramError(_describe_program_error(error, project.program_dir)) from None
-        outputs = _resolve_outputs()
+        _raise_engine_failures(server)
+        for note in run.notes:
+            print(note, file=sys.stderr)
+        resources = in_constructor_order(server.registrations, run.constructor_order)
+        outputs = _wire_outputs(server.stack_outputs or {})
     return Plan(
         project=project.name,
         stack=stack,
         program_dir=project.program_dir,
         preview=preview,
-        resources=monitor.registrations,
+        resources=resources,
         outputs=outputs,
         config=project.config,
     )
 
 
+def _raise_engine_failures(server: Any) -> None:
+    """What the engine itself refused (duplicate URNs) or got wrong (planner bugs) comes first."""
+    if server.planner_faults:
+        raise ProgramError(server.planner_faults[0], fault="planner")
+    if server.failures:
+        raise ProgramError(server.failures[0], fault="program")
+
+
+def in_constructor_order(
+    registrations: list[PlannedResource], order: list[str] | None
+) -> list[PlannedResource]:
+    """Registrations sorted by the program's constructor order; the rest keep arrival order.
+
+    Registration RPCs arrive from the SDK's thread pool in a racy order; the order in which the
+    program constructed its resources is what it means, and the same on every run.
+    """
+    if not order:
+        return list(registrations)
+    position = {urn: index for index, urn in enumerate(order)}
+    last = len(position)
+    return sorted(registrations, key=lambda r: position.get(r.urn, last))
+
+
+def _wire_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Stack outputs as the wire carried them, shown as the in-process path shows them."""
+    return {name: _display_output(value) for name, value in outputs.items()}
+
+
+def _display_output(value: Any) -> Any:
+    if _contains(value, lambda v: isinstance(v, dict) and SECRET_KEY in v and len(v) == 1):
+        return "[secret]"
+    if _contains(value, lambda v: v == UNKNOWN):
+        return "<computed>"
+    return to_display(value)
+
+
+def _contains(value: Any, test: Callable[[Any], bool]) -> bool:
+    if test(value):
+        return True
+    if isinstance(value, dict):
+        return any(_contains(item, test) for item in value.values())
+    if isinstance(value, list):
+        return any(_contains(item, test) for item in value)
+    return False
+
+
+def _run_in_process(project: StackProject, preview: bool) -> Plan:
+    if project.runtime != "python":
+        raise ProjectError(f"{project.program_dir}: in-process plans run Python programs only")
+    mocks = AzureMocks(preview=preview)
+    monitor = RecordingMonitor(mocks)
+    with _program_environment(project), _collector_paused():
+        _reset_runtime()
+        pulumi.runtime.set_all_config(project.config, project.secret_keys)
+        pulumi_mocks.set_mocks(
+            mocks, project=project.name, stack=project.stack, preview=preview, monitor=monitor
+        )
+        recorder = shim.StackRecorder(pulumi)
+        pulumi.runtime.register_stack_transformation(recorder)
+        try:
+            _sync_await(_run_and_settle(lambda: _run_main(project.main)))
+        except DuplicateUrnError as error:
+            raise ProgramError(str(error)) from None
+        except pulumi.RunError:
+            raise
+        except ProjectError:
+            raise
+        except Exception as error:
+            if monitor_failure := _duplicate_in(error):
+                raise ProgramError(monitor_failure) from None
+            raise ProgramError(_describe_program_error(error, project.program_dir)) from None
+        order = _sync_await(recorder.urns())
+        outputs = _resolve_outputs()
+    return Plan(
+        project=project.name,
+        stack=project.stack,
+        program_dir=project.program_dir,
+        preview=preview,
+        resources=in_constructor_order(monitor.registrations, order),
+        outputs=outputs,
+        config=project.config,
+    )
+
+
+def _duplicate_in(error: BaseException) -> str | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, DuplicateUrnError):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a plan runs: full collections over the objects the SDKs'
+    imports leave behind cost more than the plan; the plan's garbage is freed afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 async def _run_and_settle(program: Callable[[], object]) -> None:
     """Run `program`, then wait until every RPC and output it started has finished.
 
-    The SDK's `run_pulumi_func` waits for outstanding outputs with `asyncio.wait(...,
-    FIRST_COMPLETED)` in a loop, which re-registers a callback on every pending output each
-    round: quadratic in the outputs a large program creates. Waiting for all of them at once
-    settles the same work in linear time; errors surface exactly as before.
+    See `gpustack.hosts.python_exec.settle` for why this does not use the SDK's own loop.
     """
     error: BaseException | None = None
     try:
@@ -275,32 +459,11 @@ async def _run_and_settle(program: Callable[[], object]) -> None:
     except BaseException as caught:  # re-raised once the runtime has settled
         error = caught
     try:
-        await _settle()
+        await shim.settle()
     finally:
         await pulumi_stack._shutdown_callbacks()
     if error is not None:
         raise error
-
-
-async def _settle() -> None:
-    rpc_manager = pulumi_settings._get_rpc_manager()
-    while True:
-        while rpc_manager.rpcs:
-            await rpc_manager.rpcs.pop()
-        if rpc_manager.unhandled_exception is not None:
-            raise rpc_manager.unhandled_exception.with_traceback(
-                rpc_manager.exception_traceback
-            )
-        with pulumi_settings.SETTINGS.lock:
-            pending = list(pulumi_settings.SETTINGS.outputs)
-            pulumi_settings.SETTINGS.outputs.clear()
-        if pending:
-            done, _ = await asyncio.wait(pending)
-            for task in done:
-                task.result()
-            continue
-        if not rpc_manager.rpcs:
-            return
 
 
 def _run_main(main: Path) -> None:
@@ -308,28 +471,27 @@ def _run_main(main: Path) -> None:
 
 
 def _reset_runtime() -> None:
-    """Forget a previous program's root stack so several plans can run in one process."""
-    pulumi_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    """Forget a previous program's root stack so several plans can run in one process.
+
+    The SDK reads the root stack from the `settings.ROOT` context variable; `set_mocks` only
+    makes a new Stack when that is empty.
+    """
+    pulumi_settings.ROOT.set(None)
     with contextlib.suppress(Exception):
         pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
 
 
 def _resolve_outputs() -> dict[str, Any]:
+    """The root stack's outputs, serialized as the SDK sends them to the engine, then shown.
+
+    Going through the wire form makes in-process and out-of-process plans show the same
+    values (numbers as floats, names sorted, secrets and unknowns marked).
+    """
     root = pulumi_settings.get_root_resource()
     exported = getattr(root, "outputs", {}) or {}
-    resolved: dict[str, Any] = {}
-    for name, value in exported.items():
-        output = pulumi.Output.from_input(value)
-        known = _sync_await(output.is_known())
-        secret = _sync_await(output.is_secret())
-        if secret:
-            resolved[name] = "[secret]"
-        elif not known:
-            resolved[name] = "<computed>"
-        else:
-            resolved[name] = to_display(_sync_await(output.future()))
-    return resolved
+    struct = _sync_await(pulumi_rpc.serialize_properties(exported, {}))
+    return _wire_outputs(from_struct(struct))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,288 @@
+"""Run a Pulumi Python program against a monitor and engine: gpustack's language-host exec shim.
+
+It does what Pulumi's `pulumi-language-python-exec` does (sdk/python/cmd/ in pulumi/pulumi):
+read the stack config from `PULUMI_CONFIG` / `PULUMI_CONFIG_SECRET_KEYS`, configure the SDK's
+settings from `--monitor --engine --project --stack --dry_run`, change to `--pwd` and run the
+program's entry point with `runpy` inside `pulumi.runtime.run_in_stack`. On top, for an offline
+plan:
+
+- it records the order in which the program constructs resources (a stack transformation sees
+  each resource synchronously, in constructor order) so the plan's order does not depend on
+  which registration RPC happens to arrive first;
+- it drops the SDKs' type-only aliases before registration: they only map old type tokens of a
+  resource in existing state, mean nothing to a plan, and cost a URN computation each;
+- it runs with the garbage collector off and exits with `os._exit` after flushing, skipping
+  interpreter teardown (the process is short-lived; both are pure time);
+- it never lets the program end the process on its own terms: `sys.exit(n)`, KeyboardInterrupt
+  and exceptions become a JSON result (`--result FILE`) that names the program's file and line.
+
+This file runs with the *program's* interpreter and Pulumi SDK (any pulumi 3.x), so it imports
+nothing from gpustack and keeps to Python 3.8 syntax. gpustack's in-process engine imports its
+helpers (`StackRecorder`, `settle`) too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import inspect
+import json
+import logging
+import os
+import runpy
+import sys
+import traceback
+from typing import Any
+
+_ALIAS_FIELDS = ("name", "parent", "stack", "project", "urn")
+
+
+class StackRecorder:
+    """A stack transformation: records constructor order and drops type-only aliases."""
+
+    def __init__(self, pulumi_module: Any) -> None:
+        self.pulumi = pulumi_module
+        self.resources: list[Any] = []
+
+    def __call__(self, args: Any) -> Any:
+        self.resources.append(args.resource)
+        opts = args.opts
+        aliases = getattr(opts, "aliases", None)
+        if not aliases:
+            return None
+        kept = [alias for alias in aliases if not self._type_only(alias)]
+        if len(kept) == len(aliases):
+            return None
+        new_opts = opts._copy() if hasattr(opts, "_copy") else _shallow_copy(opts)
+        new_opts.aliases = kept or None
+        return self.pulumi.ResourceTransformationResult(args.props, new_opts)
+
+    def _type_only(self, alias: Any) -> bool:
+        if not isinstance(alias, self.pulumi.Alias):
+            return False
+        if getattr(alias, "type_", ...) is ...:
+            return False
+        return all(getattr(alias, field, ...) is ... for field in _ALIAS_FIELDS)
+
+    async def urns(self) -> list[str]:
+        """The URNs of the recorded resources, in constructor order (unresolvable ones left out)."""
+        results = await asyncio.gather(
+            *(resource.urn.future() for resource in self.resources), return_exceptions=True
+        )
+        return [urn for urn in results if isinstance(urn, str)]
+
+
+def _shallow_copy(opts: Any) -> Any:
+    import copy
+
+    return copy.copy(opts)
+
+
+async def settle() -> None:
+    """Wait until every RPC and output the program started has finished (current SDKs).
+
+    The SDK's `wait_for_rpcs` waits for outstanding outputs with `asyncio.wait(...,
+    FIRST_COMPLETED)` in a loop, re-registering a callback on every pending output each round:
+    quadratic in the outputs a large program creates. Waiting for all at once settles the same
+    work in linear time; errors surface as before.
+    """
+    from pulumi.runtime import settings
+
+    rpc_manager = settings._get_rpc_manager()
+    while True:
+        while rpc_manager.rpcs:
+            await rpc_manager.rpcs.pop()
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        with settings.SETTINGS.lock:
+            pending = list(settings.SETTINGS.outputs)
+            settings.SETTINGS.outputs.clear()
+        if pending:
+            done, _ = await asyncio.wait(pending)
+            for task in done:
+                task.result()
+            continue
+        if not rpc_manager.rpcs:
+            return
+
+
+def supports_fast_settle() -> bool:
+    """Whether this SDK has the structures `settle` relies on (pulumi >= 3.1xx)."""
+    try:
+        from pulumi.runtime import settings, stack
+    except ImportError:
+        return False
+    return (
+        hasattr(settings, "_get_rpc_manager")
+        and hasattr(settings.SETTINGS, "outputs")
+        and hasattr(stack, "wait_for_rpcs")
+    )
+
+
+def describe_failure(error: BaseException, program_dir: str) -> dict[str, Any]:
+    """Whose fault, what, and where in the program's own files (innermost frame)."""
+    result: dict[str, Any] = {
+        "fault": "program",
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    }
+    root = os.path.realpath(program_dir)
+    own = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = os.path.realpath(frame.filename)
+        inside = path == root or path.startswith(root + os.sep)
+        third_party = "site-packages" in path or f"{os.sep}.venv{os.sep}" in path
+        if inside and not third_party:
+            own.append(frame)
+    if own:
+        frame = own[-1]
+        result["file"] = os.path.relpath(os.path.realpath(frame.filename), root)
+        result["line"] = frame.lineno
+        result["code"] = (frame.line or "").strip()
+    if isinstance(error, SystemExit):
+        result["type"] = "SystemExit"
+        result["message"] = f"the program called sys.exit({error.code!r})"
+    elif isinstance(error, KeyboardInterrupt):
+        result["message"] = "the program was interrupted (KeyboardInterrupt)"
+    elif isinstance(error, ModuleNotFoundError) and error.name:
+        top = error.name.split(".")[0]
+        local = os.path.exists(os.path.join(root, top)) or os.path.exists(
+            os.path.join(root, top + ".py")
+        )
+        if not local:
+            result["fault"] = "environment"
+            result["message"] = (
+                f"No module named '{error.name}' in the program's environment "
+                f"({sys.executable}); add it to requirements.txt"
+            )
+    try:
+        import pulumi
+
+        if isinstance(error, pulumi.RunError):
+            result["type"] = "RunError"
+    except ImportError:
+        pass
+    return result
+
+
+def _settings(pulumi_module: Any, args: argparse.Namespace) -> Any:
+    wanted = {
+        "monitor": args.monitor,
+        "engine": args.engine,
+        "project": args.project,
+        "stack": args.stack,
+        "parallel": int(args.parallel),
+        "dry_run": args.dry_run == "true",
+        "organization": args.organization,
+        "root_directory": args.pwd,
+    }
+    accepted = inspect.signature(pulumi_module.runtime.Settings).parameters
+    return pulumi_module.runtime.Settings(
+        **{key: value for key, value in wanted.items() if key in accepted}
+    )
+
+
+def _write_result(path: str | None, result: dict[str, Any]) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(result, handle)
+
+
+def _finish(path: str | None, result: dict[str, Any], code: int) -> None:
+    _write_result(path, result)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        # Skip interpreter teardown: nothing left to do but free memory the OS frees anyway.
+        os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the language host's arguments and run the program; never returns."""
+    parser = argparse.ArgumentParser(description="Run a Pulumi Python program for gpustack plan")
+    parser.add_argument("--project")
+    parser.add_argument("--stack")
+    parser.add_argument("--parallel", default="8")
+    parser.add_argument("--dry_run", default="false")
+    parser.add_argument("--pwd")
+    parser.add_argument("--monitor")
+    parser.add_argument("--engine")
+    parser.add_argument("--organization", default="organization")
+    parser.add_argument("--result", help="write the outcome as JSON to this file")
+    parser.add_argument("PROGRAM", help="the program's entry point (__main__.py)")
+    parser.add_argument("ARGS", nargs="*")
+    args = parser.parse_args(argv)
+
+    program = os.path.abspath(args.PROGRAM)
+    program_dir = os.path.abspath(args.pwd or os.path.dirname(program))
+    try:
+        import pulumi
+        import pulumi.runtime
+    except ImportError as error:
+        _finish(
+            args.result,
+            {
+                "status": "error",
+                "fault": "environment",
+                "type": type(error).__name__,
+                "message": f"the Pulumi SDK is not installed for {sys.executable} ({error}); "
+                "add pulumi to requirements.txt",
+            },
+            1,
+        )
+        return
+
+    config = pulumi.runtime.get_config_env()
+    if hasattr(pulumi.runtime, "get_config_secret_keys_env") and hasattr(
+        pulumi.runtime, "set_all_config"
+    ):
+        pulumi.runtime.set_all_config(config, pulumi.runtime.get_config_secret_keys_env())
+    else:
+        for key, value in config.items():
+            pulumi.runtime.set_config(key, value)
+    pulumi.runtime.configure(_settings(pulumi, args))
+
+    sys.argv = [program, *list(args.ARGS)]
+    os.chdir(program_dir)
+    sys.path.insert(0, os.path.dirname(program))
+    # As the real exec does: the SDK leaves futures unobserved when a program fails on purpose.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+    recorder = StackRecorder(pulumi)
+    if supports_fast_settle():
+        from pulumi.runtime import stack as stack_module
+
+        async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
+            await settle()
+
+        stack_module.wait_for_rpcs = _wait_for_rpcs  # type: ignore[assignment]
+
+    def run() -> None:
+        pulumi.runtime.register_stack_transformation(recorder)
+        runpy.run_path(program, run_name="__main__")
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    result: dict[str, Any]
+    code = 0
+    try:
+        loop.run_until_complete(pulumi.runtime.run_in_stack(run))
+        order = loop.run_until_complete(recorder.urns())
+        result = {"status": "ok", "order": order}
+    except (Exception, SystemExit, KeyboardInterrupt) as error:  # reported, never re-raised
+        result = {"status": "error", **describe_failure(error, program_dir)}
+        code = 1
+    _finish(args.result, result, code)
+
+
+if __name__ == "__main__":
+    # Before the heavy imports: collections over the objects the SDKs' imports leave behind are
+    # most of what the collector would do in this short-lived process.
+    gc.disable()
+    # Our own directory must not shadow the program's modules.
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]
+    main()
