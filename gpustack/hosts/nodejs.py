@@ -39,11 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import yaml
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
-from gpustack.engine import ProgramError
+from gpustack.hosts import ProgramError, ProgramRun
 from gpustack.project import StackProject
 
 # The SDK module pulumi-language-nodejs runs (`defaultRunPath` in its main.go).
@@ -72,8 +71,9 @@ _STACK_FRAME = re.compile(
 )
 
 
-class NodeEnvironmentError(ProgramError):
+def environment_error(message: str) -> ProgramError:
     """The program could not run because its Node.js environment is broken, not its code."""
+    return ProgramError(message, fault="environment")
 
 
 @dataclass(frozen=True)
@@ -83,33 +83,32 @@ class NodeRuntimeOptions:
     typescript: bool = True
     tsconfig: str | None = None
     nodeargs: list[str] = field(default_factory=list)
-    packagemanager: str = "auto"
-    main: str | None = None
 
 
 def run_program(
     project: StackProject,
     monitor_address: str,
     engine_address: str,
-    config: dict[str, str],
+    config: Mapping[str, str],
     secret_keys: list[str],
     preview: bool,
-    env: dict[str, str],
-) -> None:
+    env: Mapping[str, str],
+) -> ProgramRun:
     """Run the project's Node.js program against the monitor and engine at these addresses.
 
-    Raises `ProgramError` when the program fails (its message names the program's file and
-    line), and `NodeEnvironmentError` (a `ProgramError`) when Node.js, npm or the program's
-    packages are missing or broken.
+    Raises `ProgramError` with fault "program" when the program fails (the message names the
+    program's file and line) and "environment" when Node.js, npm or the program's packages
+    are missing or broken.
     """
     program_dir = project.program_dir
-    options = runtime_options(program_dir)
-    base_env = {**os.environ, **env}
+    options = runtime_options(project)
+    base_env = dict(env)
     node = _require_tool("node", base_env)
     _require_node_version(node, base_env)
-    install_dependencies(program_dir, base_env)
+    notes: list[str] = []
+    install_dependencies(program_dir, base_env, notes)
     run_path = locate_run_module(node, program_dir, base_env)
-    work_dir, entry = _entry_point(program_dir, options.main)
+    work_dir, entry = _entry_point(program_dir, project.main)
 
     with EngineLogTap(engine_address) as tap:
         args = [
@@ -148,42 +147,39 @@ def run_program(
             raise ProgramError(
                 f"{program_dir.name}: the Node.js program did not finish within {RUN_TIMEOUT_S} s"
             ) from None
+        except OSError as error:
+            raise environment_error(f"cannot start {node}: {error}") from None
         errors = tap.errors()
 
-    _relay_output(completed.stdout, completed.stderr)
     if completed.returncode != 0:
         raise describe_failure(program_dir, completed.returncode, errors, completed.stderr)
     if errors:
         # The SDK logged an error but exited 0 (a `pulumi.log.error` call): a failed run too.
         raise describe_failure(program_dir, 1, errors, completed.stderr)
+    return ProgramRun(stdout=completed.stdout, stderr=completed.stderr, notes=notes)
 
 
-def runtime_options(program_dir: Path) -> NodeRuntimeOptions:
-    """Read `main` and `runtime.options` from the project file."""
-    project_file = next(
-        (program_dir / n for n in ("Pulumi.yaml", "Pulumi.yml") if (program_dir / n).exists()),
-        program_dir / "Pulumi.yaml",
-    )
-    try:
-        spec = yaml.safe_load(project_file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ProgramError(f"{project_file}: cannot read the project file ({error})") from None
-    runtime = spec.get("runtime") if isinstance(spec, dict) else None
-    raw = runtime.get("options") if isinstance(runtime, dict) else None
-    raw = raw if isinstance(raw, dict) else {}
+def runtime_options(project: StackProject) -> NodeRuntimeOptions:
+    """`runtime.options` of the project file, checked: typescript, tsconfig, nodeargs."""
+    raw = project.runtime_options
+    where = project.program_dir / "Pulumi.yaml"
     manager = str(raw.get("packagemanager", "auto"))
     if manager not in ("auto", "npm"):
-        raise NodeEnvironmentError(
-            f"{project_file}: runtime.options.packagemanager is {manager!r}; gpustack plan "
-            "installs Node.js programs with npm only (allowed: npm, auto)"
+        raise environment_error(
+            f"{where}: runtime.options.packagemanager is {manager!r}; gpustack plan installs "
+            "Node.js programs with npm only (allowed: npm, auto)"
         )
-    main = spec.get("main") if isinstance(spec, dict) else None
+    typescript = raw.get("typescript", True)
+    if not isinstance(typescript, bool):
+        raise ProgramError(f"{where}: runtime.options.typescript must be true or false")
+    try:
+        nodeargs = shlex.split(str(raw.get("nodeargs") or ""))
+    except ValueError as error:
+        raise ProgramError(f"{where}: runtime.options.nodeargs: {error}") from None
     return NodeRuntimeOptions(
-        typescript=raw.get("typescript", True) is not False,
+        typescript=typescript,
         tsconfig=str(raw["tsconfig"]) if raw.get("tsconfig") else None,
-        nodeargs=shlex.split(str(raw.get("nodeargs") or "")),
-        packagemanager=manager,
-        main=str(main) if main else None,
+        nodeargs=nodeargs,
     )
 
 
@@ -206,7 +202,7 @@ def install_root(program_dir: Path) -> Path:
     """
     package_dir = _search_up(program_dir, "package.json")
     if package_dir is None:
-        raise NodeEnvironmentError(
+        raise environment_error(
             f"{program_dir}: no package.json here or above; a Node.js Pulumi program declares "
             "@pulumi/pulumi in package.json (run `npm init -y && npm install @pulumi/pulumi`)"
         )
@@ -220,8 +216,14 @@ def install_root(program_dir: Path) -> Path:
         current = current.parent
 
 
-def install_dependencies(program_dir: Path, env: Mapping[str, str] | None = None) -> Path:
-    """Install the program's packages unless the stamp says they are current; return the root."""
+def install_dependencies(
+    program_dir: Path, env: Mapping[str, str] | None = None, notes: list[str] | None = None
+) -> Path:
+    """Install the program's packages unless the stamp says they are current; return the root.
+
+    Installing takes a while (about a minute for @pulumi/azure-native), so it is announced on
+    stderr as it starts; its duration goes to `notes`.
+    """
     env = dict(env or os.environ)
     root = install_root(program_dir)
     wanted = _manifest_digest(root, program_dir)
@@ -258,12 +260,12 @@ def install_dependencies(program_dir: Path, env: Mapping[str, str] | None = None
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise NodeEnvironmentError(
+            raise environment_error(
                 f"npm {shown} in {root} did not finish within {INSTALL_TIMEOUT_S} s"
             ) from None
         if completed.returncode != 0:
             detail = _tail(_strip_ansi(completed.stderr or completed.stdout), 15)
-            raise NodeEnvironmentError(
+            raise environment_error(
                 f"the program's Node.js environment is broken: `npm {shown}` failed in {root} "
                 f"(exit {completed.returncode}); fix package.json or package-lock.json there, "
                 f"then plan again.\n{detail}"
@@ -271,7 +273,8 @@ def install_dependencies(program_dir: Path, env: Mapping[str, str] | None = None
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps({"command": f"npm {shown}", "sha256": wanted}) + "\n")
         elapsed = time.monotonic() - started
-        print(f"gpustack: npm {shown} took {elapsed:.1f} s", file=sys.stderr)
+        if notes is not None:
+            notes.append(f"gpustack: npm {shown} in {root} took {elapsed:.0f} s")
     return root
 
 
@@ -286,7 +289,7 @@ def locate_run_module(node: str, program_dir: Path, env: Mapping[str, str]) -> s
         check=False,
     )
     if completed.returncode != 0 or not completed.stdout.strip():
-        raise NodeEnvironmentError(
+        raise environment_error(
             f"the program's Node.js environment is broken: @pulumi/pulumi is not installed for "
             f"{program_dir} (Node cannot resolve {RUN_MODULE}); add @pulumi/pulumi to the "
             "dependencies in package.json"
@@ -369,7 +372,7 @@ def _search_up(start: Path, name: str) -> Path | None:
 def _require_tool(name: str, env: Mapping[str, str]) -> str:
     found = shutil.which(name, path=env.get("PATH"))
     if found is None:
-        raise NodeEnvironmentError(
+        raise environment_error(
             f"the program's Node.js environment is broken: `{name}` is not on PATH; "
             f"gpustack plan runs `runtime: nodejs` programs with Node.js {MINIMUM_NODE_MAJOR} or "
             "later and npm (https://nodejs.org/en/download)"
@@ -383,34 +386,23 @@ def _require_node_version(node: str, env: Mapping[str, str]) -> None:
     )
     match = re.match(r"v(\d+)\.", completed.stdout.strip())
     if completed.returncode != 0 or match is None:
-        raise NodeEnvironmentError(
+        raise environment_error(
             f"the program's Node.js environment is broken: `{node} --version` failed "
             f"({_tail(completed.stderr, 3) or completed.returncode})"
         )
     if int(match.group(1)) < MINIMUM_NODE_MAJOR:
-        raise NodeEnvironmentError(
+        raise environment_error(
             f"the program's Node.js environment is broken: {node} is {completed.stdout.strip()}; "
             f"the Pulumi Node.js SDK needs Node.js {MINIMUM_NODE_MAJOR} or later"
         )
 
 
-def _entry_point(program_dir: Path, main: str | None) -> tuple[Path, str]:
+def _entry_point(program_dir: Path, main: Path) -> tuple[Path, str]:
     """The directory to run in and the entry point, as the Pulumi CLI derives them from `main`."""
-    if not main:
-        return program_dir, "."
-    target = (program_dir / main).resolve()
-    if not target.exists():
-        raise ProgramError(f"{program_dir / 'Pulumi.yaml'}: main {main!r} does not exist")
+    target = main.resolve()
     if target.is_dir():
         return target, "."
     return program_dir, os.path.relpath(target, program_dir)
-
-
-def _relay_output(stdout: str, stderr: str) -> None:
-    """Show what the program printed on stderr: stdout belongs to the plan report."""
-    for text in (stdout, stderr):
-        if text and text.strip():
-            sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
 # --- failures ----------------------------------------------------------------------------------
@@ -422,7 +414,7 @@ def describe_failure(
     """The error for a failed run: the program's file and line where Node reported one."""
     text = _strip_ansi("\n".join(errors) if errors else stderr)
     if "Cannot find module '@pulumi/" in text or "Pulumi SDK has not been installed" in text:
-        return NodeEnvironmentError(
+        return environment_error(
             "the program's Node.js environment is broken: a Pulumi package is missing from "
             f"node_modules for {program_dir} (reinstall with npm ci)\n{_tail(text, 10)}"
         )
