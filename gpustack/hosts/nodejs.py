@@ -53,6 +53,8 @@ EXIT_ERROR_LOGGED = 32
 PARALLEL = 16
 # `pulumi.getOrganization()` answers this on backends without organizations (DIY backends).
 ORGANIZATION = "organization"
+# Loaded with `node --require` before the SDK's entry point: constructor order, no type aliases.
+PRELOAD = Path(__file__).with_name("nodejs_preload.js")
 # Where the install stamp lives, inside node_modules so that deleting it forces a reinstall.
 STAMP_NAME = ".gpustack-install.json"
 INSTALL_TIMEOUT_S = 1800
@@ -110,10 +112,12 @@ def run_program(
     run_path = locate_run_module(node, program_dir, base_env)
     work_dir, entry = _entry_point(program_dir, project.main)
 
-    with EngineLogTap(engine_address) as tap:
+    with EngineLogTap(engine_address) as tap, tempfile.TemporaryDirectory() as scratch:
+        order_file = Path(scratch) / "order.json"
         args = [
             node,
             *options.nodeargs,
+            "--require", str(PRELOAD),
             run_path,
             "--monitor", monitor_address,
             "--engine", tap.address,
@@ -133,6 +137,8 @@ def run_program(
             run_env["PULUMI_NODEJS_TYPESCRIPT"] = "true"
         if options.tsconfig:
             run_env["PULUMI_NODEJS_TSCONFIG_PATH"] = options.tsconfig
+        run_env["GPUSTACK_NODE_RUN_PATH"] = run_path
+        run_env["GPUSTACK_NODE_ORDER_FILE"] = str(order_file)
         try:
             completed = subprocess.run(
                 args,
@@ -150,13 +156,27 @@ def run_program(
         except OSError as error:
             raise environment_error(f"cannot start {node}: {error}") from None
         errors = tap.errors()
+        order = _read_order(order_file)
 
     if completed.returncode != 0:
         raise describe_failure(program_dir, completed.returncode, errors, completed.stderr)
     if errors:
         # The SDK logged an error but exited 0 (a `pulumi.log.error` call): a failed run too.
         raise describe_failure(program_dir, 1, errors, completed.stderr)
-    return ProgramRun(stdout=completed.stdout, stderr=completed.stderr, notes=notes)
+    return ProgramRun(
+        constructor_order=order, stdout=completed.stdout, stderr=completed.stderr, notes=notes
+    )
+
+
+def _read_order(order_file: Path) -> list[str] | None:
+    """The URNs in constructor order, as the preload wrote them; None keeps arrival order."""
+    try:
+        order = json.loads(order_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(order, list) or not all(isinstance(urn, str) for urn in order):
+        return None
+    return order
 
 
 def runtime_options(project: StackProject) -> NodeRuntimeOptions:
@@ -264,7 +284,7 @@ def install_dependencies(
                 f"npm {shown} in {root} did not finish within {INSTALL_TIMEOUT_S} s"
             ) from None
         if completed.returncode != 0:
-            detail = _tail(_strip_ansi(completed.stderr or completed.stdout), 15)
+            detail = _npm_reason(_strip_ansi(completed.stderr or completed.stdout))
             raise environment_error(
                 f"the program's Node.js environment is broken: `npm {shown}` failed in {root} "
                 f"(exit {completed.returncode}); fix package.json or package-lock.json there, "
@@ -475,6 +495,21 @@ def _program_location(program_dir: Path, file: str, line: int) -> str:
         if source:
             where += f"\n    {source}"
     return where
+
+
+def _npm_reason(output: str, lines: int = 8) -> str:
+    """npm's own explanation: its first `npm error` lines, before the usage text it may add."""
+    reason: list[str] = []
+    for line in output.splitlines():
+        text = line.removeprefix("npm error").removeprefix("npm ERR!").strip()
+        if not text:
+            if len(reason) > 1:
+                break
+            continue
+        if text.startswith("Usage:") or text.startswith("A complete log of this run"):
+            break
+        reason.append("  " + text)
+    return "\n".join(reason[:lines]) or _tail(output, lines)
 
 
 def _strip_ansi(text: str) -> str:
