@@ -37,7 +37,11 @@ class ProgramError(Exception):
 
     def __init__(self, message: str, fault: Fault = "program") -> None:
         super().__init__(message)
+        self.detail = message
         self.fault: Fault = fault
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.detail}"
 
     @property
     def label(self) -> str:
@@ -47,6 +51,9 @@ class ProgramError(Exception):
 
 class ProgramRunError(ProgramError):
     """The program raised `pulumi.RunError`: a message for the user, shown as is (no stack)."""
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 @dataclass

@@ -39,6 +39,8 @@ OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
 """A program writing more than this to stdout or stderr is stopped: it would never end well."""
 OUTPUT_SHOWN_CHARS = 4000
 """How much of a failed program's output (the end of it) the error message shows."""
+OUTPUT_SHOWN_LINES = 20
+OUTPUT_LINE_CHARS = 200
 TIMEOUT_ENV = "GPUSTACK_PLAN_TIMEOUT"
 DEFAULT_TIMEOUT_S = 900.0
 INSTALL_TIMEOUT_S = 1800.0
@@ -308,10 +310,13 @@ def _judge(
             f" s and was stopped ({project.main}; set {TIMEOUT_ENV} to allow longer){output}"
         )
     if result is None:
+        # The shim never got to report: the interpreter could not run it (environment), or the
+        # shim itself broke (planner).
+        shim_broke = SHIM.name in outcome.stderr.text()
         raise ProgramError(
             f"the program's Python ({python}) exited with code {outcome.returncode} before "
             f"reporting a result{output}",
-            fault="environment",
+            fault="planner" if shim_broke else "environment",
         )
     if result.get("status") == "ok" and outcome.returncode == 0:
         order = result.get("order")
@@ -354,8 +359,11 @@ def failure_from_result(
 def _output_excerpt(outcome: _Outcome) -> str:
     parts = []
     for name, capture in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
-        text = capture.text().strip()
-        if text:
-            indented = "\n".join(f"    {line}" for line in text.splitlines())
+        lines = capture.text().strip().splitlines()[-OUTPUT_SHOWN_LINES:]
+        if lines:
+            indented = "\n".join(
+                f"    {line[:OUTPUT_LINE_CHARS]}{'...' if len(line) > OUTPUT_LINE_CHARS else ''}"
+                for line in lines
+            )
             parts.append(f"\n  the program's {name} (end):\n{indented}")
     return "".join(parts)

@@ -73,6 +73,46 @@ class StackRecorder:
         return [urn for urn in results if isinstance(urn, str)]
 
 
+class FirstTracebacks:
+    """Keeps each failed task's traceback as it was raised.
+
+    asyncio hands a task's traceback out once: after the first `result()` or `await` (the SDK's
+    own, when an export or an input depends on the failed output), later readers get the
+    exception without the frames that raised it, e.g. the program's `apply` lambda. A task
+    factory that looks first keeps those frames for the error report.
+    """
+
+    def __init__(self) -> None:
+        self.frames: dict[int, Any] = {}
+        self._keep: list[BaseException] = []
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make `loop` create tasks that report their first traceback here."""
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+            task.add_done_callback(self._look)
+            return task
+
+        loop.set_task_factory(factory)
+
+    def _look(self, task: Any) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and id(error) not in self.frames and error.__traceback__:
+            self._keep.append(error)
+            self.frames[id(error)] = traceback.extract_tb(error.__traceback__)
+
+    def frames_for(self, error: BaseException) -> list[Any]:
+        """The frames of `error` as caught, plus those it was raised with, innermost last."""
+        frames = list(traceback.extract_tb(error.__traceback__))
+        first = self.frames.get(id(error))
+        if first is not None:
+            frames.extend(first)
+        return frames
+
+
 def _shallow_copy(opts: Any) -> Any:
     import copy
 
@@ -120,17 +160,26 @@ def supports_fast_settle() -> bool:
     )
 
 
-def describe_failure(error: BaseException, program_dir: str) -> dict[str, Any]:
+def describe_failure(
+    error: BaseException, program_dir: str, tracebacks: FirstTracebacks | None = None
+) -> dict[str, Any]:
     """Whose fault, what, and where in the program's own files (innermost frame)."""
+    frames = (
+        tracebacks.frames_for(error)
+        if tracebacks is not None
+        else list(traceback.extract_tb(error.__traceback__))
+    )
     result: dict[str, Any] = {
         "fault": "program",
         "type": type(error).__name__,
         "message": str(error),
-        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+        "traceback": "Traceback (most recent call last):\n"
+        + "".join(traceback.format_list(frames))
+        + "".join(traceback.format_exception_only(type(error), error)),
     }
     root = os.path.realpath(program_dir)
     own = []
-    for frame in traceback.extract_tb(error.__traceback__):
+    for frame in frames:
         path = os.path.realpath(frame.filename)
         inside = path == root or path.startswith(root + os.sep)
         third_party = "site-packages" in path or f"{os.sep}.venv{os.sep}" in path
@@ -167,6 +216,23 @@ def describe_failure(error: BaseException, program_dir: str) -> dict[str, Any]:
     return result
 
 
+class QuietEngine:
+    """The engine stub, minus debug messages: the SDK sends each `log.debug` as a blocking RPC
+    (hundreds per plan) that the Pulumi CLI shows only with `--debug`, and a plan never does."""
+
+    def __init__(self, engine: Any, debug_severity: int) -> None:
+        self._engine = engine
+        self._debug = debug_severity
+
+    def Log(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if request.severity == self._debug:
+            return None
+        return self._engine.Log(request, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
 def _settings(pulumi_module: Any, args: argparse.Namespace) -> Any:
     wanted = {
         "monitor": args.monitor,
@@ -182,6 +248,17 @@ def _settings(pulumi_module: Any, args: argparse.Namespace) -> Any:
     return pulumi_module.runtime.Settings(
         **{key: value for key, value in wanted.items() if key in accepted}
     )
+
+
+def _quiet_debug_logs() -> None:
+    try:
+        from pulumi.runtime import settings
+        from pulumi.runtime.proto import engine_pb2
+    except ImportError:
+        return
+    engine = getattr(settings.SETTINGS, "engine", None)
+    if engine is not None and not os.environ.get("GPUSTACK_DEBUG"):
+        settings.SETTINGS.engine = QuietEngine(engine, engine_pb2.DEBUG)
 
 
 def _write_result(path: str | None, result: dict[str, Any]) -> None:
@@ -244,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         for key, value in config.items():
             pulumi.runtime.set_config(key, value)
     pulumi.runtime.configure(_settings(pulumi, args))
+    _quiet_debug_logs()
 
     sys.argv = [program, *list(args.ARGS)]
     os.chdir(program_dir)
@@ -266,6 +344,8 @@ def main(argv: list[str] | None = None) -> None:
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    tracebacks = FirstTracebacks()
+    tracebacks.install(loop)
     result: dict[str, Any]
     code = 0
     try:
@@ -273,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         order = loop.run_until_complete(recorder.urns())
         result = {"status": "ok", "order": order}
     except (Exception, SystemExit, KeyboardInterrupt) as error:  # reported, never re-raised
-        result = {"status": "error", **describe_failure(error, program_dir)}
+        result = {"status": "error", **describe_failure(error, program_dir, tracebacks)}
         code = 1
     _finish(args.result, result, code)
 
