@@ -148,7 +148,7 @@ def test_exception_in_a_typescript_program_names_its_file_and_line() -> None:
     code, document, stderr = plan("ts_throws")
     assert code == 2
     assert document == {}
-    assert "Error: unknown pool size: large" in stderr
+    assert "the program failed: Error: unknown pool size: large" in stderr
     assert "at index.ts:10" in stderr
     assert "throw new Error(`unknown pool size: ${name}`);" in stderr
     assert "node_modules" not in stderr and "Traceback" not in stderr
@@ -158,7 +158,7 @@ def test_typescript_compile_error_is_the_programs_fault_and_names_file_and_line(
     with pytest.raises(ProgramError) as raised:
         run_plan(PROGRAMS / "ts_type_error", "staging")
     assert raised.value.fault == "program"
-    message = str(raised.value)
+    message = raised.value.detail
     assert message.startswith("TypeScript error TS2322 in the program: Type 'string' is not")
     assert '\n  at index.ts:8\n    maxCount: "two",' in message
 
@@ -169,7 +169,8 @@ def test_broken_npm_environment_is_the_environments_fault(tmp_path: Path) -> Non
     (program / "package-lock.json").write_text("{ not a lockfile")
     result = gpustack("plan", "--program", str(program), "--stack", "staging")
     assert result.returncode == 2
-    assert "the program's Node.js environment is broken: `npm ci` failed in" in result.stderr
+    assert "the program's environment is not usable" in result.stderr
+    assert "the Node.js packages could not be installed: `npm ci` failed in" in result.stderr
     assert "package-lock.json" in result.stderr
     assert not (program / "node_modules" / STAMP_NAME).exists()
     with pytest.raises(ProgramError) as raised:

@@ -116,7 +116,7 @@ def test_thrown_error_names_the_programs_file_and_line(tmp_path: Path) -> None:
     text = THROWN.replace("/work/app", str(program)).replace("/work/node", str(tmp_path / "node"))
     error = nodejs.describe_failure(program, 32, [text], "")
     assert error.fault == "program"
-    assert str(error) == (
+    assert error.detail == (
         "Error: unknown pool size: large\n  at index.ts:10\n    throw new Error('x');"
     )
 
@@ -128,7 +128,7 @@ def test_typescript_diagnostics_name_the_programs_file_and_line(
     program = write_program(tmp_path / "app", "\n" * 7 + '    maxCount: "two",\n')
     error = nodejs.describe_failure(program, 32, [logged], "")
     assert error.fault == "program"
-    assert str(error) == (
+    assert error.detail == (
         "TypeScript error TS2322 in the program: Type 'string' is not assignable to type "
         "'number'.\n  at index.ts:8\n    maxCount: \"two\","
     )
@@ -138,7 +138,7 @@ def test_error_raised_inside_a_package_says_so(tmp_path: Path) -> None:
     logged = "Error: boom\n    at f (/elsewhere/node_modules/lib/index.js:3:9)"
     error = nodejs.describe_failure(tmp_path, 1, [logged], "")
     assert error.fault == "program"
-    assert str(error).startswith("Error: boom\n  (raised outside the program's files")
+    assert error.detail.startswith("Error: boom\n  (raised outside the program's files")
 
 
 def test_missing_pulumi_package_is_the_environments_fault(tmp_path: Path) -> None:

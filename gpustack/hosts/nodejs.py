@@ -286,7 +286,7 @@ def install_dependencies(
         if completed.returncode != 0:
             detail = _npm_reason(_strip_ansi(completed.stderr or completed.stdout))
             raise environment_error(
-                f"the program's Node.js environment is broken: `npm {shown}` failed in {root} "
+                f"the Node.js packages could not be installed: `npm {shown}` failed in {root} "
                 f"(exit {completed.returncode}); fix package.json or package-lock.json there, "
                 f"then plan again.\n{detail}"
             )
@@ -310,7 +310,7 @@ def locate_run_module(node: str, program_dir: Path, env: Mapping[str, str]) -> s
     )
     if completed.returncode != 0 or not completed.stdout.strip():
         raise environment_error(
-            f"the program's Node.js environment is broken: @pulumi/pulumi is not installed for "
+            f"@pulumi/pulumi is not installed for "
             f"{program_dir} (Node cannot resolve {RUN_MODULE}); add @pulumi/pulumi to the "
             "dependencies in package.json"
         )
@@ -393,7 +393,7 @@ def _require_tool(name: str, env: Mapping[str, str]) -> str:
     found = shutil.which(name, path=env.get("PATH"))
     if found is None:
         raise environment_error(
-            f"the program's Node.js environment is broken: `{name}` is not on PATH; "
+            f"`{name}` is not on PATH; "
             f"gpustack plan runs `runtime: nodejs` programs with Node.js {MINIMUM_NODE_MAJOR} or "
             "later and npm (https://nodejs.org/en/download)"
         )
@@ -407,12 +407,11 @@ def _require_node_version(node: str, env: Mapping[str, str]) -> None:
     match = re.match(r"v(\d+)\.", completed.stdout.strip())
     if completed.returncode != 0 or match is None:
         raise environment_error(
-            f"the program's Node.js environment is broken: `{node} --version` failed "
-            f"({_tail(completed.stderr, 3) or completed.returncode})"
+            f"`{node} --version` failed ({_tail(completed.stderr, 3) or completed.returncode})"
         )
     if int(match.group(1)) < MINIMUM_NODE_MAJOR:
         raise environment_error(
-            f"the program's Node.js environment is broken: {node} is {completed.stdout.strip()}; "
+            f"{node} is {completed.stdout.strip()}; "
             f"the Pulumi Node.js SDK needs Node.js {MINIMUM_NODE_MAJOR} or later"
         )
 
@@ -435,7 +434,7 @@ def describe_failure(
     text = _strip_ansi("\n".join(errors) if errors else stderr)
     if "Cannot find module '@pulumi/" in text or "Pulumi SDK has not been installed" in text:
         return environment_error(
-            "the program's Node.js environment is broken: a Pulumi package is missing from "
+            "a Pulumi package is missing from "
             f"node_modules for {program_dir} (reinstall with npm ci)\n{_tail(text, 10)}"
         )
     diagnostic = _TS_DIAGNOSTIC.search(text)
