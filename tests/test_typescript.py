@@ -88,6 +88,10 @@ def test_typescript_aks_program_plans_a_tainted_gpu_pool_that_scales_from_zero()
     assert pool["inputs"]["enableAutoScaling"] is True
     assert (pool["inputs"]["minCount"], pool["inputs"]["maxCount"]) == (0, 2)
     assert pool["options"]["ignoreChanges"] == ["count"]
+    # The program's own alias is kept; azure-native's type-only aliases (one per old API
+    # version) are dropped before registration, as for Python programs.
+    assert [alias["name"] for alias in pool["options"]["aliases"]] == ["gpu-a100"]
+    assert all("aliases" not in r["options"] for r in resources.values() if r["name"] != "gpu")
     # The pool names its cluster by the cluster's output, resolved by the mocks.
     assert pool["inputs"]["resourceName"] == "aks-gpu-staging"
     assert document["outputs"] == {"clusterName": "aks-gpu-staging", "gpuPoolName": "gpua100"}
@@ -130,7 +134,24 @@ def test_typescript_and_python_twins_plan_the_same_resources(typescript: str, py
 
 
 def _without_source(resource: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in resource.items() if key != "source"}
+    """The resource as the engine means it, minus the line that declared it.
+
+    An alias without a parent means "the resource's own parent". The Node.js SDK spells that
+    parent out in the alias spec (for older CLIs, says sdk/nodejs/runtime/resource.ts); the
+    Python SDK leaves `parentUrn` empty for the engine to fill in. Both are filled in here.
+    """
+    view = {key: value for key, value in resource.items() if key != "source"}
+    aliases = view["options"].get("aliases")
+    if aliases:
+        parent = resource["parent"] or ""
+        filled = [
+            {**alias, "parentUrn": alias.get("parentUrn") or parent}
+            if not alias.get("noParent")
+            else alias
+            for alias in aliases
+        ]
+        view["options"] = {**view["options"], "aliases": filled}
+    return view
 
 
 def test_policy_refuses_a_typescript_program_opened_to_the_internet() -> None:
