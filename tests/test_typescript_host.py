@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gpustack.hosts import ProgramError, nodejs
+from gpustack.hosts import ProgramError, ProgramRunError, nodejs
 from tests.conftest import FIXTURES
 
 PROGRAMS = FIXTURES / "programs"
@@ -135,17 +135,47 @@ def test_typescript_diagnostics_name_the_programs_file_and_line(
 
 
 def test_error_raised_inside_a_package_says_so(tmp_path: Path) -> None:
-    logged = "Error: boom\n    at f (/elsewhere/node_modules/lib/index.js:3:9)"
+    logged = (
+        "Running program '/p' failed with an unhandled exception:\n"
+        "Error: boom\n    at f (/elsewhere/node_modules/lib/index.js:3:9)"
+    )
     error = nodejs.describe_failure(tmp_path, 1, [logged], "")
     assert error.fault == "program"
     assert error.detail.startswith("Error: boom\n  (raised outside the program's files")
 
 
-def test_missing_pulumi_package_is_the_environments_fault(tmp_path: Path) -> None:
-    logged = "Error: Cannot find module '@pulumi/azure-native/storage'\nRequire stack:\n- x"
-    error = nodejs.describe_failure(tmp_path, 1, [logged], "")
+@pytest.mark.parametrize(
+    "logged",
+    [
+        "Running program '/p' failed with an unhandled exception:\n"
+        "Error: Cannot find module '@pulumi/kubernetes'\nRequire stack:\n- /p/index.ts",
+        "TSError: \u2a2f Unable to compile TypeScript:\nindex.ts(2,23): error TS2307: "
+        "Cannot find module '@pulumi/kubernetes' or its corresponding type declarations.",
+    ],
+    ids=["node", "typescript"],
+)
+def test_a_package_missing_from_package_json_is_the_environments_fault(
+    tmp_path: Path, logged: str
+) -> None:
+    error = nodejs.describe_failure(tmp_path, 32, [logged], "")
     assert error.fault == "environment"
-    assert "node_modules" in str(error)
+    assert error.detail.startswith("the package '@pulumi/kubernetes' is not installed for")
+
+
+def test_a_missing_file_of_the_program_is_the_programs_fault(tmp_path: Path) -> None:
+    logged = (
+        "Running program '/p' failed with an unhandled exception:\n"
+        f"Error: Cannot find module './pools'\n    at Object.<anonymous> ({tmp_path}/index.ts:3:1)"
+    )
+    error = nodejs.describe_failure(tmp_path, 32, [logged], "")
+    assert error.fault == "program"
+    assert "at index.ts:3" in error.detail
+
+
+def test_run_error_is_shown_as_the_program_wrote_it(tmp_path: Path) -> None:
+    error = nodejs.describe_failure(tmp_path, 32, ["gpuMaxCount must be at most 8"], "")
+    assert isinstance(error, ProgramRunError)
+    assert str(error) == "gpuMaxCount must be at most 8"
 
 
 def test_npm_reason_keeps_npms_explanation_not_its_usage_text() -> None:

@@ -42,7 +42,7 @@ import grpc
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
-from gpustack.hosts import ProgramError, ProgramRun
+from gpustack.hosts import ProgramError, ProgramRun, ProgramRunError
 from gpustack.project import StackProject
 
 # The SDK module pulumi-language-nodejs runs (`defaultRunPath` in its main.go).
@@ -67,6 +67,7 @@ _TS_DIAGNOSTIC = re.compile(
     r"(?P<file>[^\s()]+\.[cm]?tsx?)(?:\((?P<line>\d+),(?P<col>\d+)\)|:(?P<line2>\d+):(?P<col2>\d+))"
     r"(?::| -) error (?P<code>TS\d+): (?P<text>.+)"
 )
+_MISSING_MODULE = re.compile(r"Cannot find module '(?P<module>[^']+)'")
 # A stack frame: "at fn (/abs/file.ts:12:11)" or "at /abs/file.ts:12:11".
 _STACK_FRAME = re.compile(
     r"^\s*at (?:.*?\()?(?P<file>(?:file://)?/[^():]+):(?P<line>\d+):(?P<col>\d+)\)?$"
@@ -432,10 +433,12 @@ def describe_failure(
 ) -> ProgramError:
     """The error for a failed run: the program's file and line where Node reported one."""
     text = _strip_ansi("\n".join(errors) if errors else stderr)
-    if "Cannot find module '@pulumi/" in text or "Pulumi SDK has not been installed" in text:
+    missing = _MISSING_MODULE.search(text)
+    if missing is not None and not missing.group("module").startswith((".", "/")):
         return environment_error(
-            "a Pulumi package is missing from "
-            f"node_modules for {program_dir} (reinstall with npm ci)\n{_tail(text, 10)}"
+            f"the package {missing.group('module')!r} is not installed for {program_dir}: "
+            "declare it in package.json's dependencies (gpustack installs them with npm)"
+            f"\n{_tail(text, 6)}"
         )
     diagnostic = _TS_DIAGNOSTIC.search(text)
     if diagnostic is not None:
@@ -445,6 +448,11 @@ def describe_failure(
             f"TypeScript error {diagnostic.group('code')} in the program: "
             f"{diagnostic.group('text').strip()}{location}"
         )
+    stack_frames = any(_STACK_FRAME.match(line) for line in text.splitlines())
+    if errors and not text.lstrip().startswith("Running program ") and not stack_frames:
+        # The SDK logs a pulumi.RunError (or a ResourceError that hides its stack) as its bare
+        # message, meant for the user as it is.
+        return ProgramRunError(text.strip())
     headline = _headline(text) or f"the Node.js program exited with code {exit_code}"
     frame = _first_program_frame(program_dir, text)
     if frame is not None:
