@@ -218,11 +218,20 @@ def _source_text(request: Any) -> str:
 
 
 def _aliases(request: Any) -> list[Any]:
-    """The aliases the program gave (the SDKs' type-only aliases are dropped before this)."""
+    """The aliases the program gave.
+
+    Type-only aliases (a type token and nothing else) are the SDKs' record of a resource's
+    older type tokens, not the program's intent: left out here, as the shim drops them before
+    registration.
+    """
     recorded: list[Any] = []
     for alias in request.aliases:
         if alias.HasField("spec"):
             spec = json_format.MessageToDict(alias.spec)
+            if spec.get("parentUrn", request.parent) in ("", request.parent):
+                spec.pop("parentUrn", None)
+            if set(spec) <= {"type"}:
+                continue
             recorded.append(dict(sorted(spec.items())))
         else:
             recorded.append(alias.urn)
@@ -293,7 +302,12 @@ def capture(
 
 
 def run_plan(
-    program_dir: Path | str, stack: str, preview: bool = False, *, in_process: bool = False
+    program_dir: Path | str,
+    stack: str,
+    preview: bool = False,
+    *,
+    in_process: bool = False,
+    optimize: bool = True,
 ) -> Plan:
     """Run the Pulumi program in `program_dir` for `stack` offline and record the plan.
 
@@ -301,10 +315,12 @@ def run_plan(
     and engine services of `gpustack.monitor_server`, as under the Pulumi CLI. `in_process`
     runs it inside this interpreter under `pulumi.runtime.set_mocks` instead (Python programs
     only; same answers and recorder): for tests and benchmarks that plan many times.
+    `optimize=False` (in process only) keeps the SDKs' type-only aliases and the garbage
+    collector on, as the engine did before: the benchmarks' baseline. The plan is the same.
     """
     project = load_project(Path(program_dir), stack)
     if in_process:
-        return _run_in_process(project, preview)
+        return _run_in_process(project, preview, optimize)
     from gpustack.monitor_server import MonitorServer
 
     with MonitorServer(AzureMocks(preview=preview), project.name, stack) as server:
@@ -386,18 +402,19 @@ def _contains(value: Any, test: Callable[[Any], bool]) -> bool:
     return False
 
 
-def _run_in_process(project: StackProject, preview: bool) -> Plan:
+def _run_in_process(project: StackProject, preview: bool, optimize: bool = True) -> Plan:
     if project.runtime != "python":
         raise ProjectError(f"{project.program_dir}: in-process plans run Python programs only")
     mocks = AzureMocks(preview=preview)
     monitor = RecordingMonitor(mocks)
-    with _program_environment(project), _collector_paused():
+    collector = _collector_paused() if optimize else contextlib.nullcontext()
+    with _program_environment(project), collector:
         _reset_runtime()
         pulumi.runtime.set_all_config(project.config, project.secret_keys)
         pulumi_mocks.set_mocks(
             mocks, project=project.name, stack=project.stack, preview=preview, monitor=monitor
         )
-        recorder = shim.StackRecorder(pulumi)
+        recorder = shim.StackRecorder(pulumi, drop_type_aliases=optimize)
         pulumi.runtime.register_stack_transformation(recorder)
         try:
             _sync_await(_run_and_settle(lambda: _run_main(project.main)))

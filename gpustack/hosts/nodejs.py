@@ -43,6 +43,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from gpustack.hosts import ProgramError, ProgramRun, ProgramRunError
+from gpustack.hosts.python import DEFAULT_TIMEOUT_S, TIMEOUT_ENV
 from gpustack.project import StackProject
 
 # The SDK module pulumi-language-nodejs runs (`defaultRunPath` in its main.go).
@@ -58,7 +59,6 @@ PRELOAD = Path(__file__).with_name("nodejs_preload.js")
 # Where the install stamp lives, inside node_modules so that deleting it forces a reinstall.
 STAMP_NAME = ".gpustack-install.json"
 INSTALL_TIMEOUT_S = 1800
-RUN_TIMEOUT_S = 900
 MINIMUM_NODE_MAJOR = 20
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -140,6 +140,7 @@ def run_program(
             run_env["PULUMI_NODEJS_TSCONFIG_PATH"] = options.tsconfig
         run_env["GPUSTACK_NODE_RUN_PATH"] = run_path
         run_env["GPUSTACK_NODE_ORDER_FILE"] = str(order_file)
+        timeout = float(base_env.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
         try:
             completed = subprocess.run(
                 args,
@@ -147,12 +148,13 @@ def run_program(
                 env=run_env,
                 capture_output=True,
                 text=True,
-                timeout=RUN_TIMEOUT_S,
+                timeout=timeout,
                 check=False,
             )
         except subprocess.TimeoutExpired:
             raise ProgramError(
-                f"{program_dir.name}: the Node.js program did not finish within {RUN_TIMEOUT_S} s"
+                f"the program did not finish within {timeout:.0f} s and was stopped "
+                f"({project.main}; set {TIMEOUT_ENV} to allow longer)"
             ) from None
         except OSError as error:
             raise environment_error(f"cannot start {node}: {error}") from None

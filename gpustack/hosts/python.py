@@ -131,7 +131,7 @@ def _locked(venv: Path) -> Iterator[None]:
     import fcntl
 
     venv.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = venv.parent / f".{venv.name}.gpustack-lock"
+    lock_path = venv.parent / f"{venv.name}.gpustack-lock"
     with lock_path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -41,12 +41,15 @@ _ALIAS_FIELDS = ("name", "parent", "stack", "project", "urn")
 class StackRecorder:
     """A stack transformation: records constructor order and drops type-only aliases."""
 
-    def __init__(self, pulumi_module: Any) -> None:
+    def __init__(self, pulumi_module: Any, drop_type_aliases: bool = True) -> None:
         self.pulumi = pulumi_module
+        self.drop_type_aliases = drop_type_aliases
         self.resources: list[Any] = []
 
     def __call__(self, args: Any) -> Any:
         self.resources.append(args.resource)
+        if not self.drop_type_aliases:
+            return None
         opts = args.opts
         aliases = getattr(opts, "aliases", None)
         if not aliases:
