@@ -137,6 +137,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     ) -> None:
         super().__init__(mocks)
         self.registrations: list[PlannedResource] = []
+        self.failures: list[str] = []
         self.project = project
         self.stack = stack
 
@@ -156,9 +157,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if urn in self.resources:
             where = _source_text(request)
-            raise DuplicateUrnError(
-                f"Duplicate resource URN '{urn}'; try giving it a unique name{where}"
-            )
+            message = f"Duplicate resource URN '{urn}'; try giving it a unique name{where}"
+            # Remembered here too: the SDK may only attach the error to the resource's outputs.
+            self.failures.append(message)
+            raise DuplicateUrnError(message)
         response = super().RegisterResource(request)
         inputs = from_struct(request.object)
         # Dependencies are sets to the engine; the SDK sends them in hash order, which changes
@@ -338,8 +340,10 @@ def run_plan(
             _raise_engine_failures(server)
             raise pulumi.RunError(str(error)) from None
         except ProgramError:
+            _show_program_logs(server)
             _raise_engine_failures(server)
             raise
+        _show_program_logs(server)
         _raise_engine_failures(server)
         for note in run.notes:
             print(note, file=sys.stderr)
@@ -354,6 +358,13 @@ def run_plan(
         outputs=outputs,
         config=project.config,
     )
+
+
+def _show_program_logs(server: Any) -> None:
+    """Warnings and errors the program logged (`pulumi.log.warn/error`), as the CLI shows them."""
+    for entry in server.logs:
+        if entry.severity in ("WARNING", "ERROR"):
+            print(f"{entry.severity.lower()}: {entry.message}", file=sys.stderr)
 
 
 def _raise_engine_failures(server: Any) -> None:
@@ -418,16 +429,16 @@ def _run_in_process(project: StackProject, preview: bool, optimize: bool = True)
         pulumi.runtime.register_stack_transformation(recorder)
         try:
             _sync_await(_run_and_settle(lambda: _run_main(project.main)))
-        except DuplicateUrnError as error:
-            raise ProgramError(str(error)) from None
         except pulumi.RunError:
             raise
         except ProjectError:
             raise
         except Exception as error:
-            if monitor_failure := _duplicate_in(error):
-                raise ProgramError(monitor_failure) from None
+            if monitor.failures:
+                raise ProgramError(monitor.failures[0]) from None
             raise ProgramError(_describe_program_error(error, project.program_dir)) from None
+        if monitor.failures:
+            raise ProgramError(monitor.failures[0])
         order = _sync_await(recorder.urns())
         outputs = _resolve_outputs()
     return Plan(
@@ -439,15 +450,6 @@ def _run_in_process(project: StackProject, preview: bool, optimize: bool = True)
         outputs=outputs,
         config=project.config,
     )
-
-
-def _duplicate_in(error: BaseException) -> str | None:
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, DuplicateUrnError):
-            return str(seen)
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 @contextlib.contextmanager

@@ -75,9 +75,11 @@ class LogEntry:
     urn: str
 
 
-def _settings_context(project: str, stack: str) -> contextvars.Context:
+def _settings_context(project: str, stack: str, preview: bool) -> contextvars.Context:
     pulumi_settings._set_project(project)
     pulumi_settings._set_stack(stack)
+    # The SDK's deserializer keeps unknown inputs only in a dry run, as `set_mocks` sets it.
+    pulumi_settings.SETTINGS.dry_run = preview
     return contextvars.copy_context()
 
 
@@ -155,6 +157,7 @@ class MonitorServer:
     """
 
     def __init__(self, mocks: AzureMocks, project: str, stack: str) -> None:
+        preview = bool(getattr(mocks, "preview", False))
         self.recorder = RecordingMonitor(mocks, project=project, stack=stack)
         self.project = project
         self.stack = stack
@@ -166,9 +169,9 @@ class MonitorServer:
         self.stack_outputs: dict[str, Any] | None = None
         self._server: grpc.Server | None = None
         self.address = ""
-        # The mocks (and the SDK's serializers) read the project and stack from the SDK's
-        # context-local settings; handler threads run in a copy of this context.
-        self._context = contextvars.Context().run(_settings_context, project, stack)
+        # The mocks (and the SDK's serializers) read the project, stack and dry-run flag from
+        # the SDK's context-local settings; handler threads run in a copy of this context.
+        self._context = contextvars.Context().run(_settings_context, project, stack, preview)
 
     @property
     def registrations(self) -> list[Any]:

@@ -153,6 +153,7 @@ def test_slow_callbacks_and_side_effects_finish_before_the_plan(tmp_path: Path) 
     document = json.loads(result.stdout)
     (tagged,) = [r for r in document["resources"] if r["name"] == "tagged"]
     assert tagged["inputs"]["tags"] == {"source": "after-rg-callbacks"}
+    assert "warning: callbacks fixture: the tags are computed late" in result.stderr
 
 
 def test_unbounded_output_is_stopped_and_fails_the_plan() -> None:
