@@ -48,8 +48,6 @@ from gpustack.project import StackProject
 
 # The SDK module pulumi-language-nodejs runs (`defaultRunPath` in its main.go).
 RUN_MODULE = "@pulumi/pulumi/cmd/run"
-# The SDK's exit code for "the error was already logged for the user" (cmd/run/index.ts).
-EXIT_ERROR_LOGGED = 32
 # Any value above 1 lets the SDK register resources concurrently, as `pulumi preview` does.
 PARALLEL = 16
 # `pulumi.getOrganization()` answers this on backends without organizations (DIY backends).
