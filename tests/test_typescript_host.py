@@ -129,7 +129,7 @@ def test_typescript_diagnostics_name_the_programs_file_and_line(
     error = nodejs.describe_failure(program, 32, [logged], "")
     assert error.fault == "program"
     assert error.detail == (
-        "TypeScript error TS2322 in the program: Type 'string' is not assignable to type "
+        "TypeScript error TS2322: Type 'string' is not assignable to type "
         "'number'.\n  at index.ts:8\n    maxCount: \"two\","
     )
 

@@ -445,7 +445,7 @@ def describe_failure(
         line = diagnostic.group("line") or diagnostic.group("line2")
         location = _program_location(program_dir, diagnostic.group("file"), int(line))
         return ProgramError(
-            f"TypeScript error {diagnostic.group('code')} in the program: "
+            f"TypeScript error {diagnostic.group('code')}: "
             f"{diagnostic.group('text').strip()}{location}"
         )
     stack_frames = any(_STACK_FRAME.match(line) for line in text.splitlines())
@@ -532,7 +532,7 @@ def _tail(text: str, lines: int) -> str:
 
 
 class EngineLogTap(engine_pb2_grpc.EngineServicer):
-    """An Engine service in front of the real one: forwards every call, keeps ERROR messages.
+    """An Engine service in front of the real one: keeps ERROR messages, forwards the rest.
 
     Without a real engine address it answers itself: logs are kept, the root resource is
     remembered.
@@ -570,7 +570,10 @@ class EngineLogTap(engine_pb2_grpc.EngineServicer):
 
     def Log(self, request: Any, context: Any) -> Any:
         if request.severity == engine_pb2.ERROR:
+            # Kept, not forwarded: the run's ProgramError carries them, cleaned of the SDK's
+            # colours and frames, as the Python host reports an exception once.
             self._errors.append(request.message)
+            return empty_pb2.Empty()
         return self._forward("Log", request, context, empty_pb2.Empty())
 
     def GetRootResource(self, request: Any, context: Any) -> Any:
