@@ -1,8 +1,11 @@
-"""The offline engine: run a Pulumi Python program for one stack under Azure-like mocks.
+"""The offline engine: run a Pulumi program for one stack against Azure-like answers.
 
-It loads the program's `Pulumi.yaml` and `Pulumi.<stack>.yaml`, sets the stack config as the
-Pulumi CLI would, runs the program's entry point with the real Pulumi SDK, and records every
+It loads the program's `Pulumi.yaml` and `Pulumi.<stack>.yaml`, starts the program in its own
+runtime and environment with the stack config as the Pulumi CLI hands it over (gpustack/hosts/),
+answers its ResourceMonitor and Engine calls (gpustack/monitor_server.py) and records every
 resource registration (inputs as the engine sees them, camelCase, and the resource options).
+An in-process variant runs Python programs under `pulumi.runtime.set_mocks` with the same
+answers and recorder, for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import inspect
 import os
 import runpy
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -140,6 +144,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.failures: list[str] = []
         self.project = project
         self.stack = stack
+        # URN -> where it was declared; claimed under the lock before answering, because
+        # registrations arrive on several threads at once.
+        self._claimed: dict[str, str] = {}
+        self._claim_lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine makes them: the root stack does not qualify its children's types."""
@@ -155,9 +163,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
-        if urn in self.resources:
-            where = _source_text(request)
-            message = f"Duplicate resource URN '{urn}'; try giving it a unique name{where}"
+        where = _source_text(request)
+        with self._claim_lock:
+            first = self._claimed.get(urn)
+            if first is None:
+                self._claimed[urn] = where
+        if first is not None:
+            places = sorted({first, where} - {""})
+            declared = f" (declared at {' and '.join(places)})" if places else ""
+            message = f"Duplicate resource URN '{urn}'; try giving it a unique name{declared}"
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
             self.failures.append(message)
             raise DuplicateUrnError(message)
@@ -215,7 +229,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 def _source_text(request: Any) -> str:
     if request.HasField("sourcePosition") and request.sourcePosition.uri:
         path = request.sourcePosition.uri.removeprefix("file://")
-        return f" (declared at {os.path.basename(path)}:{request.sourcePosition.line})"
+        return f"{os.path.basename(path)}:{request.sourcePosition.line}"
     return ""
 
 

@@ -15,6 +15,7 @@ values.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from concurrent import futures
@@ -168,6 +169,8 @@ class MonitorServer:
         self.root_urn: str | None = None
         self.stack_outputs: dict[str, Any] | None = None
         self._server: grpc.Server | None = None
+        self._executor: futures.ThreadPoolExecutor
+        self._loops: list[asyncio.AbstractEventLoop] = []
         self.address = ""
         # The mocks (and the SDK's serializers) read the project, stack and dry-run flag from
         # the SDK's context-local settings; handler threads run in a copy of this context.
@@ -179,10 +182,12 @@ class MonitorServer:
         return self.recorder.registrations
 
     def __enter__(self) -> MonitorServer:
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gpustack-monitor"),
-            options=_GRPC_CHANNEL_OPTIONS,
+        # Each handler thread gets its event loop here (the SDK's (de)serializers need one), so
+        # they can be closed when the server stops instead of at interpreter exit.
+        self._executor = futures.ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="gpustack-monitor", initializer=self._thread_loop
         )
+        server = grpc.server(self._executor, options=_GRPC_CHANNEL_OPTIONS)
         resource_pb2_grpc.add_ResourceMonitorServicer_to_server(_Monitor(self), server)
         engine_pb2_grpc.add_EngineServicer_to_server(_Engine(self), server)
         port = server.add_insecure_port("127.0.0.1:0")
@@ -193,8 +198,17 @@ class MonitorServer:
 
     def __exit__(self, *exc: object) -> None:
         if self._server is not None:
-            self._server.stop(grace=None)
+            self._server.stop(grace=None).wait()
             self._server = None
+            self._executor.shutdown(wait=True)
+            for loop in self._loops:
+                loop.close()
+
+    def _thread_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        with self.lock:
+            self._loops.append(loop)
 
     def guarded(self, context: Any, handler: Any, request: Any) -> Any:
         """Run a handler; an error becomes a gRPC error the SDK reports, and is remembered."""

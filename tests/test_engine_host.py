@@ -96,12 +96,20 @@ def test_an_old_sdk_program_is_planned_in_its_own_virtualenv() -> None:
     assert "/components/legacy-appinsights" in by_name["legacy-appinsights"]["id"]
 
 
+def test_an_old_sdk_programs_lambda_error_names_its_line() -> None:
+    result = gpustack_plan(PROGRAMS / "py_old_sdk_lambda", timeout=2400)
+    assert result.returncode == 2
+    assert "KeyError: 'rg-old'" in result.stderr
+    assert "at __main__.py:7" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_duplicate_urn_fails_with_exit_2_naming_the_urn() -> None:
     result = gpustack_plan(PROGRAMS / "py_duplicate_urn")
     assert result.returncode == 2
     urn = "urn:pulumi:dev::duplicate::azure-native:resources:ResourceGroup::rg"
     assert f"Duplicate resource URN '{urn}'" in result.stderr
-    assert "__main__.py:6" in result.stderr
+    assert "(declared at __main__.py:5 and __main__.py:6)" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
 
@@ -154,6 +162,14 @@ def test_slow_callbacks_and_side_effects_finish_before_the_plan(tmp_path: Path) 
     (tagged,) = [r for r in document["resources"] if r["name"] == "tagged"]
     assert tagged["inputs"]["tags"] == {"source": "after-rg-callbacks"}
     assert "warning: callbacks fixture: the tags are computed late" in result.stderr
+
+
+def test_a_program_running_too_long_is_stopped() -> None:
+    # Starting Python and importing the SDKs alone takes longer than this.
+    result = gpustack_plan(PROGRAMS / "py_callbacks", GPUSTACK_PLAN_TIMEOUT="0.3")
+    assert result.returncode == 2
+    assert "the program did not finish within 0.3 s and was stopped" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_unbounded_output_is_stopped_and_fails_the_plan() -> None:
@@ -220,3 +236,42 @@ def test_a_named_virtualenv_that_cannot_be_built_falls_back_with_a_note(tmp_path
     notes: list[str] = []
     assert interpreter(load_project(tmp_path, "dev"), notes) == Path(sys.executable)
     assert "requirements.txt" in notes[0] and "'missing'" in notes[0]
+
+
+def test_monitor_answers_feature_probes_honestly_and_keeps_the_root_and_logs() -> None:
+    import grpc
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, resource_pb2, resource_pb2_grpc
+
+    from gpustack.mocks import AzureMocks
+    from gpustack.monitor_server import MonitorServer
+
+    with MonitorServer(AzureMocks(), "proj", "dev") as server:
+        channel = grpc.insecure_channel(server.address)
+        monitor = resource_pb2_grpc.ResourceMonitorStub(channel)
+        engine = engine_pb2_grpc.EngineStub(channel)
+
+        def supports(feature: str) -> bool:
+            request = resource_pb2.SupportsFeatureRequest(id=feature)
+            return monitor.SupportsFeature(request).hasSupport
+
+        # Features that need the engine to call back into the program are refused, so the SDK
+        # fails loudly instead of the plan silently skipping them.
+        assert supports("secrets") and supports("resourceReferences") and supports("aliasSpecs")
+        assert not supports("transforms") and not supports("resourceHooks")
+        assert not supports("outputValues") and not supports("someFutureFeature")
+        info = monitor.GetDeploymentInfo(empty_pb2.Empty())
+        assert resource_pb2.RESOURCE_MONITOR_FEATURE_SECRETS in info.supportedFeatures
+        assert resource_pb2.RESOURCE_MONITOR_FEATURE_TRANSFORMS not in info.supportedFeatures
+
+        stack = monitor.RegisterResource(
+            resource_pb2.RegisterResourceRequest(type="pulumi:pulumi:Stack", name="proj-dev")
+        )
+        assert stack.urn == "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev"
+        engine.SetRootResource(engine_pb2.SetRootResourceRequest(urn=stack.urn))
+        root = engine.GetRootResource(engine_pb2.GetRootResourceRequest())
+        assert root.urn == stack.urn
+        engine.Log(engine_pb2.LogRequest(severity=engine_pb2.WARNING, message="careful"))
+        channel.close()
+    assert [(entry.severity, entry.message) for entry in server.logs] == [("WARNING", "careful")]
+    assert server.registrations == []  # the root stack is not a planned resource

@@ -82,7 +82,15 @@ def run_program(
         ]  # fmt: skip
         outcome = _run(command, child_env, project)
         result = _read_result(result_file)
-    return _judge(project, python, outcome, result, notes)
+    try:
+        return _judge(project, python, outcome, result, notes)
+    except ProgramRunError:
+        raise
+    except ProgramError as error:
+        # Which interpreter ran it often explains the failure (a missing module).
+        for note in notes:
+            error.detail += f"\n  {note}"
+        raise
 
 
 # --- interpreter and virtualenv ----------------------------------------------------------------
@@ -217,7 +225,7 @@ class _Capture:
 
 def _run(command: list[str], env: Mapping[str, str], project: StackProject) -> _Outcome:
     outcome = _Outcome()
-    timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
+    timeout = _timeout()
     try:
         child = subprocess.Popen(
             command,
@@ -259,6 +267,19 @@ def _run(command: list[str], env: Mapping[str, str], project: StackProject) -> _
     for reader in readers:
         reader.join(timeout=5)
     return outcome
+
+
+def _timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV) or str(DEFAULT_TIMEOUT_S)
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = 0.0
+    if timeout <= 0:
+        raise ProgramError(
+            f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds", fault="environment"
+        )
+    return timeout
 
 
 def _drain(
@@ -306,8 +327,8 @@ def _judge(
         )
     if outcome.timed_out:
         raise ProgramError(
-            f"the program did not finish within {os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S}"
-            f" s and was stopped ({project.main}; set {TIMEOUT_ENV} to allow longer){output}"
+            f"the program did not finish within {_timeout():g} s and was stopped "
+            f"({project.main}; set {TIMEOUT_ENV} to allow longer){output}"
         )
     if result is None:
         # The shim never got to report: the interpreter could not run it (environment), or the
