@@ -18,7 +18,7 @@ import runpy
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.hosts import ProgramError, ProgramRunError, run_program
 from gpustack.hosts import python_exec as shim
-from gpustack.mocks import AzureMocks
-from gpustack.project import ProjectError, StackProject, load_project
+from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
+from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
 
 __all__ = [
     "SECRET_KEY",
@@ -47,6 +47,13 @@ __all__ = [
     "capture",
     "run_plan",
 ]
+
+# The mocks answer one request at a time. They resolve the SDKs' classes, and azure-native
+# loads its modules lazily: on Python before 3.12, two threads loading a lazy module at once can
+# leave it half-loaded for the rest of the process (seen here: `pulumi_azure_native.storage`
+# without `StorageAccount` after a plan), and the monitor and the SDK's executor both answer on
+# several threads.
+MOCKS_LOCK = threading.RLock()
 
 # Property-value signatures of the Pulumi wire format, as the SDK itself spells them.
 _SIG_KEY: str = pulumi_rpc._special_sig_key
@@ -117,6 +124,8 @@ class Plan:
     resources: list[PlannedResource]
     outputs: dict[str, Any]
     config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    """What the offline engine could not answer faithfully (e.g. Helm charts not rendered)."""
 
     def custom_resources(self) -> list[PlannedResource]:
         """Resources a provider would create (components and providers excluded)."""
@@ -159,7 +168,24 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
         return f"urn:pulumi:{self.stack}::{self.project}::{type_}::{name}"
 
+    def Invoke(self, request: Any) -> Any:
+        with MOCKS_LOCK:
+            return self._invoke(request)
+
+    def _invoke(self, request: Any) -> Any:
+        response = super().Invoke(request)
+        answer = getattr(response, "return")
+        if WHOLLY_UNKNOWN_KEY in answer.fields:
+            # The mocks declined the invoke (preview, resource still being created).
+            answer.Clear()
+            response.unknown = True
+        return response
+
     def RegisterResource(self, request: Any) -> Any:
+        with MOCKS_LOCK:
+            return self._register(request)
+
+    def _register(self, request: Any) -> Any:
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -177,6 +203,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             raise DuplicateUrnError(message)
         response = super().RegisterResource(request)
         inputs = from_struct(request.object)
+        if isinstance(self.mocks, AzureMocks):
+            # What the provider's Check adds (azure-native's default location), as policies see.
+            inputs = self.mocks.checked_inputs(request.type, inputs, request.provider)
         # Dependencies are sets to the engine; the SDK sends them in hash order, which changes
         # from process to process. Sorted, they are the same bytes on every run.
         property_dependencies = {
@@ -321,6 +350,7 @@ def run_plan(
     program_dir: Path | str,
     stack: str,
     preview: bool = False,
+    config_overrides: Sequence[ConfigOverride] = (),
     *,
     in_process: bool = False,
     optimize: bool = True,
@@ -333,13 +363,15 @@ def run_plan(
     only; same answers and recorder): for tests and benchmarks that plan many times.
     `optimize=False` (in process only) keeps the SDKs' type-only aliases and the garbage
     collector on, as the engine did before: the benchmarks' baseline. The plan is the same.
+    `config_overrides` are `--config KEY=VALUE` values, applied over the stack file.
     """
-    project = load_project(Path(program_dir), stack)
+    project = load_project(Path(program_dir), stack, config_overrides)
     if in_process:
         return _run_in_process(project, preview, optimize)
     from gpustack.monitor_server import MonitorServer
 
-    with MonitorServer(AzureMocks(preview=preview), project.name, stack) as server:
+    mocks = AzureMocks(preview=preview, config=project.config)
+    with MonitorServer(mocks, project.name, stack) as server:
         try:
             run = run_program(
                 project,
@@ -353,9 +385,14 @@ def run_plan(
         except ProgramRunError as error:
             _raise_engine_failures(server)
             raise pulumi.RunError(str(error)) from None
-        except ProgramError:
+        except ProgramError as error:
             _show_program_logs(server)
             _raise_engine_failures(server)
+            if mocks.notes:
+                # What the mocks could not answer (a Helm chart not rendered) often explains it.
+                raise ProgramError(
+                    error.detail + "".join(f"\n  note: {note}" for note in mocks.notes),
+                    fault=error.fault) from None
             raise
         _show_program_logs(server)
         _raise_engine_failures(server)
@@ -371,6 +408,7 @@ def run_plan(
         resources=resources,
         outputs=outputs,
         config=project.config,
+        notes=list(mocks.notes),
     )
 
 
@@ -430,7 +468,7 @@ def _contains(value: Any, test: Callable[[Any], bool]) -> bool:
 def _run_in_process(project: StackProject, preview: bool, optimize: bool = True) -> Plan:
     if project.runtime != "python":
         raise ProjectError(f"{project.program_dir}: in-process plans run Python programs only")
-    mocks = AzureMocks(preview=preview)
+    mocks = AzureMocks(preview=preview, config=project.config)
     monitor = RecordingMonitor(mocks)
     collector = _collector_paused() if optimize else contextlib.nullcontext()
     with _program_environment(project), collector:
@@ -450,7 +488,10 @@ def _run_in_process(project: StackProject, preview: bool, optimize: bool = True)
         except Exception as error:
             if monitor.failures:
                 raise ProgramError(monitor.failures[0]) from None
-            raise ProgramError(_describe_program_error(error, project.program_dir)) from None
+            message = _describe_program_error(error, project.program_dir)
+            # What the mocks could not answer (a Helm chart not rendered) often explains it.
+            message += "".join(f"\n  note: {note}" for note in mocks.notes)
+            raise ProgramError(message) from None
         if monitor.failures:
             raise ProgramError(monitor.failures[0])
         order = _sync_await(recorder.urns())
@@ -463,6 +504,7 @@ def _run_in_process(project: StackProject, preview: bool, optimize: bool = True)
         resources=in_constructor_order(monitor.registrations, order),
         outputs=outputs,
         config=project.config,
+        notes=list(mocks.notes),
     )
 
 

@@ -37,7 +37,7 @@ from pulumi.runtime.proto import (
 from pulumi.runtime.rpc import deserialize_properties, serialize_properties
 from pulumi.runtime.sync_await import _sync_await
 
-from gpustack.engine import DuplicateUrnError, RecordingMonitor, from_struct
+from gpustack.engine import MOCKS_LOCK, DuplicateUrnError, RecordingMonitor, from_struct
 from gpustack.mocks import AzureMocks
 
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -213,7 +213,8 @@ class MonitorServer:
     def guarded(self, context: Any, handler: Any, request: Any) -> Any:
         """Run a handler; an error becomes a gRPC error the SDK reports, and is remembered."""
         try:
-            return self._context.copy().run(handler, request)
+            with MOCKS_LOCK:
+                return self._context.copy().run(handler, request)
         except DuplicateUrnError as error:
             with self.lock:
                 self.failures.append(str(error))
