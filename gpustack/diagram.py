@@ -77,7 +77,9 @@ class _Subnet:
 
 def render_mermaid(document: Mapping[str, Any]) -> str:
     """A Mermaid `flowchart` of the plan document's resources."""
-    return mermaid_flowchart(document["resources"]) + "\n" + _policy_comments(document)
+    warnings = (document.get("cost") or {}).get("warnings") or []
+    cost = "".join(f"%% warning: {' '.join(str(w).split())}\n" for w in warnings)
+    return mermaid_flowchart(document["resources"]) + "\n" + _policy_comments(document) + cost
 
 
 def _policy_comments(document: Mapping[str, Any]) -> str:

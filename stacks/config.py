@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 
 from gpustack import catalog, facts
 from gpustack.project import ENCRYPTED_PLACEHOLDER
+from gpustack.regions import check_region
 
 PROJECT = "azure-gpu-stacks"
 # Config namespaces of the Pulumi providers a stack file may configure besides this project's.
@@ -96,27 +97,6 @@ def _raise_all(problems: list[str]) -> None:
     """Raise every problem a validator found at once (`_describe` splits them again)."""
     if problems:
         raise ValueError(_PROBLEM_SEPARATOR.join(problems))
-
-
-def azure_regions() -> list[str]:
-    """Azure public-cloud region names (data/azure_regions.yaml, with its source and date)."""
-    return list(facts.load("azure_regions")["regions"])
-
-
-def check_region(value: str) -> str:
-    """An Azure region name as ARM spells it; the error suggests the closest known one."""
-    regions = azure_regions()
-    if value in regions:
-        return value
-    spelled = value.replace(" ", "").lower()
-    if spelled in regions:
-        raise ValueError(f"write the region name as ARM spells it: {spelled!r}, not {value!r}")
-    close = difflib.get_close_matches(spelled, regions, n=1, cutoff=0.75)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(
-        f"{value!r} is not an Azure region name.{hint} Known regions (gpustack/data/"
-        f"azure_regions.yaml): {', '.join(regions)}"
-    )
 
 
 def _secret_or(value: Any, handler: Callable[[Any], Any]) -> Any:
