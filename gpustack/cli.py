@@ -160,7 +160,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
     document = plan_document(plan)
     document.update(plan_estimates(plan, quota_usage, quota_region))
     if quota_region is not None:
-        planned = sorted({row["region"] for row in document["capacity"]["quota"]})
+        planned = _planned_regions(document)
         if quota_region not in planned:
             print(
                 f"error: --quota-region {quota_region}: the plan has no VMs or node pools there "
@@ -196,6 +196,16 @@ def run_plan_command(args: argparse.Namespace) -> int:
         print(f"error: {len(policy.mandatory)} mandatory policy violations", file=sys.stderr)
         return EXIT_POLICY
     return EXIT_OK
+
+
+def _planned_regions(document: dict[str, Any]) -> list[str]:
+    """Regions the plan places resources in: quota rows and every resource's `location`."""
+    regions = {row["region"] for row in document["capacity"]["quota"]}
+    for resource in document["resources"]:
+        location = (resource.get("inputs") or {}).get("location")
+        if isinstance(location, str):
+            regions.add(location.replace(" ", "").lower())
+    return sorted(regions)
 
 
 def _quota_usage(path: Path | None) -> list[QuotaUsage] | None:

@@ -342,7 +342,7 @@ class NetworkConfig(ConfigModel):
         prefix = ipaddress.ip_network(self.bastion_subnet).prefixlen
         if self.bastion and prefix > bastion_subnet["min_prefix_length"]:
             problems.append(
-                f"bastionSubnet {self.bastion_subnet} is a /{prefix}; Azure Bastion needs "
+                f"bastionSubnet: {self.bastion_subnet} is a /{prefix}; Azure Bastion needs "
                 f"/{bastion_subnet['min_prefix_length']} or larger"
             )
         _raise_all(problems)
@@ -352,19 +352,19 @@ class NetworkConfig(ConfigModel):
         space = ipaddress.ip_network(self.address_space)
         if space.overlaps(INFINIBAND_RESERVED_RANGE):
             problems.append(
-                f"addressSpace {space} overlaps {INFINIBAND_RESERVED_RANGE}, which Azure reserves "
+                f"addressSpace: {space} overlaps {INFINIBAND_RESERVED_RANGE}, which Azure reserves "
                 "for the InfiniBand (RDMA) network; choose another range, e.g. 10.40.0.0/16"
             )
         subnets = {name: ipaddress.ip_network(cidr) for name, cidr in self.subnet_cidrs().items()}
         for name, subnet in subnets.items():
             if not subnet.subnet_of(space):  # type: ignore[arg-type]
-                problems.append(f"{name} {subnet} is outside addressSpace {space}")
+                problems.append(f"{name}: {subnet} is outside addressSpace {space}")
         names = list(subnets)
         for i, first in enumerate(names):
             for second in names[i + 1 :]:
                 if subnets[first].overlaps(subnets[second]):
                     problems.append(
-                        f"{first} {subnets[first]} overlaps {second} {subnets[second]}"
+                        f"{first}: {subnets[first]} overlaps {second} {subnets[second]}"
                     )
         _raise_all(problems)
 
@@ -417,7 +417,7 @@ class StorageConfig(ConfigModel):
         missing = [name for name in ("models", "checkpoints") if name not in self.containers]
         if missing:
             problems.append(
-                f"containers must include {' and '.join(missing)} (inference reads models, "
+                f"containers: must include {' and '.join(missing)} (inference reads models, "
                 f"training writes checkpoints); got {', '.join(self.containers)}"
             )
         _raise_all(problems)
@@ -459,7 +459,7 @@ class SystemPoolConfig(ConfigModel):
     def _bounds(self) -> SystemPoolConfig:
         problems: list[str] = []
         if self.min_count > self.max_count:
-            problems.append(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+            problems.append(f"minCount: {self.min_count} exceeds maxCount {self.max_count}")
         _raise_all(problems)
         return self
 
@@ -489,7 +489,7 @@ class GpuNodePoolConfig(ConfigModel):
         problems: list[str] = []
         size = catalog.lookup(self.vm_size)
         if self.min_count > self.max_count:
-            problems.append(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+            problems.append(f"minCount: {self.min_count} exceeds maxCount {self.max_count}")
         if not self.autoscale and self.min_count != self.max_count:
             problems.append(
                 f"autoscale: false fixes the pool size, so minCount ({self.min_count}) must "
@@ -497,31 +497,32 @@ class GpuNodePoolConfig(ConfigModel):
             )
         if self.mig_profile and not size.mig:
             problems.append(
-                f"migProfile {self.mig_profile} needs a MIG-capable GPU (A100, H100, H200); "
+                f"migProfile: {self.mig_profile} needs a MIG-capable GPU (A100, H100, H200); "
                 f"{size.name} has {size.gpu_model}"
             )
         if self.mig_profile and self.driver == "None":
             problems.append(
-                "migProfile is applied by AKS together with its own NVIDIA driver; with "
+                "migProfile: applied by AKS together with its own NVIDIA driver; with "
                 "driver: None partition GPUs through the GPU Operator's MIG manager instead"
             )
         if self.mig_profile and self.time_slicing_replicas:
-            problems.append("choose migProfile or timeSlicingReplicas, not both")
+            problems.append("timeSlicingReplicas: choose it or migProfile, not both")
         if self.zones and not size.zonal:
             problems.append(
-                f"{size.name} is not offered in availability zones; remove zones from this pool"
+                f"zones: {size.name} is not offered in availability zones; remove them"
             )
         if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
             # An AKS node pool is one scale set: the same placement-group limit as a vmPools entry.
             problems.append(
-                f"maxCount {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
+                f"maxCount: {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
                 f"({size.name}) connects only the nodes of one placement group, which holds "
                 f"{SINGLE_PLACEMENT_GROUP_LIMIT} VMs ({SINGLE_PLACEMENT_GROUP_LIMIT_ON_REQUEST} "
                 "through an Azure support request); split the pool or lower maxCount"
             )
         if self.zones and len(self.zones) > 1 and size.has_infiniband:
             problems.append(
-                f"{size.name} uses InfiniBand, which only connects VMs of one placement group; "
+                f"zones: {size.name} uses InfiniBand, which only connects VMs of one placement "
+                "group; "
                 f"pin the pool to one zone, not {len(self.zones)}"
             )
         _raise_all(problems)
@@ -556,13 +557,13 @@ class TeamConfig(ConfigModel):
         problems: list[str] = []
         if self.name in RESERVED_NAMESPACES:
             problems.append(
-                f"team name {self.name!r} is a namespace the cluster already uses "
+                f"name: {self.name!r} is a namespace the cluster already uses "
                 f"({', '.join(sorted(RESERVED_NAMESPACES))}); choose another"
             )
         both = sorted(set(self.read_containers) & set(self.write_containers))
         if both:
             problems.append(
-                f"containers {', '.join(both)} are in readContainers and writeContainers; "
+                f"readContainers: {', '.join(both)} are in readContainers and writeContainers; "
                 "write access includes read, so list them under writeContainers only"
             )
         _raise_all(problems)
@@ -616,28 +617,30 @@ class AksConfig(ConfigModel):
         names = [pool.name for pool in self.gpu_pools]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            problems.append(f"gpuPools names must be unique; repeated: {', '.join(duplicates)}")
+            problems.append(f"gpuPools: names must be unique; repeated: {', '.join(duplicates)}")
         if "system" in names:
-            problems.append("gpuPools may not be named 'system' (the system pool's name)")
+            problems.append("gpuPools: may not be named 'system' (the system pool's name)")
         operator_pools = [p.name for p in self.gpu_pools if p.driver == "None"]
         if operator_pools and not self.gpu_operator:
             problems.append(
-                f"gpuPools {', '.join(operator_pools)} set driver: None, which leaves the NVIDIA "
+                f"gpuOperator: gpuPools {', '.join(operator_pools)} set driver: None, which "
+                "leaves the NVIDIA "
                 "driver to the GPU Operator; set aks.gpuOperator: true or use driver: Install"
             )
         if not self.private_cluster and not self.authorized_ip_ranges:
             problems.append(
-                "the API server must be private (privateCluster: true) or limited to "
+                "privateCluster: the API server must be private (privateCluster: true) or "
+                "limited to "
                 "authorizedIpRanges; neither is set"
             )
         teams = [team.name for team in self.teams]
         repeated = sorted({name for name in teams if teams.count(name) > 1})
         if repeated:
-            problems.append(f"teams names must be unique; repeated: {', '.join(repeated)}")
+            problems.append(f"teams: names must be unique; repeated: {', '.join(repeated)}")
         pods = ipaddress.ip_network(self.pod_cidr)
         services = ipaddress.ip_network(self.service_cidr)
         if pods.overlaps(services):
-            problems.append(f"podCidr {pods} overlaps serviceCidr {services}")
+            problems.append(f"serviceCidr: {services} overlaps podCidr {pods}")
         _raise_all(problems)
         return self
 
@@ -675,7 +678,7 @@ class AutoscaleConfig(ConfigModel):
         problems: list[str] = []
         if self.scale_in_cpu_percent >= self.scale_out_cpu_percent:
             problems.append(
-                f"scaleInCpuPercent {self.scale_in_cpu_percent} must be below "
+                f"scaleInCpuPercent: {self.scale_in_cpu_percent} must be below "
                 f"scaleOutCpuPercent {self.scale_out_cpu_percent}, or the pool flaps"
             )
         _raise_all(problems)
@@ -719,11 +722,11 @@ class VmPoolConfig(ConfigModel):
         problems: list[str] = []
         size = catalog.lookup(self.vm_size)
         if self.min_count > self.max_count:
-            problems.append(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+            problems.append(f"minCount: {self.min_count} exceeds maxCount {self.max_count}")
         default = self.default_count
         if default is not None and not self.min_count <= default <= self.max_count:
             problems.append(
-                f"defaultCount {default} must lie between minCount {self.min_count} "
+                f"defaultCount: {default} must lie between minCount {self.min_count} "
                 f"and maxCount {self.max_count}"
             )
         if self.kind == "vm" and (self.min_count, self.max_count) != (1, 1):
@@ -733,12 +736,12 @@ class VmPoolConfig(ConfigModel):
         prefix_max = facts.load("vm_pools")["scale_set"]["computer_name_prefix_max"]
         if self.kind == "scaleSet" and len(self.name) > prefix_max:
             problems.append(
-                f"name {self.name!r} is {len(self.name)} characters; a scale set's name is its "
+                f"name: {self.name!r} is {len(self.name)} characters; a scale set's name is its "
                 f"VMs' computer name prefix, at most {prefix_max} characters"
             )
         if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
             problems.append(
-                f"maxCount {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
+                f"maxCount: {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
                 f"({size.name}) needs one placement group, which holds "
                 f"{SINGLE_PLACEMENT_GROUP_LIMIT} VMs ({SINGLE_PLACEMENT_GROUP_LIMIT_ON_REQUEST} "
                 "through an Azure support request)"
@@ -790,7 +793,7 @@ class ApiConsumerConfig(ConfigModel):
         limit = _serving_facts("api_management")["rate_limit_max_renewal_seconds"]
         if self.renewal_period_seconds > limit:
             problems.append(
-                f"renewalPeriodSeconds {self.renewal_period_seconds} exceeds {limit}, the "
+                f"renewalPeriodSeconds: {self.renewal_period_seconds} exceeds {limit}, the "
                 "longest window rate-limit-by-key accepts"
             )
         _raise_all(problems)
@@ -835,22 +838,22 @@ class InferenceConfig(ConfigModel):
         most = apim["max_units"][self.apim_sku]
         if self.apim_units > most:
             problems.append(
-                f"apimUnits {self.apim_units}: the {self.apim_sku} tier has at most {most}"
+                f"apimUnits: {self.apim_units}; the {self.apim_sku} tier has at most {most}"
             )
         if self.sample_min_replicas > self.sample_max_replicas:
             problems.append(
-                f"sampleMinReplicas {self.sample_min_replicas} exceeds sampleMaxReplicas "
+                f"sampleMinReplicas: {self.sample_min_replicas} exceeds sampleMaxReplicas "
                 f"{self.sample_max_replicas}"
             )
         names = [consumer.name for consumer in self.consumers]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
-            problems.append(f"consumers names must be unique; repeated: {', '.join(repeated)}")
+            problems.append(f"consumers: names must be unique; repeated: {', '.join(repeated)}")
         if self.ingress_ip is not None:
             try:
                 ipaddress.IPv4Address(self.ingress_ip)
             except ValueError:
-                problems.append(f"ingressIp {self.ingress_ip!r} is not an IPv4 address")
+                problems.append(f"ingressIp: {self.ingress_ip!r} is not an IPv4 address")
         _raise_all(problems)
         return self
 
@@ -884,9 +887,11 @@ class CpuNodePoolConfig(ConfigModel):
     def _pool_rules(self) -> CpuNodePoolConfig:
         problems: list[str] = []
         if self.min_count > self.max_count:
-            problems.append(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+            problems.append(f"minCount: {self.min_count} exceeds maxCount {self.max_count}")
         if self.zones and not catalog.lookup(self.vm_size).zonal:
-            problems.append(f"{self.vm_size} is not offered in availability zones; remove zones")
+            problems.append(
+                f"zones: {self.vm_size} is not offered in availability zones; remove them"
+            )
         _raise_all(problems)
         return self
 
@@ -933,7 +938,7 @@ class TrainingStorageConfig(ConfigModel):
         low, high, step = sku["min_tib"], sku["max_tib"], sku["increment_tib"]
         if not low <= self.capacity_tib <= high or self.capacity_tib % step:
             problems.append(
-                f"capacityTib {self.capacity_tib}: {self.sku} takes {low} to {high} TiB in steps "
+                f"capacityTib: {self.capacity_tib}; {self.sku} takes {low} to {high} TiB in steps "
                 f"of {step} TiB"
             )
         if self.hsm:
@@ -1028,22 +1033,22 @@ class BudgetConfig(ConfigModel):
         problems: list[str] = []
         percents = self.actual_alert_percents
         if len(set(percents)) != len(percents):
-            problems.append(f"actualAlertPercents has repeated values: {percents}")
+            problems.append(f"actualAlertPercents: has repeated values: {percents}")
         count = len(percents) + (self.forecast_alert_percent is not None)
         if count > limits["max_notifications"]:
             problems.append(
-                f"{count} notifications (actualAlertPercents plus the forecast alert); a budget "
+                f"actualAlertPercents: {count} notifications with the forecast alert; a budget "
                 f"holds at most {limits['max_notifications']}"
             )
         earliest = dt.date.fromisoformat(limits["earliest_start"])
         try:
             start = dt.date.fromisoformat(self.start_date)
         except ValueError:
-            problems.append(f"startDate {self.start_date} is not a calendar date")
+            problems.append(f"startDate: {self.start_date} is not a calendar date")
         else:
             if start < earliest:
                 problems.append(
-                    f"startDate {self.start_date} is before {earliest}, the earliest a budget "
+                    f"startDate: {self.start_date} is before {earliest}, the earliest a budget "
                     "accepts"
                 )
         _raise_all(problems)
@@ -1498,10 +1503,24 @@ def _describe(item: Mapping[str, Any]) -> list[str]:
     if not location:
         # Rules across sections start their message with the key they judge.
         return [f"{PROJECT}:{message}" for message in messages]
+    if kind == "value_error" and all(_LEADING_KEY.match(message) for message in messages):
+        # A model's own rules start their message with "<key>: " when they judge one key.
+        return [_keyed(path, location, message) for message in messages]
     shown = json.dumps(given, default=str)
     if isinstance(given, dict | list) or len(shown) > 60 or len(messages) > 1:
         return [f"{path}: {message}" for message in messages]
     return [f"{path}: {message} (got {shown})" for message in messages]
+
+
+_LEADING_KEY = re.compile(r"^([a-z][A-Za-z0-9]*)((?:\.[A-Za-z0-9_-]+)*): (.*)$", re.DOTALL)
+
+
+def _keyed(path: str, location: tuple[Any, ...], message: str) -> str:
+    """`aks.gpuPools[0]` + "minCount: 3 exceeds ..." -> `aks.gpuPools[0].minCount: 3 ...`."""
+    match = _LEADING_KEY.match(message)
+    if match and match.group(1) in _allowed_keys(location):
+        return f"{path}.{match.group(1)}{match.group(2)}: {match.group(3)}"
+    return f"{path}: {message}"
 
 
 def _key_path(location: tuple[Any, ...]) -> str:
@@ -1509,7 +1528,7 @@ def _key_path(location: tuple[Any, ...]) -> str:
     for index, part in enumerate(location):
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.startswith(("function-after", "function-")) or part in {"str", "int"}:
+        elif part.startswith(("function-after", "function-")) or part in {"str", "int", "[key]"}:
             continue
         else:
             path += part if index == 0 else f".{part}"
