@@ -225,6 +225,15 @@ def _check_unique(values: list[Any]) -> list[Any]:
     return values
 
 
+def _check_container_name(value: str) -> str:
+    rules = _LIMITS["blob_container_name"]
+    if not rules["min_length"] <= len(value) <= rules["max_length"] or "--" in value:
+        raise ValueError(
+            f"{value!r} is not a blob container name: {rules['min_length']} to "
+            f"{rules['max_length']} characters, no two hyphens in a row"
+        )
+    return value
+
 SshPublicKey = Annotated[str, AfterValidator(_check_ssh_public_key), SecretAllowed]
 AdminUsername = Annotated[
     str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$"), AfterValidator(_check_admin_username)
@@ -234,6 +243,8 @@ NodeLabels = Annotated[dict[str, str], AfterValidator(_check_node_labels)]
 
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")]
+# A blob container: a DNS label that Azure Storage also takes (3 characters or more).
+ContainerName = Annotated[DnsLabel, AfterValidator(_check_container_name)]
 # AKS Linux node pool names: lowercase letters and digits, start with a letter, at most 12.
 # Source: https://learn.microsoft.com/azure/aks/create-node-pools#limitations
 AksPoolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,11}$")]
@@ -387,7 +398,7 @@ class NetworkConfig(ConfigModel):
 class StorageConfig(ConfigModel):
     """Model storage: an ADLS Gen2 account with the containers workloads mount."""
 
-    containers: list[DnsLabel] = Field(
+    containers: list[ContainerName] = Field(
         default_factory=lambda: ["datasets", "models", "checkpoints"], min_length=1
     )
     replication: Literal["LRS", "ZRS", "GRS", "GZRS"] = "ZRS"
@@ -543,8 +554,8 @@ class TeamConfig(ConfigModel):
 
     name: DnsLabel
     gpu_quota: int = Field(ge=0, le=10000)
-    read_containers: list[DnsLabel] = Field(default_factory=lambda: ["models"])
-    write_containers: list[DnsLabel] = Field(default_factory=list)
+    read_containers: list[ContainerName] = Field(default_factory=lambda: ["models"])
+    write_containers: list[ContainerName] = Field(default_factory=list)
     key_vault_secrets: bool = True
     service_account: DnsLabel = "workload"
     # Defaults the LimitRange gives containers that set no requests/limits of their own.
@@ -715,7 +726,7 @@ class VmPoolConfig(ConfigModel):
     ephemeral_os_disk: bool = True
     # None: the defaults for the pool's purpose (AutoscaleConfig.for_purpose).
     autoscale: AutoscaleConfig | None = None
-    mount_containers: list[DnsLabel] = Field(default_factory=lambda: ["models", "datasets"])
+    mount_containers: list[ContainerName] = Field(default_factory=lambda: ["models", "datasets"])
 
     @model_validator(mode="after")
     def _pool_rules(self) -> VmPoolConfig:
@@ -902,7 +913,7 @@ class CpuScaleSetConfig(VmPoolConfig):
     vm_size: CpuSizeName = "Standard_D8ds_v5"  # type: ignore[assignment]
     kind: Literal["scaleSet"] = "scaleSet"  # type: ignore[assignment]
     purpose: Literal["preprocessing", "ingestion"] = "preprocessing"  # type: ignore[assignment]
-    mount_containers: list[DnsLabel] = Field(default_factory=lambda: ["datasets"])
+    mount_containers: list[ContainerName] = Field(default_factory=lambda: ["datasets"])
 
 
 LustreSku = Literal[
