@@ -13,7 +13,10 @@ def azure_regions() -> list[str]:
 
 
 def check_region(value: str) -> str:
-    """`value` when it is an Azure region name; otherwise a ValueError suggesting the closest."""
+    """An Azure region name as ARM spells it (gpustack/data/azure_regions.yaml).
+
+    Returns `value`; a ValueError suggests the closest known name.
+    """
     regions = azure_regions()
     if value in regions:
         return value

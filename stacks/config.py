@@ -83,6 +83,7 @@ class ConfigError(pulumi.RunError):
 
 
 def _check_cidr(value: str) -> str:
+    """An IPv4 CIDR with no host bits set."""
     try:
         network = ipaddress.ip_network(value, strict=True)
     except ValueError as error:
@@ -100,7 +101,8 @@ def _raise_all(problems: list[str]) -> None:
 
 
 def _secret_or(value: Any, handler: Callable[[Any], Any]) -> Any:
-    """A `secure:` value reaches the program as a placeholder: accept it as it stands."""
+    """May be a secure (encrypted) value in the stack file."""
+    # A `secure:` value reaches the offline plan as a placeholder: accept it as it stands.
     if value == ENCRYPTED_PLACEHOLDER:
         return value
     return handler(value)
@@ -122,8 +124,12 @@ SecretAllowed = WrapValidator(_secret_or)
 
 
 def _check_ssh_public_key(value: str) -> str:
-    """An OpenSSH public key Azure accepts: "<type> <base64 blob> [comment]" whose blob is the
-    RFC 4253 encoding of that same key type (a truncated or pasted-wrong key fails here)."""
+    """An OpenSSH public key line of a type Azure accepts (ssh-rsa of 2048 bits or more,
+    ssh-ed25519), its key data intact.
+
+    The blob must be the RFC 4253 encoding of the named key type: a truncated or pasted-wrong
+    key fails here instead of at `pulumi up`.
+    """
     rules = _LIMITS["ssh_public_key"]
     allowed = ", ".join(rules["types"])
     parts = value.split()
@@ -172,6 +178,7 @@ def _ssh_fields(blob: bytes) -> list[bytes]:
 
 
 def _check_admin_username(value: str) -> str:
+    """Not a user name Azure refuses for VMs (data/azure_limits.yaml)."""
     rules = _LIMITS["admin_username"]
     if value.lower() in rules["disallowed"]:
         raise ValueError(
@@ -186,7 +193,7 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-
 
 
 def _check_node_labels(labels: dict[str, str]) -> dict[str, str]:
-    """Kubernetes label syntax for keys and values, and the prefixes AKS keeps for itself."""
+    """Kubernetes label syntax for keys and values; no prefix AKS reserves."""
     rules = _LIMITS["kubernetes_labels"]
     problems = []
     for key, value in labels.items():
@@ -226,6 +233,7 @@ def _check_unique(values: list[Any]) -> list[Any]:
 
 
 def _check_container_name(value: str) -> str:
+    """A blob container name: 3 to 63 characters, no two hyphens in a row."""
     rules = _LIMITS["blob_container_name"]
     if not rules["min_length"] <= len(value) <= rules["max_length"] or "--" in value:
         raise ValueError(
@@ -269,6 +277,7 @@ class ConfigModel(BaseModel):
 
 
 def _gpu_size(name: str) -> str:
+    """A GPU size from the catalog (gpustack catalog)."""
     size = catalog.lookup(name)
     if not size.is_gpu:
         raise ValueError(f"{size.name} is a CPU size; a GPU pool needs a GPU size from the catalog")
@@ -276,6 +285,7 @@ def _gpu_size(name: str) -> str:
 
 
 def _cpu_size(name: str) -> str:
+    """A CPU size from the catalog (gpustack catalog)."""
     size = catalog.lookup(name)
     if size.is_gpu:
         raise ValueError(f"{size.name} is a GPU size; this pool takes a CPU size (D/E/F series)")
@@ -290,6 +300,7 @@ CpuSizeName = Annotated[str, AfterValidator(_cpu_size)]
 
 
 def _operator_ip(value: str) -> str:
+    """A public IPv4 address or CIDR (not /31 or /32)."""
     # Storage firewall IP rules: public IPv4 only, no RFC 1918 ranges, no /31 or /32 (write the
     # bare address). Source: https://learn.microsoft.com/azure/storage/common/storage-network-security
     try:
@@ -979,9 +990,9 @@ class MonitoringConfig(ConfigModel):
     grafana_admin_group_object_id: Guid | None = None
     # Explicit loosening: reach Grafana over its public endpoint (Entra sign-in still required).
     grafana_public_network_access: bool = False
-    alert_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
-        default_factory=list
-    )
+    alert_emails: list[
+        Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), SecretAllowed]
+    ] = Field(default_factory=list)
     # A webhook URL often carries its token: a stack file may hold it as a `secure:` value.
     alert_webhooks: list[Annotated[str, Field(pattern=r"^https://"), SecretAllowed]] = Field(
         default_factory=list
@@ -1503,7 +1514,7 @@ def _describe(item: Mapping[str, Any]) -> list[str]:
     if kind == "extra_forbidden":
         allowed = _allowed_keys(location[:-1])
         close = difflib.get_close_matches(str(location[-1]), allowed, n=1, cutoff=0.7)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        hint = f" (did you mean {close[0]}?)" if close else ""
         hint += f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return [f"{path}: unknown key{hint}"]
     if kind == "missing":

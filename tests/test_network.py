@@ -242,7 +242,7 @@ def test_gpu_subnet_too_small_for_the_pools_is_a_config_error_with_the_arithmeti
 
 
 def test_system_subnet_counts_the_system_pool_and_its_surge() -> None:
-    with pytest.raises(ConfigError, match=r"systemSubnet 10.40.0.0/29 has 3 usable .* need 4"):
+    with pytest.raises(ConfigError, match=r"systemSubnet: 10.40.0.0/29 has 3 usable .* need 4"):
         _config({"systemSubnet": "10.40.0.0/29"})
 
 
