@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpustack import catalog
+from gpustack import catalog, facts
 from gpustack.inventory import ComputePool, Inventory, compute_pools
 
 # Usage names as `az vm list-usage` returns them in `name.value`.
@@ -224,6 +224,14 @@ def _infiniband_domains(pools: Sequence[ComputePool], warnings: list[str]) -> li
                 "max_gpus": 0,
             },
         )
+        limit = facts.load("policy_facts")["infiniband"]["single_placement_group_limit"]
+        if pool.kind != "vm" and pool.max is not None and pool.max > limit:
+            # One placement group holds `limit` VMs (more only through a support request):
+            # beyond it the pool is several InfiniBand islands, not one domain.
+            warnings.append(
+                f"{pool.name}: up to {pool.max} {size.name} nodes, but InfiniBand spans one "
+                f"placement group of at most {limit} VMs; the pool is not one RDMA domain"
+            )
         domain["pools"].append(pool.name)
         domain["pool_keys"].append(_pool_key(pool))
         if pool.max is not None:
