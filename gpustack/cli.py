@@ -12,6 +12,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -145,10 +146,17 @@ def plan_stack(program: Path, stack: str, preview: bool) -> Plan:
 def run_plan_command(args: argparse.Namespace) -> int:
     """`gpustack plan`: every file argument is checked before the program runs."""
     try:
+        _check_stack_name(args.stack)
         check_out_path(args.out, "--out")
+        if not args.no_policy:
+            _check_policy_pack(args.policy_pack)
         quota_usage = _quota_usage(args.quota_from)
         quota_region = _quota_region(args.quota_region)
-        policy_config = None if args.no_policy else load_policy_config(args.policy_config)
+        policy_config = None
+        if not args.no_policy:
+            default = args.policy_pack / "config" / f"{args.stack}.json"
+            given = args.policy_config or (default if default.exists() else None)
+            policy_config = load_policy_config(given)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -196,6 +204,26 @@ def run_plan_command(args: argparse.Namespace) -> int:
         print(f"error: {len(policy.mandatory)} mandatory policy violations", file=sys.stderr)
         return EXIT_POLICY
     return EXIT_OK
+
+
+# Pulumi stack names: letters, digits, '-', '_' and '.' (the stack file is Pulumi.<stack>.yaml).
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _check_stack_name(stack: str) -> None:
+    if not _STACK_NAME.match(stack) or stack in {".", ".."}:
+        raise UsageError(
+            f"--stack {stack!r}: a stack name is letters, digits, '-', '_' and '.' (at most 100), "
+            "e.g. dev; give the stack name alone, not org/project/stack"
+        )
+
+
+def _check_policy_pack(pack: Path) -> None:
+    if not (pack / "PulumiPolicy.yaml").is_file():
+        raise UsageError(
+            f"--policy-pack {pack}: no PulumiPolicy.yaml there; give a pulumi-policy pack "
+            "directory, or --no-policy"
+        )
 
 
 def _planned_regions(document: dict[str, Any]) -> list[str]:
@@ -249,12 +277,7 @@ def _refuse_constant(name: str) -> Any:
 
 
 def check_policy(plan: Plan, pack: Path, config: dict[str, Any] | None) -> PolicyResult:
-    """Run the policy pack over the plan, with the stack's policy config when there is one."""
-    if config is None and (pack / "config" / f"{plan.stack}.json").exists():
-        try:
-            config = load_policy_config(pack / "config" / f"{plan.stack}.json")
-        except UsageError as error:
-            raise PlanFailed(f"error: {error}") from None
+    """Run the policy pack over the plan with its policy config (read before planning)."""
     resources = [resource.analyzer_view() for resource in plan.resources]
     try:
         return run_policy_pack(pack, resources, config)
