@@ -302,6 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_ERROR
+    except SystemExit as stop:
+        # Only code gpustack runs (a program's sys.exit) raises this past a handler; its status
+        # must not pass for a verdict (1 would read as a policy violation).
+        print(
+            f"error: the planned code called sys.exit({stop.code!r}) instead of finishing",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except Exception as error:  # the contract: exit 2, never a bare traceback
         if os.environ.get("GPUSTACK_DEBUG") == "1":
             traceback.print_exc()

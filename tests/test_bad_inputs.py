@@ -543,6 +543,17 @@ def test_unexpected_exception_is_an_internal_error_without_traceback(
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_sys_exit_inside_a_command_is_not_a_verdict(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def exits(*_: Any, **__: Any) -> Any:
+        raise SystemExit(1)
+
+    monkeypatch.setattr(cli, "plan_stack", exits)
+    assert cli.main(["plan"]) == EXIT_ERROR
+    assert "sys.exit(1)" in capsys.readouterr().err
+
+
 # --- a representative subset through real subprocesses ---------------------------------------
 
 
