@@ -15,7 +15,7 @@ import ipaddress
 import json
 import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import pulumi
@@ -33,7 +33,6 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from gpustack import catalog, facts
-from gpustack.project import ENCRYPTED_PLACEHOLDER
 from gpustack.regions import check_region
 
 PROJECT = "azure-gpu-stacks"
@@ -100,10 +99,28 @@ def _raise_all(problems: list[str]) -> None:
         raise ValueError(_PROBLEM_SEPARATOR.join(problems))
 
 
+class SecretText(str):
+    """Text from a config key the stack file holds encrypted (`secure:`, at any depth).
+
+    Pulumi marks the whole top-level key secret; every string inside it is one of these, so
+    components can keep it secret, and fields that may hold a secret do not format-check it
+    (offline it is a placeholder, not the real value).
+    """
+
+
+def _mark_secret(value: Any) -> Any:
+    if isinstance(value, str):
+        return SecretText(value)
+    if isinstance(value, dict):
+        return {key: _mark_secret(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mark_secret(item) for item in value]
+    return value
+
+
 def _secret_or(value: Any, handler: Callable[[Any], Any]) -> Any:
     """May be a secure (encrypted) value in the stack file."""
-    # A `secure:` value reaches the offline plan as a placeholder: accept it as it stands.
-    if value == ENCRYPTED_PLACEHOLDER:
+    if isinstance(value, SecretText):
         return value
     return handler(value)
 
@@ -1454,13 +1471,17 @@ def _cross_section_problems(
 
 
 def validate_stack_values(
-    values: Mapping[str, Any], stack_file: str, project: str = PROJECT
+    values: Mapping[str, Any],
+    stack_file: str,
+    project: str = PROJECT,
+    secret_keys: Collection[str] = (),
 ) -> StackConfig:
     """Validate a stack's whole config map (`namespace:key` -> value, as the Pulumi CLI hands it
-    to the program): this project's keys, and keys in a namespace that looks like a typo of it."""
+    to the program): this project's keys, and keys in a namespace that looks like a typo of it.
+    Strings under `secret_keys` become `SecretText`."""
     prefix = f"{project}:"
     raw = {
-        key[len(prefix) :]: _decode(value)
+        key[len(prefix) :]: _mark_secret(_decode(value)) if key in secret_keys else _decode(value)
         for key, value in values.items()
         if key.startswith(prefix)
     }
@@ -1491,7 +1512,11 @@ def load_stack_config() -> StackConfig:
     stack_file = f"Pulumi.{pulumi.get_stack()}.yaml"
     # The language host passes config in PULUMI_CONFIG; set_all_config (mocks) overrides it.
     values = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    return validate_stack_values(values, stack_file)
+    secret_keys = {
+        *pulumi.runtime.config.get_config_secret_keys_env(),
+        *(key for key in values if pulumi.runtime.is_config_secret(key)),
+    }
+    return validate_stack_values(values, stack_file, secret_keys=secret_keys)
 
 
 def _decode(value: Any) -> Any:

@@ -25,8 +25,8 @@ import yaml
 
 from gpustack import cli
 from gpustack.cli import EXIT_ERROR, PlanFailed, plan_stack
-from gpustack.project import ENCRYPTED_PLACEHOLDER, ProjectError, load_project
-from stacks.config import PROJECT, ConfigError, validate_stack_values
+from gpustack.project import ProjectError, load_project
+from stacks.config import PROJECT, ConfigError, SecretText, validate_stack_values
 from tests.conftest import FIXTURES, ROOT
 
 PREFIX = f"{PROJECT}:"
@@ -307,12 +307,19 @@ def test_problems_in_several_sections_are_all_reported() -> None:
         assert f"{PREFIX}{key}" in message
 
 
-def test_secure_placeholders_are_accepted_where_a_secret_may_stand() -> None:
+def test_secret_values_stand_where_a_secret_may_and_stay_marked_secret() -> None:
+    """Offline, a `secure:` value is a placeholder: fields that may hold a secret take it."""
     raw = prod_values()
-    _set(raw, "vmPools[0].sshPublicKey", ENCRYPTED_PLACEHOLDER)
-    _set(raw, "monitoring.alertWebhooks", [ENCRYPTED_PLACEHOLDER])
-    config = validate_stack_values({PREFIX + k: v for k, v in raw.items()}, "Pulumi.prod.yaml")
-    assert config.vm_pools[0].ssh_public_key == ENCRYPTED_PLACEHOLDER
+    _set(raw, "vmPools[0].sshPublicKey", "c2VjcmV0LXBsYWNlaG9sZGVyLW5vdC1hLWtleQ==")
+    _set(raw, "monitoring.alertWebhooks", ["placeholder"])
+    values = {PREFIX + k: v for k, v in raw.items()}
+    secret = [f"{PREFIX}vmPools", f"{PREFIX}monitoring"]
+    config = validate_stack_values(values, "Pulumi.prod.yaml", secret_keys=secret)
+    assert isinstance(config.vm_pools[0].ssh_public_key, SecretText)
+    assert isinstance(config.monitoring.alert_webhooks[0], SecretText)
+    # Not secret, the same text is checked as what it claims to be.
+    with pytest.raises(ConfigError, match=r"vmPools\[0\]\.sshPublicKey"):
+        validate_stack_values(values, "Pulumi.prod.yaml")
 
 
 # --- stack files: what `load_project` reads before the program runs --------------------------
