@@ -561,6 +561,50 @@ def test_sys_exit_inside_a_command_is_not_a_verdict(
     assert "sys.exit(1)" in capsys.readouterr().err
 
 
+# --- programs: what a Pulumi program (or its project file) can do wrong -----------------------
+
+# (case id, Pulumi.yaml, __main__.py or None, text the message must name)
+PROGRAM_CASES: list[tuple[str, str, str | None, str]] = [
+    ("program-raises", "name: p\nruntime: python\n", 'raise ValueError("bad thing")\n',
+     "__main__.py:1"),
+    ("program-syntax-error", "name: p\nruntime: python\n", "def f(:\n    pass\n",
+     "SyntaxError"),
+    ("program-missing-import", "name: p\nruntime: python\n", "import no_such_module_xyz\n",
+     "no_such_module_xyz"),
+    ("program-calls-sys-exit", "name: p\nruntime: python\n", "import sys\nsys.exit(1)\n",
+     "sys.exit(1)"),
+    ("program-interrupted", "name: p\nruntime: python\n", "raise KeyboardInterrupt\n",
+     "interrupted"),
+    ("project-without-name", "runtime: python\n", "", "`name` is required"),
+    ("project-runtime-go", "name: p\nruntime: go\n", "", "runtime is 'go'"),
+    ("project-without-entry-point", "name: p\nruntime: python\n", None, "entry point"),
+    ("project-file-binary", "\udcff", "", "Pulumi.yaml"),
+]
+
+
+@pytest.mark.parametrize(
+    ("project", "main", "named"),
+    [pytest.param(p, m, n, id=case) for case, p, m, n in PROGRAM_CASES],
+)
+def test_bad_program_exits_2_naming_what_failed(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    project: str,
+    main: str | None,
+    named: str,
+) -> None:
+    (tmp_path / "Pulumi.yaml").write_bytes(project.encode("utf-8", "surrogateescape"))
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    if main is not None:
+        (tmp_path / "__main__.py").write_text(main)
+    code = cli.main(["plan", "--program", str(tmp_path), "--no-policy"])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR, err
+    assert err.startswith("error: "), err
+    assert named in err, err
+    assert "Traceback" not in err
+
+
 # --- a representative subset through real subprocesses ---------------------------------------
 
 
@@ -638,7 +682,9 @@ def test_subprocess_policy_config_key_no_rule_takes_exits_2(tmp_path: Path) -> N
 
 def test_every_case_table_is_large_enough() -> None:
     """The gate is only as good as its cases: keep the tables from quietly shrinking."""
-    tables: list[list[Any]] = [CONFIG_CASES, STACK_FILE_CASES, NAMESPACE_CASES, CLI_CASES]
+    tables: list[list[Any]] = [
+        CONFIG_CASES, STACK_FILE_CASES, NAMESPACE_CASES, CLI_CASES, PROGRAM_CASES
+    ]  # fmt: skip
     total = sum(len(table) for table in tables)
     assert total >= 150, total
     ids = [case[0] for table in tables for case in table]
