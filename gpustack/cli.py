@@ -17,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pulumi
 
@@ -71,9 +71,16 @@ def _renderers() -> dict[str, Renderer]:
     return renderers
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in the one-paragraph `error: ...` form, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, one subcommand per job."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gpustack",
         description="GPU stacks on Azure: offline plans, policy, cost and capacity.",
     )

@@ -529,7 +529,9 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as caught:
         cli.main(argv)
     assert caught.value.code == EXIT_ERROR
-    assert "error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: gpustack") and "--help" in err, err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_unexpected_exception_is_an_internal_error_without_traceback(
