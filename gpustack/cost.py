@@ -152,7 +152,10 @@ class CostReport:
         ]
         for urn in self.unpriced:
             name = urn.rsplit("::", 1)[-1]
-            reasons = "; ".join(self.unpriced_reasons.get(urn) or ["no reason recorded"])
+            reasons = "; ".join(
+                reason.removeprefix(f"{name}: ")
+                for reason in self.unpriced_reasons.get(urn) or ["no reason recorded"]
+            )
             warnings.append(f"unpriced {name}: {reasons}")
         if any("in the snapshot" in r for rs in self.unpriced_reasons.values() for r in rs):
             covered = ", ".join(catalog.snapshot_regions())
