@@ -275,8 +275,11 @@ ContainerName = Annotated[DnsLabel, AfterValidator(_check_container_name)]
 AksPoolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,11}$")]
 AzureRegion = Annotated[str, AfterValidator(check_region)]
 _HEX = "[0-9a-fA-F]"
+# Object ids (Entra groups) and ARM ids may be kept encrypted in the stack file.
 Guid = Annotated[
-    str, Field(pattern=rf"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$")
+    str,
+    Field(pattern=rf"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$"),
+    SecretAllowed,
 ]
 
 
@@ -339,6 +342,7 @@ VnetId = Annotated[
         pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
         r"Microsoft\.Network/virtualNetworks/[^/]+$"
     ),
+    SecretAllowed,
 ]
 
 
@@ -851,7 +855,9 @@ class InferenceConfig(ConfigModel):
     # The API Management subnet (its own, with the NSG rules APIM requires); required.
     apim_subnet: Cidr | None = None
     # None: the first of monitoring.alertEmails.
-    publisher_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    publisher_email: (
+        Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), SecretAllowed] | None
+    ) = None
     publisher_name: str = Field(default="ML platform", min_length=1, max_length=100)
     consumers: list[ApiConsumerConfig] = Field(
         default_factory=lambda: [ApiConsumerConfig(name="default")], min_length=1

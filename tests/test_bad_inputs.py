@@ -312,11 +312,13 @@ def test_secret_values_stand_where_a_secret_may_and_stay_marked_secret() -> None
     raw = prod_values()
     _set(raw, "vmPools[0].sshPublicKey", "c2VjcmV0LXBsYWNlaG9sZGVyLW5vdC1hLWtleQ==")
     _set(raw, "monitoring.alertWebhooks", ["placeholder"])
+    _set(raw, "aks.adminGroupObjectIds", ["c2VjcmV0"])
     values = {PREFIX + k: v for k, v in raw.items()}
-    secret = [f"{PREFIX}vmPools", f"{PREFIX}monitoring"]
+    secret = [f"{PREFIX}vmPools", f"{PREFIX}monitoring", f"{PREFIX}aks"]
     config = validate_stack_values(values, "Pulumi.prod.yaml", secret_keys=secret)
     assert isinstance(config.vm_pools[0].ssh_public_key, SecretText)
     assert isinstance(config.monitoring.alert_webhooks[0], SecretText)
+    assert config.aks is not None and isinstance(config.aks.admin_group_object_ids[0], SecretText)
     # Not secret, the same text is checked as what it claims to be.
     with pytest.raises(ConfigError, match=r"vmPools\[0\]\.sshPublicKey"):
         validate_stack_values(values, "Pulumi.prod.yaml")
