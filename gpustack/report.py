@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from gpustack.capacity import reservation_lines, unverified_lines
 from gpustack.diagram import mermaid_flowchart
 from gpustack.engine import Plan, PlannedResource
 
@@ -201,6 +202,8 @@ def _capacity_lines(document: dict[str, Any]) -> list[str]:
             f"  quota {quota['region']} {quota['family']}: {quota['vcpus_max']} vCPUs at max"
             f"{used}{limit}"
         )
+    lines += [f"  {line}" for line in reservation_lines(capacity)]
+    lines += [f"  {line}" for line in unverified_lines(capacity)]
     lines += [f"  warning: {w}" for w in capacity.get("warnings", [])]
     lines += [f"  ERROR: {e}" for e in capacity["errors"]]
     lines.append("")
@@ -254,9 +257,11 @@ def _capacity_markdown(capacity: dict[str, Any] | None) -> list[str]:
             shown = " | ".join("" if c is None else str(c) for c in cells)
             lines.append(f"| {q['family']} | {q['region']} | {q['vcpus_max']} | {shown} |")
         lines.append("")
+    lines += [f"- {line}" for line in reservation_lines(capacity)]
+    lines += [f"- {line}" for line in unverified_lines(capacity)]
     lines += [f"- :x: {error}" for error in capacity["errors"]]
     lines += [f"- :warning: {warning}" for warning in capacity.get("warnings", [])]
-    if capacity["errors"] or capacity.get("warnings"):
+    if lines[-1] != "":
         lines.append("")
     return lines
 

@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 
 from gpustack import catalog, facts
 from gpustack.regions import check_region
+from stacks.config_reservations import CapacityReservationConfig, check_capacity_reservations
 
 PROJECT = "azure-gpu-stacks"
 # Config namespaces of the Pulumi providers a stack file may configure besides this project's.
@@ -550,6 +551,11 @@ class GpuNodePoolConfig(ConfigModel):
             )
         if self.mig_profile and self.time_slicing_replicas:
             problems.append("timeSlicingReplicas: choose it or migProfile, not both")
+        if self.driver not in size.aks_gpu_drivers:
+            problems.append(
+                f"driver: {self.driver} is not usable on {size.name} on AKS (catalog "
+                f"aks_gpu_drivers: {', '.join(size.aks_gpu_drivers) or 'none'})"
+            )
         if self.zones and not size.zonal:
             problems.append(
                 f"zones: {size.name} is not offered in availability zones; remove them"
@@ -781,6 +787,11 @@ class VmPoolConfig(ConfigModel):
             problems.append(
                 f"name: {self.name!r} is {len(self.name)} characters; a scale set's name is its "
                 f"VMs' computer name prefix, at most {prefix_max} characters"
+            )
+        if size.architecture != "x64" and self.image is None:
+            problems.append(
+                f"image: {size.name} has {size.architecture} CPUs: set image to an "
+                f"{size.architecture} marketplace image"
             )
         if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
             problems.append(
@@ -1123,6 +1134,8 @@ class StackConfig(ConfigModel):
     inference: InferenceConfig | None = None
     cpu_scale_sets: list[CpuScaleSetConfig] = Field(default_factory=list)
     training_storage: TrainingStorageConfig = Field(default_factory=TrainingStorageConfig)
+    # On-demand Capacity Reservation Groups and the pools using them (stacks/config_reservations).
+    capacity_reservations: list[CapacityReservationConfig] = Field(default_factory=list)
 
     @field_validator("tags")
     @classmethod
@@ -1183,6 +1196,7 @@ class StackConfig(ConfigModel):
              self._inference_section),
             (("trainingStorage", "network", "inference"), self._lustre_section),
             (("registry", "location"), self._geo_replica_elsewhere),
+            (("capacityReservations", "vmPools", "aks"), self._reservation_rules),
         ]  # fmt: skip
         _run_checks(*(check for keys, check in rules if not skipped.intersection(keys)))
         return self
@@ -1278,6 +1292,9 @@ class StackConfig(ConfigModel):
                 f"trainingStorage.subnet: {lustre.subnet} is a /{prefix}; Microsoft "
                 f"recommends /{lustre.subnet_prefix()} or larger for {lustre.capacity_tib} TiB"
             )
+
+    def _reservation_rules(self) -> None:
+        check_capacity_reservations(self)
 
     def _geo_replica_elsewhere(self) -> None:
         replica = self.registry.geo_replica_location
