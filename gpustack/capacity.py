@@ -63,7 +63,7 @@ def load_quota_usage(path: Path | str) -> list[QuotaUsage]:
     try:
         raw = json.loads(source.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
-        raise QuotaFileError(f"{source}: no such file") from None
+        raise QuotaFileError(f"cannot read {source}: no such file") from None
     except UnicodeDecodeError:
         raise QuotaFileError(f"{source} is not a UTF-8 text file; expected JSON") from None
     except OSError as error:

@@ -96,7 +96,7 @@ def load_plan(path: Path | str) -> dict[str, Any]:
     try:
         document = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PlanFileError(f"{source}: no such file") from None
+        raise PlanFileError(f"cannot read {source}: no such file") from None
     except UnicodeDecodeError:
         raise PlanFileError(f"{source} is not a UTF-8 text file; expected plan JSON") from None
     except OSError as error:
