@@ -694,3 +694,23 @@ def test_every_case_table_is_large_enough() -> None:
     ids = [case[0] for table in tables for case in table]
     assert len(ids) == len(set(ids))
 
+
+
+def test_unpriced_region_is_warned_about_on_stderr_and_in_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A VM in a region the price snapshot lacks is left out of the total, loudly."""
+    (tmp_path / "Pulumi.yaml").write_text("name: westeu\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text(
+        "from pulumi_azure_native import compute\n"
+        'compute.VirtualMachine("gpu", resource_group_name="rg", location="westeurope",\n'
+        '    hardware_profile={"vm_size": "Standard_NC4as_T4_v3"})\n'
+    )
+    code = cli.main(["plan", "--program", str(tmp_path), "--no-policy", "-f", "markdown"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "warning: 1 resource(s) could not be priced" in captured.err
+    assert "westeurope" in captured.err
+    assert ":warning: 1 resource(s) could not be priced" in captured.out
+    assert "1 resources unpriced (not in that total)" in captured.out
