@@ -174,6 +174,15 @@ def run_plan_command(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     document = plan_document(plan)
     document.update(plan_estimates(plan, quota_usage, quota_region))
+    quota_regions = sorted({row["region"] for row in document["capacity"]["quota"]})
+    if quota_usage is not None and quota_region is None and len(quota_regions) > 1:
+        # Which region the file covers is an input question, not a shortfall (exit 2, not 1).
+        print(
+            f"error: --quota-from: the plan uses {', '.join(quota_regions)} and a list-usage "
+            "file covers one region; say which with --quota-region",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     if quota_region is not None:
         planned = _planned_regions(document)
         if quota_region not in planned:

@@ -25,6 +25,7 @@ import yaml
 
 from gpustack import cli
 from gpustack.cli import EXIT_ERROR, PlanFailed, plan_stack
+from gpustack.engine import Plan, PlannedResource
 from gpustack.project import ProjectError, load_project
 from stacks.config import PROJECT, ConfigError, SecretText, validate_stack_values
 from tests.conftest import FIXTURES, ROOT
@@ -714,3 +715,27 @@ def test_unpriced_region_is_warned_about_on_stderr_and_in_the_report(
     assert "westeurope" in captured.err
     assert ":warning: 1 resource(s) could not be priced" in captured.out
     assert "1 resources unpriced (not in that total)" in captured.out
+
+
+def test_quota_file_for_a_two_region_plan_needs_quota_region(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def vm(name: str, region: str) -> PlannedResource:
+        return PlannedResource(
+            urn=f"urn:pulumi:dev::p::azure-native:compute:VirtualMachine::{name}",
+            type="azure-native:compute:VirtualMachine",
+            name=name,
+            parent=None,
+            custom=True,
+            inputs={"location": region, "hardwareProfile": {"vmSize": "Standard_NC4as_T4_v3"}},
+            options={},
+        )
+
+    plan = Plan("p", "dev", tmp_path, False, [vm("a", "eastus"), vm("b", "westus2")], {}, {})
+    monkeypatch.setattr(cli, "plan_stack", lambda *_, **__: plan)
+    usage = tmp_path / "usage.json"
+    usage.write_text(_json([{**QUOTA_ROW, "currentValue": 0, "limit": 100}]))
+    code = cli.main(["plan", "--no-policy", "--quota-from", str(usage)])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR, err
+    assert "--quota-region" in err and "eastus, westus2" in err
