@@ -3,6 +3,7 @@ that run before the report write to stderr, never to stdout."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from tests.conftest import ROOT
@@ -33,9 +34,12 @@ def test_install_steps_are_silent_on_stdout() -> None:
 
 def test_make_plan_prints_only_the_report_command() -> None:
     # With the venv installed, `make -n plan` lists what make would run: one silent command.
+    # As from a shell: not as a sub-make of `make test`, which prints directory lines.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     result = subprocess.run(
-        ["make", "-n", "plan", "FORMAT=json"], cwd=ROOT, capture_output=True, text=True
+        ["make", "-n", "plan", "FORMAT=json"], cwd=ROOT, capture_output=True, text=True, env=env
     )
     assert result.returncode == 0, result.stderr
     commands = [line for line in result.stdout.splitlines() if line.strip()]
     assert commands[-1].endswith("gpustack plan --stack dev --format json"), commands
+    assert not any("directory" in line for line in commands), commands
