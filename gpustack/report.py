@@ -57,6 +57,8 @@ def summary_line(document: dict[str, Any]) -> str:
             f"${monthly['min']:,.0f} / ${monthly['expected']:,.0f} / ${monthly['max']:,.0f} "
             "per month (min / expected / max)"
         )
+        if cost.get("unpriced"):
+            parts.append(f"{len(cost['unpriced'])} resources unpriced (not in that total)")
     capacity = document.get("capacity")
     if capacity and capacity["gpus"]["max"]:
         parts.append(f"{_span(capacity['gpus'])} GPUs")
@@ -181,6 +183,7 @@ def _cost_lines(document: dict[str, Any]) -> list[str]:
         )
     for urn in cost["unpriced"]:
         lines.append(f"  {'unpriced':>32}  {_short(urn)} ({urn.split('::')[-2]})")
+    lines += [f"  warning: {warning}" for warning in cost.get("warnings") or []]
     lines.append("")
     return lines
 
@@ -230,6 +233,8 @@ def _cost_markdown(cost: dict[str, Any]) -> list[str]:
     if cost["unpriced"]:
         names = ", ".join(f"`{_short(u)}` ({u.split('::')[-2]})" for u in cost["unpriced"])
         lines += [f"Not priced (not counted in the totals): {names}", ""]
+        lines += [f"- :warning: {warning}" for warning in cost.get("warnings") or []]
+        lines.append("")
     return lines
 
 
@@ -307,6 +312,12 @@ def _is_provider(token: str) -> bool:
     return token.startswith("pulumi:providers:")
 
 
+def unpriced_warnings(document: dict[str, Any]) -> list[str]:
+    """The cost section's warnings (what the totals leave out), for stderr and every format."""
+    cost = document.get("cost") or {}
+    return list(cost.get("warnings") or [])
+
+
 def resources_of(document: dict[str, Any], token: str) -> list[dict[str, Any]]:
     """Resources of one type in a plan document."""
     return [r for r in document["resources"] if r["type"] == token]
@@ -322,4 +333,5 @@ __all__ = [
     "render_table",
     "resources_of",
     "summary_line",
+    "unpriced_warnings",
 ]

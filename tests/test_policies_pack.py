@@ -6,7 +6,6 @@ CLI runs it; one session is shared by the tests of this module.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import subprocess
@@ -337,9 +336,9 @@ def test_rules_waived_by_our_config_are_listed_in_the_plan_reports(dev_plan: Pla
     from gpustack.estimates import plan_estimates
     from gpustack.report import plan_document, render_markdown, render_table
 
-    config_file = cli._policy_config_file(dev_plan, PACK, None)
+    config_file = cli.default_policy_config(dev_plan.program_dir, PACK, "dev")
     assert config_file == PACK / "config" / "dev.json"
-    exceptions = cli.policy_exceptions(config_file)
+    exceptions = cli.policy_exceptions(cli.load_policy_config(config_file))
     assert [(e["rule"], e["level"]) for e in exceptions] == [
         ("gpustack-acr-quarantine", "disabled")]
     assert "no scanner" in exceptions[0]["note"].lower()
@@ -350,5 +349,4 @@ def test_rules_waived_by_our_config_are_listed_in_the_plan_reports(dev_plan: Pla
     assert "gpustack-acr-quarantine (disabled): No scanner" in render_table(document)
     assert "- `gpustack-acr-quarantine` (disabled): No scanner" in render_markdown(document)
     # Another program's plan never picks up this project's config, whatever its stack name.
-    foreign = dataclasses.replace(dev_plan, program_dir=FOREIGN)
-    assert cli._policy_config_file(foreign, PACK, None) is None
+    assert cli.default_policy_config(FOREIGN, PACK, "dev") is None
