@@ -195,12 +195,15 @@ def add_prices_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(DEFAULT_REGIONS),
         help="comma-separated Azure regions to keep (default: %(default)s)",
     )
+    # `gpustack prices` alone prints refresh's own usage, so it can never leave an option out.
+    parser.set_defaults(prices_usage=refresh.format_usage())
 
 
 def run_prices(args: argparse.Namespace) -> int:
     """Run a `prices` subcommand; return the process exit code."""
     if getattr(args, "prices_command", None) != "refresh":
-        print("usage: gpustack prices refresh [--from-csv PATH] [--out PATH]", file=sys.stderr)
+        usage = getattr(args, "prices_usage", "usage: gpustack prices refresh\n")
+        print(usage, end="", file=sys.stderr)
         return 2
     regions = [r.strip().lower() for r in str(args.regions).split(",") if r.strip()]
     if not regions:
