@@ -112,7 +112,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         state[name_property] = name
         _identity_as_arm_returns_it(state, urn)
         if self.preview:
-            # `pulumi preview` knows a new resource's inputs and auto-name, never its outputs.
+            # `pulumi preview` knows a new resource's inputs and auto-name, never its outputs,
+            # not even those nested in an input object (a vault's properties.vaultUri).
+            _fill_missing(state, _unknown_leaves(spec.get("outputs", {})))
             return "", state
         context = self._context(urn, name, inputs)
         resource_id = self._render(spec["id"], context)
@@ -242,6 +244,14 @@ def _arm_type(resource_id: str) -> str:
     start = len(parts) - 1 - parts[::-1].index("providers")
     tail = parts[start + 1 :]
     return "/".join([tail[0], *tail[1::2]])
+
+
+def _unknown_leaves(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The shape of `outputs` with every value unknown, as a provider's preview answers."""
+    return {
+        key: _unknown_leaves(value) if isinstance(value, Mapping) else UNKNOWN
+        for key, value in outputs.items()
+    }
 
 
 def _fill_missing(target: dict[str, Any], computed: Mapping[str, Any]) -> None:
