@@ -37,6 +37,7 @@ LEGEND = {
     "[mandatory]": "a mandatory policy violation: `pulumi up` with the pack fails, and so does "
     "`gpustack plan` (exit 1)",
     "[advisory]": "an advisory policy violation: reported, nothing fails",
+    "[remediate]": "a remediating policy: `pulumi up` with the pack changes the property itself",
     UNKNOWN_TEXT: "computed by Azure: unknown until `pulumi up` (`\"<computed>\"` in the JSON)",
     SECRET: "a secret: no report shows its value",
     ELLIPSIS: "shortened to fit; `--format json` has the full text",
@@ -128,7 +129,9 @@ def render_markdown(document: dict[str, Any]) -> str:
                     f"| {v['level']} | `{v['rule']}` | `{name}` | {_cell(v['message'])} |"
                 )
             levels = sorted({v["level"] for v in violations})
-            lines += [""] + [f"- {level}: {LEGEND[f'[{level}]']}" for level in levels]
+            lines += [""] + [
+                f"- {level}: {LEGEND[f'[{level}]']}" for level in levels if f"[{level}]" in LEGEND
+            ]
         else:
             lines.append("No violations.")
         lines.append("")
