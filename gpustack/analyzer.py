@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import os
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
@@ -609,8 +610,174 @@ class _PackProcess:
             thread.join(timeout=1)
 
 
+# --- the pack in this interpreter --------------------------------------------------------------
+
+# Request message of each Analyzer method the client calls.
+_REQUEST_TYPES: dict[str, Any] = {
+    "GetAnalyzerInfo": empty_pb2.Empty,
+    "Configure": pb.ConfigureAnalyzerRequest,
+    "Analyze": pb.AnalyzeRequest,
+    "Remediate": pb.AnalyzeRequest,
+    "AnalyzeStack": pb.AnalyzeStackRequest,
+}
+
+
+class _PackStarted(Exception):
+    """Raised in place of serving: the pack's servicer has been built and captured."""
+
+
+class _CapturingServer:
+    """Stands in for `grpc.server` while the pack's `__main__` runs: captures, never serves."""
+
+    def add_insecure_port(self, address: str) -> int:
+        return 0
+
+    def start(self) -> None:
+        raise _PackStarted
+
+
+class _CallContext:
+    """The servicer's `context` argument: records what an unimplemented method sets."""
+
+    def __init__(self) -> None:
+        self.code: grpc.StatusCode | None = None
+        self.details = ""
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details = details
+
+
+class _InProcessRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+class _Done:
+    """A finished call with the `grpc.Future` interface the session uses."""
+
+    def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
+        self._result, self._error = result, error
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+class _InProcessPack:
+    """The pack's own servicer, built by running its `__main__` here, called without gRPC.
+
+    The pack runs exactly as `python -m pulumi.policy <engine> .` runs it (its folder on
+    `sys.path`, `__main__` executed), except that `PolicyPack` hands its servicer over instead
+    of serving it. Requests are the same serialized bytes the gRPC path sends, parsed into the
+    same messages, so verdicts match (pinned by a test); what is saved is the transport, the
+    second interpreter and the garbage collector's passes over this one's heap.
+    """
+
+    def __init__(self, pack_dir: Path, timeout: float) -> None:
+        self.pack_dir = pack_dir
+        self.timeout = timeout
+        self.proc = None
+        self.output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL_LINES)
+        self._servicer: Any = None
+
+    def connect(self) -> None:
+        import runpy
+
+        import pulumi_policy.policy as policy_module
+
+        captured: list[Any] = []
+        real_grpc, real_add = policy_module.grpc, policy_module.analyzer_pb2_grpc
+        policy_module.grpc = _FakeGrpcModule()  # type: ignore[assignment]
+        policy_module.analyzer_pb2_grpc = _FakeRegistration(captured)  # type: ignore[assignment]
+        try:
+            with self.captured_output():
+                runpy.run_path(str(self.pack_dir), run_name="__main__")
+        except _PackStarted:
+            pass
+        except BaseException as exc:  # the pack's own code failed: report it as the CLI would
+            raise self.error(f"failed to start: {type(exc).__name__}: {exc}") from None
+        finally:
+            policy_module.grpc = real_grpc
+            policy_module.analyzer_pb2_grpc = real_add
+        if not captured:
+            raise self.error("never constructed a PolicyPack")
+        self._servicer = captured[0]
+
+    @contextlib.contextmanager
+    def captured_output(self) -> Iterator[None]:
+        # What the pack prints is its log, never part of this process's report on stdout.
+        import io
+
+        buffer = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+                yield
+        finally:
+            self.output.extend(buffer.getvalue().splitlines())
+
+    def call(self, name: str, request: bytes, reply: Any, label: str) -> Any:
+        try:
+            return self.future(name, request, reply).result()
+        except grpc.RpcError as exc:
+            raise self.rpc_error(exc, label) from exc
+
+    def future(self, name: str, request: bytes, reply: Any) -> _Done:
+        method = getattr(self._servicer, name, None)
+        if method is None:
+            return _Done(error=_InProcessRpcError(grpc.StatusCode.UNIMPLEMENTED, name))
+        context = _CallContext()
+        try:
+            result = method(_REQUEST_TYPES[name].FromString(request), context)
+        except NotImplementedError:
+            return _Done(error=_InProcessRpcError(grpc.StatusCode.UNIMPLEMENTED, name))
+        except Exception as exc:  # as grpc reports an exception in a servicer method
+            return _Done(error=_InProcessRpcError(
+                grpc.StatusCode.UNKNOWN,
+                f"Exception calling application: {type(exc).__name__}: {exc}"))
+        if context.code not in (None, grpc.StatusCode.OK):
+            return _Done(error=_InProcessRpcError(context.code, context.details))
+        return _Done(result)
+
+    def error(self, what: str, config: bool = False) -> PolicyPackError:
+        return _PackProcess.error(self, what, config)  # type: ignore[arg-type]
+
+    def rpc_error(self, exc: grpc.RpcError, label: str) -> PolicyPackError:
+        code = _code(exc)
+        details = exc.details() if isinstance(exc, grpc.Call | _InProcessRpcError) else str(exc)
+        return self.error(f"failed {label}: {code.name if code else 'error'}: {details}")
+
+    def close(self) -> None:
+        self._servicer = None
+
+
+class _FakeGrpcModule:
+    @staticmethod
+    def server(*_args: Any, **_kwargs: Any) -> _CapturingServer:
+        return _CapturingServer()
+
+
+class _FakeRegistration:
+    def __init__(self, captured: list[Any]) -> None:
+        self._captured = captured
+
+    def add_AnalyzerServicer_to_server(self, servicer: Any, _server: Any) -> None:
+        self._captured.append(servicer)
+
+
 def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:
-    return exc.code() if isinstance(exc, grpc.Call) else None
+    code = getattr(exc, "code", None)
+    return code() if callable(code) else None
 
 
 # --- the session -------------------------------------------------------------------------------
@@ -621,6 +788,9 @@ class PolicyPackSession:
 
     `workers` > 1 starts that many copies of the pack and spreads Analyze calls over them (the
     CLI runs one; results match for packs whose resource policies keep no state between calls).
+    `in_process=True` runs a pack that needs no interpreter of its own (no `virtualenv` option)
+    inside this one and calls its servicer with the same request bytes, without gRPC; the
+    default is the CLI's way, a pack process spoken to over gRPC.
     """
 
     def __init__(
@@ -630,16 +800,20 @@ class PolicyPackSession:
         python: str | None = None,
         timeout: float = 60.0,
         workers: int = 1,
+        in_process: bool = False,
     ) -> None:
         self.pack_dir = Path(pack_dir).resolve()
         self.timeout = timeout
         self.workers = max(1, workers)
+        self.in_process = in_process
         self._project = _read_pack_project(self.pack_dir)
         if python is None:
             self._python, self._env = _pack_python(self.pack_dir, self._project)
         else:
             self._python, self._env = python, dict(os.environ)
-        self._processes: list[_PackProcess] = []
+        # A pack with an interpreter of its own must run in it.
+        self.in_process = in_process and self._python == sys.executable
+        self._processes: list[_PackProcess | _InProcessPack] = []
         self.info: _PackInfo | None = None
 
     def __enter__(self) -> PolicyPackSession:
@@ -655,8 +829,10 @@ class PolicyPackSession:
 
     def start(self) -> None:
         """Start the pack process(es), connect, and read the pack's metadata."""
+        if self.in_process:
+            self._processes.append(_InProcessPack(self.pack_dir, self.timeout))
         # Spawn all first so the interpreters boot in parallel.
-        for _ in range(self.workers):
+        for _ in range(0 if self.in_process else self.workers):
             self._processes.append(
                 _PackProcess(self.pack_dir, self._python, self._env, self.timeout))
         for process in self._processes:
@@ -750,6 +926,16 @@ class PolicyPackSession:
         """Configure the pack, then Remediate/Analyze every resource and AnalyzeStack once."""
         if self.info is None:
             self.start()
+        if not self.in_process:
+            return self._run(resources, config)
+        pack = self._primary
+        assert isinstance(pack, _InProcessPack)
+        with _collector_paused(), pack.captured_output():
+            return self._run(resources, config)
+
+    def _run(
+        self, resources: Sequence[Mapping[str, Any]], config: Mapping[str, Any] | None
+    ) -> PolicyResult:
         info = self.info
         assert info is not None
         levels = self._configure(config)
@@ -834,6 +1020,24 @@ class PolicyPackSession:
         )
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a run's short-lived objects pile up.
+
+    A run allocates a few proxies and dicts per resource and policy; the collector's full passes
+    over this interpreter's heap (the azure-native SDK leaves ~430k objects on it) cost more
+    than the run itself. What the run leaves behind is freed by reference counting or by the
+    first collection after it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _auto_workers(count: int) -> int:
     # Extra pack copies only pay off with a spare core each (the client needs one) and enough
     # resources to amortize a ~0.4 s interpreter start.
@@ -849,12 +1053,15 @@ def run_policy_pack(
     python: str | None = None,
     timeout: float = 60.0,
     workers: int | None = None,
+    in_process: bool = False,
 ) -> PolicyResult:
     """Start the pack in its own process, analyze `resources` with it, and always stop it.
 
     `config` has the shape of `pulumi preview --policy-pack-config` JSON. `timeout` bounds the
     start-up and each RPC. `workers=None` adds pack copies only for large plans on spare cores.
+    `in_process=True` runs the pack in this interpreter (see `PolicyPackSession`).
     """
     count = _auto_workers(len(resources)) if workers is None else workers
-    with PolicyPackSession(pack_dir, python=python, timeout=timeout, workers=count) as session:
+    with PolicyPackSession(pack_dir, python=python, timeout=timeout, workers=count,
+                           in_process=in_process) as session:
         return session.run(resources, config)

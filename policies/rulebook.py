@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,14 @@ class Rule:
 
 # Every rule of the pack by id, filled as the rule modules are imported.
 RULES: dict[str, Rule] = {}
+# The `module:Name` kinds each resource rule checks; a rule absent here checks every type.
+RESOURCE_KINDS: dict[str, frozenset[str]] = {}
+
+
+def applies_to(policy_name: str, resource_type: str) -> bool:
+    """False only for a resource rule of this pack that ignores `resource_type` by its kinds."""
+    kinds = RESOURCE_KINDS.get(policy_name)
+    return kinds is None or kind_of(resource_type) in kinds
 
 Report = Callable[[str], None]
 StackReport = Callable[[str, str | None], None]
@@ -288,17 +297,48 @@ class Resource:
         """True when the resource is of one of the `module:Name` kinds."""
         return self.kind in kinds
 
+    def _plain_inputs(self) -> Any:
+        # Stack rules share one Resource per stack resource (`_StackResources`): unwrap once.
+        cached = self.__dict__.get("_plain")
+        if cached is None:
+            cached = self.__dict__["_plain"] = plain(self.props)
+        return cached
+
     def plain_view(self) -> dict[str, Any]:
         """The `{"urn", "type", "name", "inputs"}` shape the toolkit's reports take."""
         return {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
-            "inputs": plain(self.props),
+            "inputs": self._plain_inputs(),
             "propertyDependencies": {k: sorted(v) for k, v in self._dependencies.items()},
             # Only provider resources are priced; components and other packages are not Azure's.
             "custom": self.type.startswith("azure-native:"),
         }
+
+
+class _StackResources:
+    """The `Resource` list of an AnalyzeStack call, built once for all its stack rules.
+
+    With `policies.shared_properties` every stack policy of a call receives the same
+    `PolicyResource` list object; it is recognised by identity (and held, so its id cannot be
+    reused). Without it each policy gets a list of its own and each rule builds its own, as the
+    SDK intends.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self, resources: Sequence[PolicyResource]) -> list[Resource]:
+        last = getattr(self._local, "last", None)
+        if last is not None and last[0] is resources:
+            return last[1]
+        built = [Resource.from_stack(r) for r in resources]
+        self._local.last = (resources, built)
+        return built
+
+
+_STACK_RESOURCES = _StackResources()
 
 
 class Stack:
@@ -306,7 +346,7 @@ class Stack:
 
     def __init__(self, args: StackValidationArgs, rule: Rule) -> None:
         self._args = args
-        self.resources = [Resource.from_stack(r) for r in args.resources]
+        self.resources = _STACK_RESOURCES.get(args.resources)
         self.by_urn = {r.urn: r for r in self.resources}
         self.config = {**rule.defaults(), **args.get_config()}
 
@@ -425,7 +465,10 @@ def resource_rule(
                 return
             check(Resource.from_args(args, rule), lambda message: report_violation(message, None))
 
-        return ResourceValidationPolicy(validate=validate, **_policy_fields(rule))
+        policy = ResourceValidationPolicy(validate=validate, **_policy_fields(rule))
+        if kinds:
+            RESOURCE_KINDS[rule.id] = frozenset(kinds)
+        return policy
 
     return build
 

@@ -11,7 +11,7 @@ from pulumi_policy.policy import EnforcementLevel, _PolicyAnalyzerServicer
 
 from gpustack.analyzer import marshal_properties
 from policies import PACK_NAME, all_policies
-from policies.shared_properties import _RecentResults, share_property_conversions
+from policies.shared_properties import _RecentResults, restore_sdk, share_property_conversions
 from tests.conftest import planned
 
 
@@ -92,10 +92,20 @@ def test_pack_verdicts_are_identical_with_shared_conversions(
             None,
         )
 
-    before = _verdicts(servicer(), requests)
     for name in ("json_format", "deserialize_properties", "unknown_checking_proxy"):
         monkeypatch.setattr(servicer_module, name, getattr(servicer_module, name))
+    for name in ("__init__", "Analyze", "AnalyzeStack", "_get_resource_options",
+                 "_get_provider_resource"):
+        monkeypatch.setattr(_PolicyAnalyzerServicer, name, _PolicyAnalyzerServicer.__dict__[name])
+    restore_sdk()
+    before = _verdicts(servicer(), requests)
     assert share_property_conversions() is True
     after = _verdicts(servicer(), requests)
+    assert share_property_conversions() is True  # installing twice wraps the SDK once
+    again = _verdicts(servicer(), requests)
     assert before, "the bad copies should produce violations"
+    # Doubling every resource breaks two stack-wide limits: stack policies are compared too.
+    assert {"gpustack-cost-estimate-under-budget", "gpustack-gpu-total-ceiling"} <= {
+        policy for policy, _, _ in before}
     assert after == before
+    assert again == before
