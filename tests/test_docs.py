@@ -203,3 +203,51 @@ def test_no_document_calls_itself_a_draft(path: Path) -> None:
         line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("#")
     ]
     assert not [h for h in headings if _DRAFT.search(h)], headings
+
+
+# Keys under these paths are data (property names, output names, GPU models), not the contract.
+_FREE_FORM = {"resources[].inputs", "outputs", "gpus_by_model"}
+
+
+def undocumented_shape(example: object, real: object, path: str = "") -> list[str]:
+    """Paths of keys in a documented example that the real document does not have."""
+    if path.split(".")[-1] in _FREE_FORM or path in _FREE_FORM:
+        return []
+    if isinstance(example, dict) and isinstance(real, dict):
+        problems = []
+        for key, value in example.items():
+            if key == "…":
+                continue
+            where = f"{path}.{key}" if path else key
+            if key not in real:
+                problems.append(where)
+            else:
+                problems += undocumented_shape(value, real[key], where)
+        return problems
+    if isinstance(example, list) and isinstance(real, list) and real:
+        merged: dict[str, object] = {}
+        for item in real:
+            if isinstance(item, dict):
+                merged.update({k: v for k, v in item.items() if merged.get(k) is None})
+        target = merged if merged else real[0]
+        return [p for item in example for p in undocumented_shape(item, target, f"{path}[]")]
+    return []
+
+
+def test_every_key_in_the_plan_json_examples_is_in_a_real_plan() -> None:
+    from gpustack.estimates import plan_estimates
+    from gpustack.report import plan_document
+
+    plan = planned("prod")
+    real = json.loads(json.dumps(plan_document(plan) | plan_estimates(plan), default=str))
+    checked = 0
+    for name in ("plan-json.md", "plan-json-report.md"):
+        text = (ROOT / "docs" / name).read_text(encoding="utf-8")
+        for block in re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL):
+            example = json.loads(block)
+            # A whole document, or one section of it, known by a key only it has.
+            section = {"currency": "cost", "gpus": "capacity"}
+            target = next((real[section[k]] for k in section if k in example), real)
+            assert undocumented_shape(example, target) == [], f"{name}: {block[:60]}"
+            checked += 1
+    assert checked >= 3, "the plan JSON docs lost their examples"
