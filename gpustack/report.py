@@ -29,7 +29,7 @@ LEGEND = {
     "[protected]": "protect: Pulumi refuses to delete or replace it until it is unprotected",
     "[retained]": "retainOnDelete: deleting it in Pulumi (or `pulumi destroy`) leaves it in Azure",
     "[ignores P]": "ignoreChanges: after creation, changes to property P in the program are not "
-    "applied (the autoscaler or Azure owns P)",
+    "applied (P is managed elsewhere: by the autoscaler, or as resources of their own)",
     "[replaces on P]": "replaceOnChanges: a change to P replaces the resource instead of "
     "updating it",
     "[deletes first]": "deleteBeforeReplace: a replacement deletes the old resource before "
@@ -169,6 +169,8 @@ def render_markdown(document: dict[str, Any]) -> str:
 
 # Longest output value a PR comment shows; the JSON has every value in full.
 _MARKDOWN_VALUE_MAX = 80
+# A shortened output value keeps a third from its start and two thirds from its end.
+_VALUE_HEAD_SHARE = 1 / 3
 
 
 def _outputs_markdown(outputs: dict[str, Any] | None, legend: set[str]) -> list[str]:
@@ -180,7 +182,7 @@ def _outputs_markdown(outputs: dict[str, Any] | None, legend: set[str]) -> list[
         if branch:
             lines.append(f"{indent}- `{name}`")
             continue
-        text = _fit(_value_text(value, legend), _MARKDOWN_VALUE_MAX, legend)
+        text = _fit(_value_text(value, legend), _MARKDOWN_VALUE_MAX, legend, _VALUE_HEAD_SHARE)
         shown = f"*{text}*" if text in (UNKNOWN_TEXT, SECRET) else f"`{text}`"
         lines.append(f"{indent}- `{name}`: {shown}")
     lines += ["", "</details>", ""]
@@ -305,7 +307,9 @@ def _output_lines(document: dict[str, Any], legend: set[str]) -> list[str]:
             lines.append(key)
             continue
         head = f"{key:<{key_width}}  "
-        lines.append(head + _fit(_value_text(value, legend), max(WIDTH - len(head), 8), legend))
+        # Ids and URLs end in the part a reader looks for: keep more of the end.
+        text = _value_text(value, legend)
+        lines.append(head + _fit(text, max(WIDTH - len(head), 8), legend, _VALUE_HEAD_SHARE))
     lines.append("")
     return lines
 
@@ -372,20 +376,21 @@ def _wrap(text: str, indent: str = "  ", first: str | None = None) -> list[str]:
     ) or [first.rstrip()]
 
 
-def _fit(text: str, width: int, legend: set[str]) -> str:
+def _fit(text: str, width: int, legend: set[str], head_share: float = 0.5) -> str:
     """`text` shortened in the middle to `width` characters, noting the ellipsis in `legend`."""
     if len(text) <= width:
         return text
     legend.add(ELLIPSIS)
-    return _shorten(text, width)
+    return _shorten(text, width, head_share)
 
 
-def _shorten(text: str, width: int) -> str:
+def _shorten(text: str, width: int, head_share: float = 0.5) -> str:
+    """`text` cut to `width` with an ellipsis; `head_share` of what is kept comes from the start."""
     if len(text) <= width:
         return text
     if width <= 1:
         return ELLIPSIS[:width]
-    head = width // 2
+    head = int((width - 1) * head_share)
     tail = width - 1 - head
     return text[:head] + ELLIPSIS + (text[len(text) - tail :] if tail else "")
 
