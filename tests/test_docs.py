@@ -144,11 +144,15 @@ def program_outputs(path: Path) -> frozenset[str]:
 
 
 _STACK_OUTPUT = re.compile(r"pulumi stack output (?:--\S+ )*([A-Za-z_][A-Za-z0-9_]*)")
+# Prose: "the stack output `key`", "the `key` output".
+_PROSE_OUTPUT = re.compile(r"\boutputs? `([A-Za-z][A-Za-z0-9]*)`|`([A-Za-z][A-Za-z0-9]*)` output\b")
 
 
 def named_outputs(text: str) -> set[str]:
-    """Output keys a document names: `pulumi stack output KEY` and JSON examples' "outputs"."""
+    """Output keys a document names: `pulumi stack output KEY`, "the stack output `KEY`",
+    "the `KEY` output", and the "outputs" of JSON examples."""
     names = set(_STACK_OUTPUT.findall(text))
+    names |= {a or b for a, b in _PROSE_OUTPUT.findall(text)}
     for block in re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL):
         try:
             example = json.loads(block)
@@ -172,7 +176,12 @@ def test_plan_json_example_names_outputs() -> None:
     # The example must keep naming outputs, or the check above would check nothing.
     text = (ROOT / "docs" / "plan-json.md").read_text(encoding="utf-8")
     assert "aksKubeconfig" in named_outputs(text)
-    assert named_outputs((BOOTSTRAP / "README.md").read_text(encoding="utf-8")) >= {"backendUrl"}
+    assert named_outputs((BOOTSTRAP / "README.md").read_text(encoding="utf-8")) >= {
+        "backendUrl",
+        "storageAccount",
+    }
+    monitoring = (ROOT / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    assert named_outputs(monitoring) >= {"gpuVmRemoteWriteUrl", "grafanaDashboardImport"}
 
 
 def readme_config_keys() -> set[str]:
