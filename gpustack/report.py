@@ -207,7 +207,7 @@ def _legend_markdown(legend: set[str]) -> list[str]:
     if not used:
         return []
     lines = ["<details><summary>Legend</summary>", ""]
-    lines += [f"- `{marker}` {LEGEND[marker]}" for marker in used]
+    lines += [f"- `{marker}` — {LEGEND[marker]}" for marker in used]
     lines += ["", "</details>", ""]
     return lines
 

@@ -157,7 +157,7 @@ def test_markdown_explains_markers_and_shortens_long_values() -> None:
     assert row in text
     legend = text.split("<summary>Legend</summary>", 1)[1]
     for marker in ("[protected]", "[retained]", "[ignores P]", ELLIPSIS, SECRET):
-        assert f"- `{marker}` {LEGEND[marker]}" in legend
+        assert f"- `{marker}` — {LEGEND[marker]}" in legend
     subnet_line = next(line for line in text.splitlines() if line.startswith("  - `system`: `"))
     value = subnet_line.split(": ", 1)[1].strip("`")
     assert ELLIPSIS in value and len(value) <= 80
