@@ -304,7 +304,7 @@ def _output_lines(document: dict[str, Any], legend: set[str]) -> list[str]:
     lines = ["Outputs:"]
     for key, value, branch in rows:
         if branch:
-            lines.append(key)
+            lines.append(_fit(key, WIDTH, legend))
             continue
         head = f"{key:<{key_width}}  "
         # Ids and URLs end in the part a reader looks for: keep more of the end.

@@ -136,6 +136,7 @@ def test_preview_shows_unknown_outputs_as_known_after_deploy_never_null_or_empty
     assert outputs["keyVaultUri"] == COMPUTED
     assert outputs["aksOidcIssuerUrl"] == COMPUTED
     text = render_table(doc)
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
     section = text.split("\nOutputs:\n", 1)[1].split("\n\n", 1)[0]
     assert COMPUTED not in body(text)
     for line in section.splitlines():
