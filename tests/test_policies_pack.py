@@ -141,7 +141,16 @@ def test_pack_has_at_least_forty_documented_rules() -> None:
 def test_security_rules_are_mandatory() -> None:
     security = [r for r in RULES.values() if r.area == "security"]
     advisory = {r.id for r in security if r.level.value != "mandatory"}
-    assert advisory == {"gpustack-aks-node-os-upgrade-channel"}
+    # Platform rules a team may reasonably decide otherwise (policies/platform_services.py).
+    platform_choices = {
+        "gpustack-aci-vnet", "gpustack-appservice-client-certificates",
+        "gpustack-appservice-cors-not-wildcard", "gpustack-appservice-http2",
+        "gpustack-appservice-managed-identity", "gpustack-appservice-public-network-access",
+        "gpustack-containerapp-environment-internal", "gpustack-containerapp-internal-ingress",
+        "gpustack-containerapp-managed-identity", "gpustack-firewall-threat-intel-deny",
+        "gpustack-sql-allow-azure-services",
+    }
+    assert advisory == {"gpustack-aks-node-os-upgrade-channel", *platform_choices}
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
