@@ -576,7 +576,11 @@ class UserPoolSpec:
 
 
 def user_agent_pool(
-    name: str, parent: pulumi.Resource, spec: UserPoolSpec, **extra: Any
+    name: str,
+    parent: pulumi.Resource,
+    spec: UserPoolSpec,
+    depends_on: Sequence[pulumi.Resource] = (),
+    **extra: Any,
 ) -> containerservice.AgentPool:
     """A separate AgentPool (never inline: inline edits rescale every pool), no public IPs."""
     autoscaled = spec.autoscale
@@ -609,7 +613,9 @@ def user_agent_pool(
         os_disk_size_gb=spec.os_disk_gb,
         tags=dict(spec.context.tags),
         # The cluster autoscaler owns the node count once it is on.
-        opts=child_options(parent, ignore_changes=["count"] if autoscaled else []),
+        opts=child_options(
+            parent, depends_on=depends_on, ignore_changes=["count"] if autoscaled else []
+        ),
         **extra,
     )
 
@@ -637,6 +643,12 @@ class GpuNodePoolArgs:
     os_disk_gb: int = 128
     # True when the cluster runs the GPU Operator: driver-Install pools then opt out of it.
     gpu_operator_in_cluster: bool = False
+    # An On-demand Capacity Reservation Group the pool's nodes use (agentPool
+    # capacityReservationGroupID); the cluster identity needs its role on the group first.
+    capacity_reservation_group_id: pulumi.Input[str] | None = None
+    # What the pool must wait for: the group's reservations (AKS associates a group only when
+    # it holds one) and the cluster identity's role on it. Children do not inherit depends_on.
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -663,6 +675,12 @@ class GpuNodePool(pulumi.ComponentResource):
             raise ValueError(
                 f"GpuNodePool {args.pool_name}: {size.name} ({size.gpu_model}) does not support "
                 f"MIG profile {args.mig_profile}"
+            )
+        if args.driver not in size.aks_gpu_drivers:
+            allowed = ", ".join(size.aks_gpu_drivers) or "none: no AKS GPU pool on this size"
+            raise ValueError(
+                f"GpuNodePool {args.pool_name}: gpuProfile.driver {args.driver} is not usable on "
+                f"{size.name} (catalog aks_gpu_drivers: {allowed})"
             )
         self.pool_name = args.pool_name
         self.size = size
@@ -691,12 +709,14 @@ class GpuNodePool(pulumi.ComponentResource):
                 labels=self.labels,
                 os_disk_gb=args.os_disk_gb,
             ),
+            depends_on=args.depends_on,
             gpu_instance_profile=(
                 containerservice.GPUInstanceProfile(args.mig_profile) if args.mig_profile else None
             ),
             gpu_profile=containerservice.GPUProfileArgs(
                 driver=containerservice.GPUDriver(args.driver)
             ),
+            capacity_reservation_group_id=args.capacity_reservation_group_id,
         )
         self.pool_id = self.agent_pool.id
         self.register_outputs({"poolId": self.pool_id, "taints": self.taints})
@@ -706,7 +726,7 @@ def _pool_labels(args: GpuNodePoolArgs, size: catalog.VmSize) -> dict[str, str]:
     model = (size.gpu_model or "unknown").lower().replace(" ", "-")
     labels = {
         **args.labels,
-        ACCELERATOR_LABEL: "nvidia",
+        ACCELERATOR_LABEL: (size.gpu_vendor or "nvidia").lower(),
         GPU_MODEL_LABEL: model,
         PURPOSE_LABEL: args.purpose,
         DRIVER_LABEL: "aks" if args.driver == "Install" else "gpu-operator",

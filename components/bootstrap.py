@@ -121,6 +121,7 @@ def template_values(spec: NodeBootstrap) -> dict[str, str]:
     values: dict[str, Any] = {
         "vm_size": spec.size.name,
         "gpu_count": spec.size.gpu_count,
+        "gpu_vendor": spec.size.gpu_vendor or "",
         "ib_ports": infiniband_ports(spec.size),
         "nvme_disks": spec.size.nvme_disks,
         "nvme_mount": node["nvme_mount"],
@@ -167,8 +168,9 @@ def render_cloud_init(spec: NodeBootstrap) -> str:
     features = {
         "blob": spec.blob is not None and bool(spec.blob.containers),
         "nccl": nccl_topology(spec.size) is not None,
-        # CPU pools (components/cpu_pool.py) get no GPU metrics or GPU health check.
-        "gpu": spec.size.is_gpu,
+        # CPU pools (components/cpu_pool.py) get no GPU metrics or GPU health check; neither do
+        # AMD pools: DCGM and the nvidia-smi health check are NVIDIA-only.
+        "gpu": spec.size.is_gpu and spec.size.gpu_vendor == "NVIDIA",
     }
     containers = spec.blob.containers if spec.blob else ()
     files: list[dict[str, Any]] = []

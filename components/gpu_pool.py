@@ -9,6 +9,7 @@ storage, NCCL and GPU metrics usable. Scale sets use Uniform orchestration: it i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,8 +45,17 @@ class PoolImage:
 
 
 def default_image(size: VmSize) -> PoolImage:
-    """The Gen2 HPC image for InfiniBand sizes (IB and GPU drivers inside), else Ubuntu 22.04."""
-    entry = _pool_facts()["images"]["hpc" if size.has_infiniband else "ubuntu"]
+    """The Gen2 HPC image for InfiniBand sizes (IB and GPU drivers inside; its ROCm flavour on
+    AMD sizes), else Ubuntu 22.04. Arm64 sizes have no default: name an Arm64 image."""
+    if size.architecture != "x64":
+        raise ValueError(
+            f"{size.name} has {size.architecture} CPUs and the toolkit knows no image for "
+            "them; set the pool's image to an Arm64 marketplace image"
+        )
+    if size.has_infiniband and size.gpu_vendor == "AMD":
+        entry = facts.load("amd_gpu")["hpc_image"]
+    else:
+        entry = _pool_facts()["images"]["hpc" if size.has_infiniband else "ubuntu"]
     return PoolImage(
         publisher=entry["publisher"],
         offer=entry["offer"],
@@ -173,6 +183,10 @@ class GpuVmPoolArgs:
     blob_cache: Literal["block", "file"] = "block"
     # The storage account has a hierarchical namespace (ADLS Gen2).
     blob_hierarchical_namespace: bool = True
+    # An On-demand Capacity Reservation Group (components/capacity_reservation.py) the VMs use.
+    capacity_reservation_group_id: pulumi.Input[str] | None = None
+    # The group's reservations: a VM naming the group fails unless one matches already.
+    depends_on: Sequence[pulumi.Resource] = ()
 
     @property
     def instances_at_deploy(self) -> int:
@@ -189,6 +203,21 @@ def _check(name: str, args: GpuVmPoolArgs, size: VmSize) -> None:
         )
     if args.kind == "vm" and args.max_count != 1:
         raise ValueError(f"pool {name}: kind 'vm' is one VM; max_count is {args.max_count}")
+    if args.capacity_reservation_group_id is not None:
+        # Capacity reservations refuse these deployment types (capacity_reservations.yaml).
+        blocked = {
+            "spot": args.spot,
+            "proximity_placement_group": args.proximity_placement_group,
+            "single_placement_group": args.kind == "scaleSet" and size.has_infiniband,
+        }
+        unsupported = facts.load("capacity_reservations")["unsupported_with"]
+        for key, used in blocked.items():
+            if used:
+                raise ValueError(
+                    f"pool {name}: a capacity reservation cannot be used with {unsupported[key]}"
+                )
+        if not size.capacity_reservation:
+            raise ValueError(f"pool {name}: {size.name} does not support capacity reservations")
     prefix_max: int = _pool_facts()["scale_set"]["computer_name_prefix_max"]
     if args.kind == "scaleSet" and len(name) > prefix_max:
         raise ValueError(
@@ -400,10 +429,31 @@ class GpuVmPool(pulumi.ComponentResource):
             return None
         return compute.SubResourceArgs(id=self.proximity_placement_group.id)
 
+    def _capacity_reservation(
+        self, args: GpuVmPoolArgs
+    ) -> compute.CapacityReservationProfileArgs | None:
+        if args.capacity_reservation_group_id is None:
+            return None
+        return compute.CapacityReservationProfileArgs(
+            capacity_reservation_group=compute.SubResourceArgs(
+                id=args.capacity_reservation_group_id
+            )
+        )
+
     def _driver_extension(self) -> dict[str, Any] | None:
+        """The vendor's driver extension: NVIDIA's on NVIDIA sizes, AMD's on the AMD series its
+        manifest lists; none where the image carries the driver."""
         if self.image.gpu_driver_preinstalled or not self.size.is_gpu:
             return None
-        extension = _pool_facts()["nvidia_driver_extension"]
+        if self.size.gpu_vendor == "AMD":
+            extension = facts.load("amd_gpu")["driver_extension"]
+            if self.size.series not in extension["supported_series"]:
+                raise ValueError(
+                    f"{self.size.name}: the AMD GPU driver extension does not support the "
+                    f"{self.size.series} series; use an image with the AMD driver (ROCm)"
+                )
+        else:
+            extension = _pool_facts()["nvidia_driver_extension"]
         return {
             "publisher": extension["publisher"],
             "type": extension["type"],
@@ -478,16 +528,20 @@ class GpuVmPool(pulumi.ComponentResource):
             security_profile=self._security(size),
             diagnostics_profile=self._boot_diagnostics(),
             proximity_placement_group=self._placement_group(),
+            capacity_reservation=self._capacity_reservation(args),
             tags=dict(context.tags),
             **self._priority(args),
             # ARM refuses customData changes on an existing VM: a new bootstrap reaches this VM
             # only by replacing it (`pulumi up --replace <urn>`).
-            opts=child_options(self, ignore_changes=["osProfile.customData"]),
+            opts=child_options(
+                self, depends_on=args.depends_on, ignore_changes=["osProfile.customData"]
+            ),
         )
         extension = self._driver_extension()
         if extension is not None:
+            vendor = (size.gpu_vendor or "gpu").lower()
             self.driver_extension = compute.VirtualMachineExtension(
-                f"{name}-nvidia-driver",
+                f"{name}-{vendor}-driver",
                 resource_group_name=context.resource_group_name,
                 location=context.location,
                 vm_name=self.vm.name,
@@ -569,6 +623,7 @@ class GpuVmPool(pulumi.ComponentResource):
                 ),
                 security_profile=self._security(size),
                 diagnostics_profile=self._boot_diagnostics(),
+                capacity_reservation=self._capacity_reservation(args),
                 extension_profile=(
                     compute.VirtualMachineScaleSetExtensionProfileArgs(
                         extensions=[
@@ -585,7 +640,9 @@ class GpuVmPool(pulumi.ComponentResource):
             tags=dict(context.tags),
             # With autoscale on, Azure owns the instance count; Pulumi must not reset it.
             opts=child_options(
-                self, ignore_changes=["sku.capacity"] if args.autoscale is not None else []
+                self,
+                depends_on=args.depends_on,
+                ignore_changes=["sku.capacity"] if args.autoscale is not None else [],
             ),
         )
         return self.scale_set.id

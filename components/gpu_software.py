@@ -99,9 +99,11 @@ class NvidiaGpuSoftware(pulumi.ComponentResource):
     ) -> None:
         super().__init__("gpustack:aks:NvidiaGpuSoftware", name, None, opts)
         self._provider = args.provider
-        aks_pools = [pool for pool in args.pools if pool.driver == "Install"]
-        operator_pools = [pool for pool in args.pools if pool.driver == "None"]
-        self.tolerations = gpu_tolerations(args.pools)
+        # AMD pools get AMD's device plugin (components/amd_gpu_software.py), never NVIDIA's.
+        nvidia_pools = [pool for pool in args.pools if pool.size.gpu_vendor == "NVIDIA"]
+        aks_pools = [pool for pool in nvidia_pools if pool.driver == "Install"]
+        operator_pools = [pool for pool in nvidia_pools if pool.driver == "None"]
+        self.tolerations = gpu_tolerations(nvidia_pools)
         self.device_plugins = {}
         self.gpu_operator = None
         self.network_operator = None

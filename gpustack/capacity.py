@@ -15,12 +15,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpustack import catalog
+from gpustack import catalog, facts
 from gpustack.inventory import ComputePool, Inventory, compute_pools
 
 # Usage names as `az vm list-usage` returns them in `name.value`.
 REGIONAL_CORES = "cores"
 SPOT_CORES = "lowPriorityCores"
+RESERVATION = "azure-native:compute:CapacityReservation"
+RESERVATION_GROUP = "azure-native:compute:CapacityReservationGroup"
+# Where each pool type names its capacity reservation group: (top-level input, dotted path).
+_GROUP_REFERENCE = {
+    "azure-native:containerservice:AgentPool": (
+        "capacityReservationGroupID",
+        "capacityReservationGroupID",
+    ),
+    "azure-native:compute:VirtualMachineScaleSet": (
+        "virtualMachineProfile",
+        "virtualMachineProfile.capacityReservation.capacityReservationGroup.id",
+    ),
+    "azure-native:compute:VirtualMachine": (
+        "capacityReservation",
+        "capacityReservation.capacityReservationGroup.id",
+    ),
+}
 
 
 class QuotaFileError(ValueError):
@@ -82,12 +99,15 @@ def plan_capacity(
     `quota_usage` covers one region (list-usage is per region): `quota_region`, or the plan's
     only region when it has one.
     """
-    pools = compute_pools(Inventory(resources))
+    inventory = Inventory(resources)
+    pools = compute_pools(inventory)
     errors: list[str] = []
     warnings: list[str] = []
     domains = _infiniband_domains(pools, warnings)
     domain_of = {urn_name: d["id"] for d in domains for urn_name in d["pool_keys"]}
     pool_rows = [_pool_row(pool, domain_of.get(_pool_key(pool))) for pool in pools]
+    reservations = capacity_reservations(inventory, pools)
+    _add_reserved(pool_rows, reservations)
     for pool in pools:
         if pool.vm_size and pool.size is None:
             warnings.append(f"{pool.name}: {pool.vm_size} is not in the VM catalog; not counted")
@@ -115,10 +135,106 @@ def plan_capacity(
         "pools": pool_rows,
         "infiniband_domains": [{k: v for k, v in d.items() if k != "pool_keys"} for d in domains],
         "quota": quota,
+        "reservations": reservations,
         "spot_vcpus_max": sum(q["vcpus_max"] for q in quota if q["family"] == SPOT_CORES),
         "errors": errors,
         "warnings": warnings,
     }
+
+
+def capacity_reservations(
+    inventory: Inventory, pools: Sequence[ComputePool]
+) -> list[dict[str, Any]]:
+    """Each capacity reservation: what it holds, the pools drawing on it, and what it bills.
+
+    A reservation bills at the size's pay-as-you-go rate whether or not a VM uses it; a VM
+    using a slot is billed instead of the slot (capacity_reservations.yaml, `billing`). So the
+    plan's extra cost is the idle slots: quantity minus the pools' nodes, at min, expected and
+    max scale.
+    """
+    groups = inventory.of_type(RESERVATION_GROUP)
+    hours = float(facts.load("service_prices")["hours_per_month"])
+    rows = []
+    for reservation in inventory.of_type(RESERVATION):
+        group = inventory.referenced(
+            reservation,
+            "capacityReservationGroupName",
+            groups,
+            name_inputs=("capacityReservationGroupName",),
+        )
+        size_name = reservation.get("sku.name")
+        quantity = reservation.get("sku.capacity")
+        region = inventory.region_of(reservation)
+        size = _catalog_size(size_name)
+        users = [
+            pool
+            for pool in pools
+            if group is not None
+            and pool.vm_size is not None
+            and size is not None
+            and pool.vm_size.lower() == size.name.lower()
+            and _group_of(inventory, pool, groups) is group
+        ]
+        quantity = int(quantity) if isinstance(quantity, int | float) else None
+        price = size.price(region) if size is not None and region else None
+        row: dict[str, Any] = {
+            "urn": reservation.urn,
+            "group": group.name if group is not None else None,
+            "vm_size": size.name if size is not None else size_name,
+            "quantity": quantity,
+            "zones": reservation.get("zones"),
+            "region": region,
+            "reserved_gpus": quantity * size.gpu_count if size and quantity else None,
+            "pools": [pool.name for pool in users],
+            "payg_per_hour": price,
+            "monthly_if_idle": round(price * quantity * hours, 2) if price and quantity else None,
+            "idle_monthly": None,
+        }
+        if price is not None and quantity is not None and all(p.counts_known for p in users):
+            row["idle_monthly"] = {
+                scale: round(
+                    price * hours * max(0, quantity - sum(getattr(p, scale) for p in users)), 2
+                )
+                for scale in ("min", "expected", "max")
+            }
+        rows.append(row)
+    return rows
+
+
+def _catalog_size(name: Any) -> catalog.VmSize | None:
+    if not isinstance(name, str):
+        return None
+    try:
+        return catalog.lookup(name)
+    except catalog.UnknownVmSizeError:
+        return None
+
+
+def _group_of(inventory: Inventory, pool: ComputePool, groups: Sequence[Any]) -> Any:
+    resource = inventory.by_urn.get(pool.urn)
+    reference = _GROUP_REFERENCE.get(pool.type) if resource is not None else None
+    if resource is None or reference is None:
+        return None
+    top, path = reference
+    wanted = set(resource.property_dependencies.get(top, ()))
+    named = resource.get(path)
+    if named is None and not wanted:
+        return None
+    for group in groups:
+        if group.urn in wanted and named is not None:
+            return group
+        if isinstance(named, str) and group.id and group.id.lower() == named.lower():
+            return group
+    return None
+
+
+def _add_reserved(
+    pool_rows: list[dict[str, Any]], reservations: Sequence[Mapping[str, Any]]
+) -> None:
+    """Reserved GPUs next to each pool's maximum (a shared reservation shows on each pool)."""
+    for row in pool_rows:
+        held = [r for r in reservations if row["name"] in r["pools"] and r["reserved_gpus"]]
+        row["reserved_gpus"] = sum(r["reserved_gpus"] for r in held) if held else 0
 
 
 def _pool_key(pool: ComputePool) -> tuple[str, str]:
@@ -149,6 +265,8 @@ def _pool_row(pool: ComputePool, domain: str | None) -> dict[str, Any]:
         "vram_gb": scaled(vram_per_node),
         "spot": pool.spot,
         "infiniband_domain": domain,
+        # Catalog facts about the size no source confirmed (vm_sizes.yaml `unverified`).
+        "unverified": list(size.unverified) if size else [],
     }
 
 
@@ -292,10 +410,51 @@ def _check_quota(
             )
 
 
+def unverified_lines(capacity: Mapping[str, Any]) -> list[str]:
+    """One line per VM size whose catalog facts include unconfirmed ones, so a plan never
+    presents a guess as a fact."""
+    seen: dict[str, list[str]] = {}
+    for row in capacity.get("pools", []):
+        if row.get("unverified") and row["vm_size"]:
+            seen.setdefault(row["vm_size"], row["unverified"])
+    return [
+        f"unverified catalog facts for {size}: {', '.join(fields)} (see vm_sizes.yaml)"
+        for size, fields in sorted(seen.items())
+    ]
+
+
+def reservation_lines(capacity: Mapping[str, Any]) -> list[str]:
+    """Report lines for the capacity reservations: reserved vs maximum GPUs per pool and the
+    monthly bill of idle reserved slots (reservations bill whether used or not)."""
+    lines = []
+    pools = {row["name"]: row for row in capacity.get("pools", [])}
+    for r in capacity.get("reservations", []):
+        users = ", ".join(
+            f"{name} reserved {r['reserved_gpus']} of max {pools[name]['gpus']['max']} GPUs"
+            for name in r["pools"]
+            if name in pools
+        ) or "no pool uses it"
+        full = "unpriced" if r["monthly_if_idle"] is None else f"${r['monthly_if_idle']:,.2f}"
+        idle = r["idle_monthly"]
+        idle_text = (
+            "idle cost unknown"
+            if idle is None
+            else f"idle slots cost ${idle['min']:,.2f} / ${idle['expected']:,.2f} / "
+            f"${idle['max']:,.2f} a month at min / expected / max scale"
+        )
+        lines.append(
+            f"capacity reservation {r['group']}: {r['quantity']} x {r['vm_size']} in "
+            f"{r['region']} ({users}); {full} a month if unused, {idle_text}"
+        )
+    return lines
+
+
 __all__ = [
     "QuotaFileError",
     "QuotaUsage",
     "load_quota_usage",
     "parse_quota_usage",
     "plan_capacity",
+    "reservation_lines",
+    "unverified_lines",
 ]

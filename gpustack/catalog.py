@@ -60,6 +60,16 @@ class VmSize:
         default_factory=lambda: types.MappingProxyType({}), hash=False
     )
     premium_storage: bool = True
+    # "NVIDIA", "AMD" or None: picks the driver extension, image and Kubernetes device plugin.
+    gpu_vendor: str | None = None
+    # 1 for whole GPUs; N when the VM gets 1/N of one GPU (vGPU partitions).
+    gpu_partition: int = 1
+    architecture: str = "x64"
+    # On the On-demand Capacity Reservation supported list.
+    capacity_reservation: bool = False
+    # AKS gpuProfile.driver values usable on the size; empty means no AKS GPU pool.
+    aks_gpu_drivers: tuple[str, ...] = ()
+    preview: bool = False
     # Names of the fields above that no source could confirm (see the YAML comments).
     unverified: tuple[str, ...] = ()
     verified: str = ""
@@ -68,6 +78,16 @@ class VmSize:
     def is_gpu(self) -> bool:
         """True when the size has at least one GPU."""
         return self.gpu_count > 0
+
+    @property
+    def gpu_fraction(self) -> float:
+        """GPUs the VM gets, counting a 1/N partition as 1/N (0 for CPU sizes)."""
+        return self.gpu_count / self.gpu_partition
+
+    @property
+    def has_whole_gpus(self) -> bool:
+        """True when every GPU of the size is a whole, unshared device."""
+        return self.is_gpu and self.gpu_partition == 1
 
     @property
     def has_infiniband(self) -> bool:
@@ -98,12 +118,29 @@ class UnknownVmSizeError(ValueError):
     def __init__(self, name: str, supported: Iterable[str]) -> None:
         self.size = name
         self.supported = tuple(supported)
-        close = difflib.get_close_matches(name, self.supported, n=1, cutoff=0.75)
-        hint = f" Did you mean {close[0]}?" if close else ""
+        not_offered = not_offered_reason(name)
+        if not_offered is not None:
+            hint = f" It is not offered here: {not_offered}."
+        else:
+            close = difflib.get_close_matches(name, self.supported, n=1, cutoff=0.75)
+            hint = f" Did you mean {close[0]}?" if close else ""
         super().__init__(
             f"unknown VM size {name!r}.{hint} Supported sizes: {', '.join(self.supported)}. "
             f"To add a size, give its facts and sources in {CATALOG_PATH.name}."
         )
+
+
+def not_offered_reason(name: str) -> str | None:
+    """Why a retired or non-Linux size is not in the catalog (with its source), else None."""
+    for series, entry in (_raw_catalog().get("not_offered") or {}).items():
+        if name.strip().lower() in {str(s).lower() for s in entry["sizes"]}:
+            return f"{series} {entry['reason']} (source: {entry['source']})"
+    return None
+
+
+def not_offered_series() -> dict[str, dict[str, Any]]:
+    """Series the catalog leaves out on purpose (retired, Windows-only), with reason and source."""
+    return {k: dict(v) for k, v in (_raw_catalog().get("not_offered") or {}).items()}
 
 
 def lookup(name: str) -> VmSize:
@@ -126,8 +163,19 @@ def size_names() -> list[str]:
 
 
 def prices_as_of() -> str:
-    """When the price snapshot was taken, as recorded in data/prices.json."""
-    return str(price_snapshot.load_prices()["as_of"])
+    """When the snapshot's prices were published, and when the snapshot was taken if that is
+    another date (data/prices.json `as_of`, `retrieved`)."""
+    snapshot = price_snapshot.load_prices()
+    as_of, retrieved = str(snapshot["as_of"]), snapshot.get("retrieved")
+    return as_of if not retrieved or retrieved == as_of else f"{as_of}, retrieved {retrieved}"
+
+
+def has_prices(region: str) -> bool:
+    """True when the offline price snapshot holds at least one price in `region`."""
+    wanted = region.strip().lower()
+    return any(
+        wanted in per_region for per_region in price_snapshot.load_prices()["prices"].values()
+    )
 
 
 def snapshot_regions() -> list[str]:
@@ -193,8 +241,16 @@ def catalog_json(sizes: Iterable[VmSize], region: str | None = None) -> list[dic
                 "encryption_at_host": size.encryption_at_host,
                 "premium_storage": size.premium_storage,
                 "zonal": size.zonal,
+                "gpu_vendor": size.gpu_vendor,
+                "gpu_partition": size.gpu_partition,
+                "architecture": size.architecture,
+                "capacity_reservation": size.capacity_reservation,
+                "aks_gpu_drivers": list(size.aks_gpu_drivers),
+                "preview": size.preview,
+                "verified": size.verified,
                 "unverified": list(size.unverified),
                 "prices": regional,
+                "prices_as_of": prices_as_of(),
                 "sources": list(size.sources),
             }
         )
@@ -214,13 +270,13 @@ def catalog_table(sizes: Iterable[VmSize], region: str | None = None) -> str:
             s.name,
             str(s.vcpus),
             _number(s.memory_gib),
-            f"{s.gpu_count}x {s.gpu_model}" if s.gpu_model else "-",
+            _mark(s, "gpu_count", _gpu_cell(s)),
             _number(s.gpu_memory_gb) if s.is_gpu else "-",
             s.infiniband or "-",
-            _nvme_cell(s),
-            s.quota_family,
-            "yes" if s.mig else "no",
-            s.driver or "-",
+            _mark(s, "nvme_disks", _mark(s, "nvme_disk_gib", _nvme_cell(s))),
+            _mark(s, "quota_family", s.quota_family),
+            _mark(s, "mig", "yes" if s.mig else "no"),
+            _mark(s, "driver", s.driver or "-"),
             *_price_cells(s, region),
         )
         for s in rows
@@ -246,6 +302,11 @@ def catalog_table(sizes: Iterable[VmSize], region: str | None = None) -> str:
         "'-' means no price in the snapshot."
     )
     lines.append(f"Source: {snapshot['source']}.")
+    if any(s.unverified for s in rows):
+        lines.append(
+            "* marks a fact no source confirmed (see `unverified` in --format json and the "
+            f"comments in {CATALOG_PATH.name}); treat it as a guess to check."
+        )
     return "\n".join(lines)
 
 
@@ -262,6 +323,21 @@ def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
         help="only sizes with (--infiniband) or without (--no-infiniband) InfiniBand",
     )
     parser.add_argument("--format", choices=("table", "json"), default="table")
+    # `gpustack catalog advise ...`: a subcommand here keeps gpustack/cli.py unchanged.
+    from gpustack import advisor  # advisor imports this module
+
+    commands = parser.add_subparsers(dest="catalog_command", metavar="COMMAND")
+    advise = commands.add_parser(
+        "advise",
+        help="sizes and regions that can host N GPUs of a model, with cost and quota",
+        description=(
+            "List the catalog sizes and snapshot regions that can host --gpus GPUs of "
+            "--gpu-model: nodes, quota family and vCPUs, monthly pay-as-you-go and spot cost, "
+            "and the InfiniBand domain limit; --quota-from marks regions usable today."
+        ),
+    )
+    advisor.add_advise_arguments(advise)
+    advise.set_defaults(handler=advisor.run_advise)
 
 
 def run_catalog(args: argparse.Namespace) -> int:
@@ -307,8 +383,22 @@ _SIZE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "encryption_at_host": bool,
     "premium_storage": bool,
     "zonal": bool,
+    "capacity_reservation": bool,
+    "gpu_vendor": (str, type(None)),
+    "gpu_partition": int,
+    "architecture": str,
+    "aks_gpu_drivers": list,
+    "preview": bool,
     "sources": list,
 }
+# Fields a series may leave out, and the value they then take.
+_OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "gpu_partition": 1,
+    "architecture": "x64",
+    "aks_gpu_drivers": [],
+    "preview": False,
+}
+_VENDOR_DRIVERS = {"NVIDIA": {"CUDA", "GRID"}, "AMD": {"ROCm"}}
 # Keys the YAML may carry besides the fields: documentation and cross-checks.
 _EXTRA_KEYS = {"ephemeral_os_disk", "unverified", "verified"}
 _FIELD_NAMES = {f.name for f in fields(VmSize)}
@@ -354,7 +444,7 @@ def _build_size(
     series_name = own.get("series")
     if series_name not in series_map:
         raise ValueError(f"{where}.series: {series_name!r} is not defined under 'series'")
-    merged: dict[str, Any] = {**series_map[series_name], **own}
+    merged: dict[str, Any] = {**_OPTIONAL_DEFAULTS, **series_map[series_name], **own}
     # A size adds to its series' list of unverified facts rather than replacing it.
     unverified = [*series_map[series_name].get("unverified", []), *own.get("unverified", [])]
     unknown = set(merged) - set(_SIZE_FIELDS) - _EXTRA_KEYS
@@ -372,6 +462,15 @@ def _build_size(
     bad_unverified = set(unverified) - _FIELD_NAMES
     if bad_unverified:
         raise ValueError(f"{where}.unverified: not field names: {sorted(bad_unverified)}")
+    vendor, driver = merged["gpu_vendor"], merged["driver"]
+    if (vendor is None) != (driver is None) or (
+        vendor is not None and driver not in _VENDOR_DRIVERS.get(vendor, set())
+    ):
+        raise ValueError(f"{where}: driver {driver!r} does not fit gpu_vendor {vendor!r}")
+    if merged["gpu_partition"] < 1 or (merged["gpu_partition"] > 1 and merged["gpu_count"] != 1):
+        raise ValueError(f"{where}.gpu_partition: a partitioned GPU is one GPU split N ways")
+    if set(merged["aks_gpu_drivers"]) - {"Install", "None"}:
+        raise ValueError(f"{where}.aks_gpu_drivers: only Install and None are AKS driver values")
     if merged.get("ephemeral_os_disk") is False and merged["max_ephemeral_os_disk_gib"] != 0:
         raise ValueError(f"{where}: ephemeral OS disks unsupported, so max size must be 0")
     regional = snapshot["prices"].get(name, {})
@@ -403,6 +502,12 @@ def _build_size(
             }
         ),
         premium_storage=merged["premium_storage"],
+        gpu_vendor=merged["gpu_vendor"],
+        gpu_partition=merged["gpu_partition"],
+        architecture=merged["architecture"],
+        capacity_reservation=merged["capacity_reservation"],
+        aks_gpu_drivers=tuple(str(d) for d in merged["aks_gpu_drivers"]),
+        preview=merged["preview"],
         unverified=tuple(dict.fromkeys(unverified)),
         verified=str(merged.get("verified", default_verified)),
     )
@@ -414,6 +519,21 @@ def _optional_float(value: Any) -> float | None:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _gpu_cell(size: VmSize) -> str:
+    if not size.gpu_model:
+        return "-"
+    if size.gpu_partition > 1:
+        return f"1/{size.gpu_partition} {size.gpu_model}"
+    return f"{size.gpu_count}x {size.gpu_model}"
+
+
+def _mark(size: VmSize, field_name: str, cell: str) -> str:
+    """Append `*` to a cell whose fact is unverified (once, however many fields it shows)."""
+    if field_name in size.unverified and not cell.endswith("*"):
+        return f"{cell}*"
+    return cell
 
 
 def _nvme_cell(size: VmSize) -> str:

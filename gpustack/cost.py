@@ -444,7 +444,32 @@ def _private_zone(estimate: _Estimate, resource: Resource) -> None:
     estimate.add(resource, Monthly.flat(usd), text)
 
 
+def _capacity_reservation(estimate: _Estimate, resource: Resource) -> None:
+    """Reserved slots bill like VMs; slots a pool's VMs fill are already in the pool's line."""
+    from gpustack.capacity import capacity_reservations  # capacity owns the reservation maths
+
+    pools = [pool for pools in estimate.pools.values() for pool in pools]
+    for row in capacity_reservations(estimate.inventory, pools):
+        if row["urn"] != resource.urn:
+            continue
+        if row["idle_monthly"] is None:
+            raise _Unpriced(f"no price or node counts for {row['vm_size']} in {row['region']}")
+        idle, users = row["idle_monthly"], ", ".join(row["pools"]) or "any pool"
+        estimate.add(
+            resource,
+            Monthly(idle["min"], idle["expected"], idle["max"]),
+            f"capacity reservation {row['quantity']} x {row['vm_size']} at "
+            f"${row['payg_per_hour']:g}/h; only slots no VM of {users} fills are billed here "
+            "(the rest is in the pools' lines)",
+        )
+
+
 _PRICERS: dict[str, Callable[[_Estimate, Resource], None]] = {
+    "azure-native:compute:CapacityReservation": _capacity_reservation,
+    # A group holds reservations and bills nothing itself.
+    "azure-native:compute:CapacityReservationGroup": lambda estimate, resource: estimate.add(
+        resource, Monthly(), "no charge for the group; its reservations bill"
+    ),
     VM: _vm_or_scale_set,
     SCALE_SET: _vm_or_scale_set,
     AGENT_POOL: _vm_or_scale_set,

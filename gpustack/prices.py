@@ -1,8 +1,10 @@
 """The project's dated VM price snapshot: build it, refresh it, write it, read it.
 
 The snapshot (data/prices.json) holds USD per hour, Linux pay-as-you-go and spot, for the
-catalog's sizes in a few regions. It is rebuilt offline from a dump of the Azure Retail Prices
-API (the SkyPilot catalog CSV) or refreshed online from the API itself.
+catalog's sizes in every region its source lists them. It is rebuilt offline from a dump of the
+Azure Retail Prices API (the SkyPilot catalog CSV) or refreshed online from the API itself. Each
+price row names its source (a key of `sources`, which records the URL and the date the prices
+were published or fetched), so a merged or partly refreshed snapshot stays traceable.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from typing import Any
 
 RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 SNAPSHOT_PATH = Path(__file__).parent / "data" / "prices.json"
-# US regions where the GPU sizes we plan with are commonly offered; keep the snapshot small.
-DEFAULT_REGIONS: tuple[str, ...] = ("eastus", "eastus2", "southcentralus", "westus2", "westus3")
 CURRENCY = "USD"
 UNIT = "per hour, Linux pay-as-you-go"
 CSV_SOURCE = (
@@ -34,6 +34,10 @@ CSV_SOURCE = (
 )
 # The SkyPilot dump records no date; its prices match those Azure published during 2025.
 CSV_AS_OF = "2025 (SkyPilot dump; exact date not recorded)"
+# When this project took the dump (../shared/data/azure_vm_prices.csv) and built the snapshot.
+CSV_RETRIEVED = "2026-11-25"
+CSV_SOURCE_KEY = "skypilot-csv"
+API_SOURCE_KEY = "azure-retail-api"
 _REQUEST_TIMEOUT_S = 30
 _MAX_PAGES = 50
 
@@ -45,13 +49,12 @@ class PriceRefreshError(RuntimeError):
 def build_snapshot_from_csv(
     path: str | Path,
     sizes: Iterable[str] | None = None,
-    regions: Iterable[str] = DEFAULT_REGIONS,
+    regions: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """Build a snapshot from a SkyPilot-format CSV dump, for catalog sizes in `regions` only."""
+    """Build a snapshot from a SkyPilot-format CSV dump: catalog sizes, all regions by default."""
     wanted_sizes = set(sizes) if sizes is not None else set(_catalog_size_names())
-    region_order = list(regions)
-    wanted_regions = set(region_order)
-    prices: dict[str, dict[str, dict[str, float | None]]] = {}
+    wanted_regions = {r.lower() for r in regions} if regions is not None else None
+    prices: dict[str, dict[str, dict[str, float | str | None]]] = {}
     csv_path = Path(path)
     try:
         handle = csv_path.open(newline="", encoding="utf-8")
@@ -67,7 +70,9 @@ def build_snapshot_from_csv(
             )
         for line_no, row in enumerate(reader, start=2):
             size, region = row["InstanceType"].strip(), row["Region"].strip().lower()
-            if size not in wanted_sizes or region not in wanted_regions:
+            if size not in wanted_sizes or (
+                wanted_regions is not None and region not in wanted_regions
+            ):
                 continue
             payg = _parse_price(row["Price"], csv_path, line_no, "Price")
             if payg is None:
@@ -76,7 +81,11 @@ def build_snapshot_from_csv(
             # The dump repeats the pay-as-you-go price when it found no spot meter.
             if spot is not None and spot == payg:
                 spot = None
-            entry = {"payg": payg, "spot": spot}
+            entry: dict[str, float | str | None] = {
+                "payg": payg,
+                "spot": spot,
+                "source": CSV_SOURCE_KEY,
+            }
             previous = prices.setdefault(size, {}).get(region)
             if previous is not None and previous != entry:
                 raise ValueError(
@@ -84,18 +93,20 @@ def build_snapshot_from_csv(
                     f"({previous} and {entry}); deduplicate the dump before building"
                 )
             prices[size][region] = entry
-    return _snapshot(CSV_SOURCE, CSV_AS_OF, prices, region_order)
+    source = {"name": CSV_SOURCE, "as_of": CSV_AS_OF, "retrieved": CSV_RETRIEVED}
+    return _snapshot({CSV_SOURCE_KEY: source}, CSV_SOURCE_KEY, prices)
 
 
 def refresh_from_retail_api(
     sizes: Iterable[str] | None = None,
-    regions: Iterable[str] = DEFAULT_REGIONS,
+    regions: Iterable[str] | None = None,
+    today: str | None = None,
 ) -> dict[str, Any]:
-    """Fetch current prices for `sizes` in `regions` from the Azure Retail Prices API."""
+    """Fetch current prices for `sizes` from the Azure Retail Prices API, in every region it
+    lists (or only `regions`); `today` overrides the recorded fetch date (tests)."""
     size_list = sorted(set(sizes) if sizes is not None else _catalog_size_names())
-    region_order = list(regions)
-    wanted_regions = set(region_order)
-    prices: dict[str, dict[str, dict[str, float | None]]] = {}
+    wanted_regions = {r.lower() for r in regions} if regions is not None else None
+    prices: dict[str, dict[str, dict[str, float | str | None]]] = {}
     for size in size_list:
         # One query per size keeps every page small; regions are filtered here, not in OData.
         odata = (
@@ -106,7 +117,9 @@ def refresh_from_retail_api(
         spot: dict[str, float] = {}
         for item in _fetch_items(odata):
             region = str(item.get("armRegionName", "")).lower()
-            if region not in wanted_regions or not _is_linux_meter(item):
+            if not region or (wanted_regions is not None and region not in wanted_regions):
+                continue
+            if not _is_linux_meter(item):
                 continue
             try:
                 price = float(item.get("retailPrice", item.get("unitPrice", 0.0)))
@@ -121,14 +134,21 @@ def refresh_from_retail_api(
             spot_price = spot.get(region)
             if spot_price is not None and spot_price >= payg_price:
                 spot_price = None
-            prices.setdefault(size, {})[region] = {"payg": payg_price, "spot": spot_price}
+            prices.setdefault(size, {})[region] = {
+                "payg": payg_price,
+                "spot": spot_price,
+                "source": API_SOURCE_KEY,
+            }
+    where = ", ".join(sorted(wanted_regions)) if wanted_regions is not None else "any region"
     if not prices:
         raise PriceRefreshError(
             f"the Azure Retail Prices API returned no Linux prices for {len(size_list)} size(s) "
-            f"in {', '.join(region_order)}; the snapshot was left untouched"
+            f"in {where}; the snapshot was left untouched"
         )
-    today = dt.datetime.now(dt.UTC).date().isoformat()
-    return _snapshot(f"Azure Retail Prices API ({RETAIL_PRICES_URL})", today, prices, region_order)
+    fetched = today or dt.datetime.now(dt.UTC).date().isoformat()
+    source = {"name": f"Azure Retail Prices API ({RETAIL_PRICES_URL})", "as_of": fetched,
+              "retrieved": fetched}  # fmt: skip
+    return _snapshot({API_SOURCE_KEY: source}, API_SOURCE_KEY, prices)
 
 
 def write_snapshot(snapshot: Mapping[str, Any], path: str | Path = SNAPSHOT_PATH) -> Path:
@@ -136,7 +156,7 @@ def write_snapshot(snapshot: Mapping[str, Any], path: str | Path = SNAPSHOT_PATH
     _validate_snapshot(snapshot, source="the snapshot to write")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(snapshot, indent=2, sort_keys=False) + "\n"
+    text = snapshot_text(snapshot)
     # mkstemp creates the file 0600; the snapshot is package data everyone must read, so keep
     # the old file's mode, or give a new one the usual 0644.
     mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
@@ -152,6 +172,31 @@ def write_snapshot(snapshot: Mapping[str, Any], path: str | Path = SNAPSHOT_PATH
     if target.resolve() == SNAPSHOT_PATH.resolve():
         load_prices.cache_clear()
     return target
+
+
+def snapshot_text(snapshot: Mapping[str, Any]) -> str:
+    """The snapshot as written to disk: indented, but one line per size and region price row,
+    which keeps a file covering every region small and its diffs readable."""
+    head = {key: value for key, value in snapshot.items() if key != "prices"}
+    lines = json.dumps(head, indent=2).rstrip("}").rstrip().splitlines()
+    lines[-1] += ","
+    lines.append('  "prices": {')
+    sizes = list(snapshot["prices"].items())
+    for index, (size, regions) in enumerate(sizes):
+        lines.append(f"    {json.dumps(size)}: {{")
+        rows = list(regions.items())
+        for row_index, (region, entry) in enumerate(rows):
+            comma = "," if row_index < len(rows) - 1 else ""
+            lines.append(f"      {json.dumps(region)}: {json.dumps(entry)}{comma}")
+        lines.append("    }" + ("," if index < len(sizes) - 1 else ""))
+    lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def row_source(snapshot: Mapping[str, Any], entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The `sources` record (name, as_of, retrieved) a price row came from."""
+    return snapshot["sources"][entry["source"]]
 
 
 @functools.cache
@@ -192,8 +237,8 @@ def add_prices_arguments(parser: argparse.ArgumentParser) -> None:
     refresh.add_argument(
         "--regions",
         metavar="LIST",
-        default=",".join(DEFAULT_REGIONS),
-        help="comma-separated Azure regions to keep (default: %(default)s)",
+        default=None,
+        help="comma-separated Azure regions to keep (default: every region the source lists)",
     )
     # `gpustack prices` alone prints refresh's own usage, so it can never leave an option out.
     parser.set_defaults(prices_usage=refresh.format_usage())
@@ -205,10 +250,14 @@ def run_prices(args: argparse.Namespace) -> int:
         usage = getattr(args, "prices_usage", "usage: gpustack prices refresh\n")
         print(usage, end="", file=sys.stderr)
         return 2
-    regions = [r.strip().lower() for r in str(args.regions).split(",") if r.strip()]
-    if not regions:
-        print("error: --regions needs at least one region, e.g. eastus,westus3", file=sys.stderr)
-        return 2
+    regions: list[str] | None = None
+    if args.regions is not None:
+        regions = [r.strip().lower() for r in str(args.regions).split(",") if r.strip()]
+        if not regions:
+            print(
+                "error: --regions needs at least one region, e.g. eastus,westus3", file=sys.stderr
+            )
+            return 2
     try:
         if args.from_csv is not None:
             snapshot = build_snapshot_from_csv(args.from_csv, regions=regions)
@@ -290,23 +339,24 @@ def _fetch_items(odata_filter: str) -> Iterable[Mapping[str, Any]]:
 
 
 def _snapshot(
-    source: str,
-    as_of: str,
-    prices: Mapping[str, Mapping[str, Mapping[str, float | None]]],
-    region_order: list[str],
+    sources: Mapping[str, Mapping[str, str]],
+    main_source: str,
+    prices: Mapping[str, Mapping[str, Mapping[str, float | str | None]]],
 ) -> dict[str, Any]:
+    """Sizes and regions sorted, so the same input always gives the same bytes."""
     ordered = {
-        size: {
-            region: dict(prices[size][region]) for region in region_order if region in prices[size]
-        }
+        size: {region: dict(prices[size][region]) for region in sorted(prices[size])}
         for size in sorted(prices)
     }
+    regions = sorted({region for per_region in prices.values() for region in per_region})
     return {
-        "source": source,
-        "as_of": as_of,
+        "source": sources[main_source]["name"],
+        "as_of": sources[main_source]["as_of"],
+        "retrieved": sources[main_source]["retrieved"],
         "currency": CURRENCY,
         "unit": UNIT,
-        "regions": region_order,
+        "sources": {key: dict(value) for key, value in sorted(sources.items())},
+        "regions": regions,
         "prices": ordered,
     }
 
@@ -315,8 +365,17 @@ def _validate_snapshot(snapshot: Mapping[str, Any], source: str) -> None:
     for key in ("source", "as_of", "currency", "unit", "prices"):
         if key not in snapshot:
             raise ValueError(f"{source}: missing key {key!r}")
+    row_sources = snapshot.get("sources") or {}
+    for key, record in row_sources.items():
+        if not isinstance(record, Mapping) or not {"name", "as_of"} <= set(record):
+            raise ValueError(f"{source}: sources.{key} needs a name and an as_of date")
     for size, regions in snapshot["prices"].items():
         for region, entry in regions.items():
+            if "source" in entry and entry["source"] not in row_sources:
+                raise ValueError(
+                    f"{source}: {size} in {region}: source {entry['source']!r} is not a key of "
+                    "`sources`"
+                )
             payg, spot = entry.get("payg"), entry.get("spot")
             if not isinstance(payg, int | float) or payg <= 0:
                 raise ValueError(f"{source}: {size} in {region}: payg must be a positive number")

@@ -7,6 +7,7 @@ import textwrap
 from collections import Counter
 from typing import Any
 
+from gpustack.capacity import reservation_lines, unverified_lines
 from gpustack.diagram import mermaid_flowchart
 from gpustack.engine import Plan, PlannedResource
 
@@ -286,6 +287,8 @@ def _capacity_lines(document: dict[str, Any]) -> list[str]:
             indent="    ",
             first="  ",
         )
+    for line in [*reservation_lines(capacity), *unverified_lines(capacity)]:
+        lines += _wrap(line, indent="    ", first="  ")
     for warning in capacity.get("warnings", []):
         lines += _wrap(f"warning: {warning}", indent="    ", first="  ")
     for error in capacity["errors"]:
@@ -469,9 +472,11 @@ def _capacity_markdown(capacity: dict[str, Any] | None) -> list[str]:
             f"| {q['family']} | {q['region']} | {q['vcpus_max']} |" for q in capacity["quota"]
         ]
         lines += ["", "Quota in use and limits were not checked: pass `--quota-from`.", ""]
+    lines += [f"- {line}" for line in reservation_lines(capacity)]
+    lines += [f"- {line}" for line in unverified_lines(capacity)]
     lines += [f"- :x: {error}" for error in capacity["errors"]]
     lines += [f"- :warning: {warning}" for warning in capacity.get("warnings", [])]
-    if capacity["errors"] or capacity.get("warnings"):
+    if lines[-1] != "":
         lines.append("")
     return lines
 

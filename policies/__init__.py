@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from policies import cost, gpu, platform_services, reliability, security, tagging
+from policies import capacity, cost, gpu, platform_services, reliability, security, tagging
 from policies.rulebook import PACK_NAME, RULES, Rule
 
 __all__ = ["PACK_NAME", "RULES", "Rule", "all_policies"]
@@ -22,4 +22,5 @@ def all_policies() -> list[Policy]:
         *cost.POLICIES,
         *tagging.POLICIES,
         *platform_services.POLICIES,
+        *capacity.POLICIES,
     ]

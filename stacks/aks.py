@@ -20,7 +20,10 @@ from components import (
     SecretsVault,
     SystemPoolSpec,
 )
+from components.amd_gpu_software import AmdGpuSoftware, AmdGpuSoftwareArgs
+from components.capacity_reservation import GpuCapacityReservation
 from components.conventions import MonitoringTargets
+from gpustack import facts
 from stacks.config import MaintenanceWindowConfig, StackConfig
 
 
@@ -31,6 +34,7 @@ def build_aks(
     monitoring: MonitoringTargets | None,
     storage: ModelStorage | None,
     vault: SecretsVault | None,
+    reservations: dict[str, GpuCapacityReservation] | None = None,
 ) -> GpuAksCluster | None:
     """The AKS cluster, its GPU pools, the NVIDIA software on them and the teams sharing them."""
     aks = cfg.aks
@@ -73,6 +77,23 @@ def build_aks(
             app_routing=cfg.inference is not None and cfg.inference.enabled,
         ),
     )
+    # Pools naming a capacity reservation group wait for the cluster identity's role on it.
+    groups = reservations or {}
+    group_of = {
+        pool: groups[group.name]
+        for group in cfg.capacity_reservations
+        if group.name in groups
+        for pool in group.aks_gpu_pools
+    }
+    grants = {
+        group_name: group.grant_aks_identity(f"aks-{group_name}", cluster.identity.principal_id)
+        for group_name, group in groups.items()
+        if cluster.identity is not None and group in group_of.values()
+    }
+    grant_of = {
+        pool: grants[name] for name, group in groups.items() if name in grants
+        for pool, used in group_of.items() if used is group
+    }  # fmt: skip
     pools = [
         GpuNodePool(
             f"aks-{pool.name}",
@@ -94,6 +115,14 @@ def build_aks(
                 labels=dict(pool.labels),
                 os_disk_gb=pool.os_disk_gb,
                 gpu_operator_in_cluster=aks.gpu_operator,
+                capacity_reservation_group_id=(
+                    group_of[pool.name].group_id if pool.name in group_of else None
+                ),
+                depends_on=(
+                    (*group_of[pool.name].reservations, grant_of[pool.name])
+                    if pool.name in grant_of
+                    else ()
+                ),
             ),
         )
         for pool in aks.gpu_pools
@@ -112,6 +141,16 @@ def build_aks(
                 doca_driver_version=aks.doca_driver_version,
                 rdma_shared_device_plugin_version=aks.rdma_shared_device_plugin_version,
                 monitoring=monitoring,
+            ),
+        )
+    if any(pool.size.gpu_vendor == "AMD" for pool in pools):
+        AmdGpuSoftware(
+            "amd",
+            AmdGpuSoftwareArgs(
+                context=context,
+                provider=cluster.kubernetes_provider,
+                pools=pools,
+                device_plugin_version=str(facts.load("amd_gpu")["device_plugin"]["tag"]),
             ),
         )
     for team in aks.teams:

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from gpustack import catalog, facts
+from stacks.config_reservations import CapacityReservationConfig, check_capacity_reservations
 
 PROJECT = "azure-gpu-stacks"
 
@@ -330,6 +331,11 @@ class GpuNodePoolConfig(ConfigModel):
             )
         if self.mig_profile and self.time_slicing_replicas:
             raise ValueError("choose migProfile or timeSlicingReplicas, not both")
+        if self.driver not in size.aks_gpu_drivers:
+            raise ValueError(
+                f"driver {self.driver} is not usable on {size.name} on AKS (catalog "
+                f"aks_gpu_drivers: {', '.join(size.aks_gpu_drivers) or 'none'})"
+            )
         if self.zones and not size.zonal:
             raise ValueError(
                 f"{size.name} is not offered in availability zones; remove zones from this pool"
@@ -552,6 +558,11 @@ class VmPoolConfig(ConfigModel):
             raise ValueError(
                 f"name {self.name!r} is {len(self.name)} characters; a scale set's name is its "
                 f"VMs' computer name prefix, at most {prefix_max} characters"
+            )
+        if size.architecture != "x64" and self.image is None:
+            raise ValueError(
+                f"{size.name} has {size.architecture} CPUs: set image to an "
+                f"{size.architecture} marketplace image"
             )
         if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
             raise ValueError(
@@ -859,6 +870,8 @@ class StackConfig(ConfigModel):
     inference: InferenceConfig | None = None
     cpu_scale_sets: list[CpuScaleSetConfig] = Field(default_factory=list)
     training_storage: TrainingStorageConfig = Field(default_factory=TrainingStorageConfig)
+    # On-demand Capacity Reservation Groups and the pools using them (stacks/config_reservations).
+    capacity_reservations: list[CapacityReservationConfig] = Field(default_factory=list)
 
     @field_validator("tags")
     @classmethod
@@ -889,6 +902,11 @@ class StackConfig(ConfigModel):
                 )
         if self.aks is not None:
             self._aks_rules(self.aks)
+        return self
+
+    @model_validator(mode="after")
+    def _reservation_rules(self) -> StackConfig:
+        check_capacity_reservations(self)
         return self
 
     @model_validator(mode="after")

@@ -34,6 +34,11 @@ from components import (
     default_grants,
     with_zones,
 )
+from components.capacity_reservation import (
+    GpuCapacityReservation,
+    GpuCapacityReservationArgs,
+    ReservedCapacity,
+)
 from components.conventions import PrivateEndpointTarget
 from components.monitoring import DASHBOARD_PATH, dashboard_import_command
 from stacks.aks import build_aks
@@ -45,6 +50,31 @@ from stacks.vm_pools import build_vm_pools
 def resource_group_name(cfg: StackConfig, purpose: str) -> str:
     """Deterministic, readable group names: rg-<prefix>-<env>-<purpose>."""
     return f"rg-{cfg.name_prefix}-{cfg.environment}-{purpose}"
+
+
+def build_capacity_reservations(
+    cfg: StackConfig, context: ComponentContext
+) -> dict[str, GpuCapacityReservation]:
+    """One `GpuCapacityReservation` per `capacityReservations` entry, keyed by its name."""
+    groups = {
+        group.name: GpuCapacityReservation(
+            f"crg-{group.name}",
+            GpuCapacityReservationArgs(
+                context=context,
+                zones=tuple(group.zones),
+                reservations=[
+                    ReservedCapacity(r.vm_size, r.quantity, r.zone) for r in group.reservations
+                ],
+            ),
+        )
+        for group in cfg.capacity_reservations
+    }
+    if groups:
+        pulumi.export(
+            "capacityReservationGroups",
+            {name: {"id": g.group_id, "reserved": g.reserved} for name, g in groups.items()},
+        )
+    return groups
 
 
 def build(cfg: StackConfig) -> None:
@@ -149,12 +179,22 @@ def build(cfg: StackConfig) -> None:
     # --- GPU VM and scale set pools (issue 3)
     # Nodes run as the "nodes" workload identity, which reads the containers BlobFuse2 mounts;
     # build_vm_pools also sends their syslog and DCGM metrics to the monitoring workspaces.
-    vm_pools = build_vm_pools(cfg, context, net, storage, identities.refs, monitoring.vm_collection)
+    # --- capacity reservations: groups first, so pools can name them (stacks/config_reservations)
+    reservations = build_capacity_reservations(cfg, context)
+    vm_pools = build_vm_pools(
+        cfg, context, net, storage, identities.refs, monitoring.vm_collection, reservations
+    )
 
     # --- AKS, GPU node pools, NVIDIA software, teams (issue 4)
     # The cluster (None without AKS) gives the alerts and the budget its id, name and node group.
     cluster = build_aks(
-        cfg, context, net, monitoring=monitoring.targets, storage=storage, vault=vault
+        cfg,
+        context,
+        net,
+        monitoring=monitoring.targets,
+        storage=storage,
+        vault=vault,
+        reservations=reservations,
     )
 
     # --- registry, inference entry point, CPU pools, training storage (issue 9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pulumi
@@ -19,6 +20,7 @@ from components import (
     VmPoolMonitoringArgs,
     VmPoolTarget,
 )
+from components.capacity_reservation import GpuCapacityReservation
 from components.conventions import IdentityRef
 from components.monitoring import VmCollection
 from stacks.config import StackConfig, VmPoolConfig
@@ -34,6 +36,7 @@ def build_vm_pools(
     storage: ModelStorage | None,
     identities: Mapping[str, IdentityRef],
     collection: VmCollection | None = None,
+    reservations: Mapping[str, GpuCapacityReservation] | None = None,
 ) -> dict[str, GpuVmPool]:
     """Every configured pool on the GPU subnet, its nodes running as the node identity.
 
@@ -41,10 +44,26 @@ def build_vm_pools(
     remote-write the nodes' DCGM metrics (components/monitoring.py).
     """
     node_identity = identities.get(NODE_IDENTITY)
+    groups = reservations or {}
+    group_of = {
+        pool: groups[group.name]
+        for group in cfg.capacity_reservations
+        if group.name in groups
+        for pool in group.vm_pools
+    }
     pools = {
         pool.name: GpuVmPool(
             pool.name,
-            pool_args(cfg, pool, context, net.subnet_ids["gpu"], storage, node_identity),
+            replace(
+                pool_args(cfg, pool, context, net.subnet_ids["gpu"], storage, node_identity),
+                capacity_reservation_group_id=(
+                    group_of[pool.name].group_id if pool.name in group_of else None
+                ),
+                # A VM naming the group fails unless its reservation already exists.
+                depends_on=(
+                    tuple(group_of[pool.name].reservations) if pool.name in group_of else ()
+                ),
+            ),
         )
         for pool in cfg.vm_pools
     }

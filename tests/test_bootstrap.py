@@ -96,7 +96,14 @@ def test_nd_sizes_get_nccl_settings_and_a_topology_with_their_gpu_count(
     size: catalog.VmSize,
 ) -> None:
     written = files(cloud_config(NodeBootstrap(size, 0, BLOB)))
-    if not size.name.startswith("Standard_ND"):
+    # NCCL topologies exist for the x64 NVIDIA ND generations; MI300X uses RCCL and GB200
+    # (Arm64, NVLink domains) has no topology file in the HPC image customizations read.
+    nvidia_x64_nd = (
+        size.name.startswith("Standard_ND")
+        and size.gpu_vendor == "NVIDIA"
+        and size.architecture == "x64"
+    )
+    if not nvidia_x64_nd:
         assert "/etc/gpustack/nccl.conf" not in written
         assert nccl_topology(size) is None
         return
@@ -264,3 +271,18 @@ def test_health_check_ignores_ethernet_ports_on_sizes_without_infiniband(tmp_pat
     env, metrics = _health_env(tmp_path, gpus_visible=1, ib_active=0, gpus=1, ib_ports=0)
     assert _run_health_check(env).returncode == 0
     assert _metric(metrics, "gpustack_infiniband_ports_active") == 0
+
+
+def test_amd_nodes_get_no_nvidia_toolkit_dcgm_or_nvidia_health_check() -> None:
+    mi300x = catalog.lookup("Standard_ND96isr_MI300X_v5")
+    written = files(cloud_config(NodeBootstrap(mi300x, 0, BLOB)))
+    assert "/etc/systemd/system/dcgm-exporter.service" not in written
+    assert not any("gpu-health" in path for path in written)
+    env = dict(
+        line.split("=", 1)
+        for line in written["/etc/gpustack/node.env"].splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env["GPUSTACK_GPU_VENDOR"].strip('"') == "AMD"
+    t4 = files(cloud_config(NodeBootstrap(catalog.lookup("Standard_NC4as_T4_v3"), 0, BLOB)))
+    assert "/etc/systemd/system/dcgm-exporter.service" in t4

@@ -28,7 +28,7 @@ def test_every_infiniband_size_is_an_nd_size() -> None:
     assert ib_sizes, "the catalog should carry InfiniBand sizes"
     for size in ib_sizes:
         assert size.name.startswith("Standard_ND"), size.name
-        assert size.infiniband in {"HDR 200 Gb/s", "NDR 400 Gb/s"}, size.name
+        assert size.infiniband in {"HDR 200 Gb/s", "NDR 400 Gb/s", "XDR 800 Gb/s"}, size.name
 
 
 def test_infiniband_sizes_require_gen2_and_are_gpu_sizes() -> None:
@@ -58,7 +58,9 @@ def test_grid_driver_only_on_nv_sizes_and_no_driver_on_cpu_sizes() -> None:
         if size.driver == "GRID":
             assert size.name.startswith("Standard_NV"), size.name
         assert (size.driver is None) == (not size.is_gpu), size.name
-        assert size.driver in {None, "CUDA", "GRID"}, size.name
+        assert size.driver in {None, "CUDA", "GRID", "ROCm"}, size.name
+        # ROCm is AMD's stack and only AMD's; an NVIDIA size never gets it.
+        assert (size.driver == "ROCm") == (size.gpu_vendor == "AMD"), size.name
 
 
 def test_ephemeral_os_disk_limit_never_exceeds_local_disk_or_2040_gib() -> None:
@@ -72,7 +74,8 @@ def test_every_size_names_its_sources_and_verification_date() -> None:
     for size in catalog.all_sizes():
         assert size.sources, size.name
         assert all(url.startswith("https://") for url in size.sources), size.name
-        assert size.verified == "2026-11-22", size.name
+        # The original series were checked on 2026-11-22, the ones added later on 2026-11-25.
+        assert size.verified in {"2026-11-22", "2026-11-25"}, size.name
 
 
 def test_unverified_facts_name_real_fields() -> None:
@@ -122,7 +125,9 @@ def test_snapshot_records_source_date_currency_and_unit() -> None:
     assert snapshot["currency"] == "USD"
     assert "Linux" in snapshot["unit"]
     assert "prices.azure.com" in snapshot["source"]
-    assert snapshot["as_of"] == catalog.prices_as_of()
+    assert catalog.prices_as_of().startswith(snapshot["as_of"])
+    # The snapshot records when it was built, even though the dump's own date is unknown.
+    assert snapshot["retrieved"] in catalog.prices_as_of()
 
 
 def test_unpriced_size_has_no_snapshot_entry_and_no_price() -> None:
@@ -159,13 +164,17 @@ def test_csv_builder_stores_null_spot_when_spot_equals_payg(tmp_path: Path) -> N
 
     snapshot = prices.build_snapshot_from_csv(dump)
 
+    csv = prices.CSV_SOURCE_KEY
     assert snapshot["prices"] == {
-        "Standard_NC40ads_H100_v5": {"eastus": {"payg": 6.98, "spot": None}},
+        "Standard_NC40ads_H100_v5": {"eastus": {"payg": 6.98, "spot": None, "source": csv}},
         "Standard_NC4as_T4_v3": {
-            "eastus": {"payg": 0.526, "spot": 0.062699},
-            "southcentralus": {"payg": 0.631, "spot": None},
+            "eastus": {"payg": 0.526, "spot": 0.062699, "source": csv},
+            "southcentralus": {"payg": 0.631, "spot": None, "source": csv},
+            "westeurope": {"payg": 0.6, "spot": 0.07, "source": csv},
         },
     }
+    assert snapshot["regions"] == ["eastus", "southcentralus", "westeurope"]
+    assert snapshot["sources"][csv]["retrieved"] == prices.CSV_RETRIEVED
     assert snapshot["currency"] == "USD"
     assert snapshot["as_of"]
 
@@ -232,9 +241,13 @@ def test_refresh_parses_linux_payg_and_spot_meters(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(urllib.request, "urlopen", lambda *_a, **_k: Response())
 
-    snapshot = prices.refresh_from_retail_api(["Standard_D2s_v5"], ["eastus"])
+    snapshot = prices.refresh_from_retail_api(["Standard_D2s_v5"], ["eastus"], today="2026-11-25")
 
-    assert snapshot["prices"] == {"Standard_D2s_v5": {"eastus": {"payg": 0.096, "spot": 0.0106}}}
+    api = prices.API_SOURCE_KEY
+    assert snapshot["prices"] == {
+        "Standard_D2s_v5": {"eastus": {"payg": 0.096, "spot": 0.0106, "source": api}}
+    }
+    assert snapshot["sources"][api]["as_of"] == "2026-11-25"
 
 
 def test_written_snapshot_is_readable_package_data(tmp_path: Path) -> None:
@@ -301,6 +314,8 @@ def test_catalog_rows_filter_by_region_gpu_and_infiniband() -> None:
     assert {s.name for s in ib} == {
         "Standard_ND96asr_v4", "Standard_ND96amsr_A100_v4",
         "Standard_ND96isr_H100_v5", "Standard_ND96isr_H200_v5",
+        "Standard_ND96isr_MI300X_v5", "Standard_ND128isr_NDR_GB200_v6",
+        "Standard_ND128isr_GB300_v6", "Standard_ND128isrG5_GB300_v6",
     }  # fmt: skip
     assert not any(s.has_infiniband for s in catalog.catalog_rows(infiniband=False))
 
@@ -339,3 +354,238 @@ def test_run_catalog_prints_json_and_rejects_regions_outside_the_snapshot(
 def test_quota_family_key_matches_azure_spelling_variants() -> None:
     t4 = catalog.lookup("Standard_NC4as_T4_v3").quota_family
     assert catalog.quota_family_key("Standard NCASv3_T4 Family") == catalog.quota_family_key(t4)
+
+
+# ----------------------------------------------------------------------------- sourced rows
+# Rows copied from Microsoft's size pages (MicrosoftDocs/azure-compute-docs,
+# articles/virtual-machines/sizes/...): size, vCPUs, memory GiB, GPUs (as the page writes them),
+# accelerator memory the VM sees (GB), temp disk GiB. The catalog must say the same.
+SOURCED_ROWS = [
+    # nvadsa10v5-series.md
+    ("Standard_NV6ads_A10_v5", 6, 55, "1/6", 4, 180),
+    ("Standard_NV12ads_A10_v5", 12, 110, "1/3", 8, 360),
+    ("Standard_NV18ads_A10_v5", 18, 220, "1/2", 12, 720),
+    ("Standard_NV36ads_A10_v5", 36, 440, "1", 24, 1440),
+    ("Standard_NV36adms_A10_v5", 36, 880, "1", 24, 2880),
+    ("Standard_NV72ads_A10_v5", 72, 880, "2", 48, 2880),
+    # ncadsh100v5-series.md
+    ("Standard_NC40ads_H100_v5", 40, 320, "1", 94, 3576),
+    ("Standard_NC80adis_H100_v5", 80, 640, "2", 188, 7152),
+    # nccadsh100v5-series.md
+    ("Standard_NCC40ads_H100_v5", 40, 320, "1", 94, 800),
+    # ndmi300xv5-series.md (the accelerator table says 1535 GB; the spec 192 GB per GPU)
+    ("Standard_ND96isr_MI300X_v5", 96, 1850, "8", 8 * 192, 1000),
+    # nd-gb200-v6-series.md
+    ("Standard_ND128isr_NDR_GB200_v6", 128, 900, "4", 4 * 192, 0),
+    # nvadsv710-v5-series.md
+    ("Standard_NV4ads_V710_v5", 4, 16, "1/6", 4, 256),
+    ("Standard_NV8ads_V710_v5", 8, 32, "1/3", 8, 512),
+    ("Standard_NV12ads_V710_v5", 12, 64, "1/2", 12, 768),
+    ("Standard_NV24ads_V710_v5", 24, 128, "1", 24, 1536),
+    ("Standard_NV28adms_V710_v5", 28, 160, "1", 24, 1536),
+    # nd-gb300-v6-series.md
+    ("Standard_ND128isr_GB300_v6", 128, 864, "4", 4 * 288, 0),
+    ("Standard_ND128isrG5_GB300_v6", 128, 864, "4", 4 * 288, 0),
+    # nc-rtxpro6000-bse-v6-series.md (general purpose, then compute optimized sizes)
+    ("Standard_NC128ds_xl_RTXPRO6000BSE_v6", 128, 512, "1", 96, 1024),
+    ("Standard_NC256ds_xl_RTXPRO6000BSE_v6", 256, 1024, "2", 192, 2048),
+    ("Standard_NC320ds_xl_RTXPRO6000BSE_v6", 320, 1280, "2", 192, 2048),
+    ("Standard_NC128lds_xl_RTXPRO6000BSE_v6", 128, 256, "1", 96, 1024),
+    ("Standard_NC256lds_xl_RTXPRO6000BSE_v6", 256, 512, "2", 192, 2048),
+    ("Standard_NC320lds_xl_RTXPRO6000BSE_v6", 320, 640, "2", 192, 2048),
+    # compute-optimized/fsv2-series.md and fasv6-series.md (no accelerators)
+    ("Standard_F2s_v2", 2, 4, "0", 0, 16),
+    ("Standard_F4s_v2", 4, 8, "0", 0, 32),
+    ("Standard_F8s_v2", 8, 16, "0", 0, 64),
+    ("Standard_F16s_v2", 16, 32, "0", 0, 128),
+    ("Standard_F4as_v6", 4, 16, "0", 0, 0),
+    ("Standard_F8as_v6", 8, 32, "0", 0, 0),
+    ("Standard_F16as_v6", 16, 64, "0", 0, 0),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "vcpus", "memory", "gpus", "accelerator_gb", "temp_gib"),
+    SOURCED_ROWS,
+    ids=[row[0] for row in SOURCED_ROWS],
+)
+def test_new_sizes_match_their_sourced_rows(
+    name: str, vcpus: int, memory: int, gpus: str, accelerator_gb: int, temp_gib: int
+) -> None:
+    size = catalog.lookup(name)
+    assert size.vcpus == vcpus
+    assert size.memory_gib == memory
+    numerator, _, denominator = gpus.partition("/")
+    if denominator:
+        # A 1/N partition: one GPU device shared N ways, as the accelerator table writes it.
+        assert (size.gpu_count, size.gpu_partition) == (int(numerator), int(denominator))
+    else:
+        assert (size.gpu_count, size.gpu_partition) == (int(numerator), 1)
+    assert size.total_vram_gb == accelerator_gb
+    assert size.temp_disk_gib == temp_gib
+    assert size.sources and size.verified
+
+
+def test_amd_sizes_use_rocm_and_never_an_nvidia_driver() -> None:
+    amd = [s for s in catalog.all_sizes() if s.gpu_vendor == "AMD"]
+    assert {s.series for s in amd} == {"ND_MI300X_v5", "NVads_V710_v5"}
+    assert all(s.driver == "ROCm" and not s.mig for s in amd)
+
+
+def test_gb200_is_arm64_with_ndr_infiniband_and_four_gpus() -> None:
+    gb200 = catalog.lookup("Standard_ND128isr_NDR_GB200_v6")
+    assert gb200.architecture == "Arm64"
+    assert gb200.infiniband == "NDR 400 Gb/s" and gb200.gpu_count == 4
+    assert "nvme_disk_gib" in gb200.unverified
+
+
+def test_retired_and_windows_only_sizes_are_refused_with_the_reason() -> None:
+    with pytest.raises(catalog.UnknownVmSizeError, match="retired by Azure on 2025-09-30"):
+        catalog.lookup("Standard_NC6s_v3")
+    with pytest.raises(catalog.UnknownVmSizeError, match="Windows"):
+        catalog.lookup("Standard_NG8ads_V620_v1")
+    names = {s.name for s in catalog.all_sizes()}
+    for entry in catalog.not_offered_series().values():
+        assert entry["source"].startswith("https://")
+        assert not names & set(entry["sizes"])
+
+
+def test_unverified_facts_are_marked_in_the_table_and_json() -> None:
+    nd = catalog.lookup("Standard_ND96asr_v4")
+    assert {"nvme_disks", "nvme_disk_gib"} <= set(nd.unverified)
+    table = catalog.catalog_table([nd])
+    (row,) = [line for line in table.splitlines() if line.startswith("Standard_ND96asr_v4")]
+    assert "8x?*" in row
+    assert "* marks a fact no source confirmed" in table
+    (as_json,) = catalog.catalog_json([nd])
+    assert set(as_json["unverified"]) == set(nd.unverified)
+
+
+def test_fractional_sizes_show_their_share_of_a_gpu() -> None:
+    table = catalog.catalog_table([catalog.lookup("Standard_NV6ads_A10_v5")])
+    assert "1/6 A10" in table
+
+
+def test_has_prices_tells_priced_from_unpriced_regions() -> None:
+    snapshot = _raw_snapshot()
+    for region in snapshot["regions"]:
+        assert catalog.has_prices(region)
+    assert not catalog.has_prices("westeurope")
+
+
+def test_every_price_row_names_a_dated_source() -> None:
+    snapshot = _raw_snapshot()
+    for size, regions in snapshot["prices"].items():
+        for region, entry in regions.items():
+            record = prices.row_source(snapshot, entry)
+            assert record["as_of"] and record["retrieved"], (size, region)
+
+
+def test_snapshot_covers_every_csv_region_for_catalog_sizes() -> None:
+    import csv
+
+    if not SHARED_PRICE_DUMP.exists():
+        pytest.skip("shared price dump not present")
+    names = {s.name for s in catalog.all_sizes()}
+    with SHARED_PRICE_DUMP.open(newline="", encoding="utf-8") as handle:
+        expected = {
+            (row["InstanceType"], row["Region"])
+            for row in csv.DictReader(handle)
+            if row["InstanceType"] in names and row["Price"].strip()
+        }
+    got = {
+        (size, region) for size, regions in _raw_snapshot()["prices"].items() for region in regions
+    }
+    assert got == expected
+
+
+def test_refresh_writes_the_same_format_from_a_recorded_api_response(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "retail_prices_nc4as_t4.json"
+    pages = json.loads(fixture.read_text(encoding="utf-8"))
+
+    class Response:
+        def __init__(self, body: dict) -> None:
+            self.body = body
+
+        def __enter__(self) -> Response:
+            return self
+
+        def __exit__(self, *_exc: object) -> None:
+            return None
+
+        def read(self) -> bytes:
+            return json.dumps(self.body).encode()
+
+    calls: list[str] = []
+
+    def urlopen(url: str, timeout: float) -> Response:
+        calls.append(url)
+        return Response(pages[len(calls) - 1])
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    snapshot = prices.refresh_from_retail_api(["Standard_NC4as_T4_v3"], today="2026-11-25")
+    out = prices.write_snapshot(snapshot, tmp_path / "prices.json")
+
+    assert len(calls) == len(pages), "every NextPageLink is followed"
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written == snapshot
+    assert out.read_text(encoding="utf-8") == prices.snapshot_text(snapshot)
+    rows = written["prices"]["Standard_NC4as_T4_v3"]
+    # Every Linux consumption region the recorded response lists; Windows and low priority out.
+    linux = {
+        item["armRegionName"]
+        for page in pages
+        for item in page["Items"]
+        if "Windows" not in item["productName"] and not item["skuName"].endswith("Low Priority")
+    }
+    assert set(rows) == linux
+    assert written["regions"] == sorted(linux)
+    for region, entry in rows.items():
+        payg = min(
+            i["retailPrice"]
+            for page in pages
+            for i in page["Items"]
+            if i["armRegionName"] == region
+            and i["skuName"] == "NC4as T4 v3"
+            and "Windows" not in i["productName"]
+        )
+        assert entry["payg"] == payg
+        assert entry["source"] == prices.API_SOURCE_KEY
+    assert written["sources"][prices.API_SOURCE_KEY]["as_of"] == "2026-11-25"
+
+
+# ----------------------------------------------------------------------------- facts drive config
+
+
+def _prod_values() -> dict:
+    import yaml
+
+    from stacks.config import PROJECT
+
+    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "Pulumi.prod.yaml").read_text())
+    return {key[len(PROJECT) + 1 :]: value for key, value in raw["config"].items()}
+
+
+def test_config_refuses_an_aks_driver_path_the_size_does_not_offer() -> None:
+    from stacks.config import ConfigError, parse_config
+
+    mi300x = catalog.lookup("Standard_ND96isr_MI300X_v5")
+    assert "Install" not in mi300x.aks_gpu_drivers
+    values = _prod_values()
+    values["aks"]["gpuPools"][1] |= {"vmSize": mi300x.name, "driver": "Install"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(values, "Pulumi.prod.yaml")
+    assert "aks.gpuPools[1]" in str(caught.value) and "driver Install" in str(caught.value)
+    values["aks"]["gpuPools"][1]["driver"] = "None"
+    parse_config(values, "Pulumi.prod.yaml")
+
+
+def test_config_wants_an_image_for_an_arm64_vm_pool() -> None:
+    from stacks.config import ConfigError, parse_config
+
+    values = _prod_values()
+    values["vmPools"][0] |= {"vmSize": "Standard_ND128isr_NDR_GB200_v6"}
+    with pytest.raises(ConfigError, match="Arm64"):
+        parse_config(values, "Pulumi.prod.yaml")

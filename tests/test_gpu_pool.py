@@ -379,10 +379,18 @@ def test_unknown_size_fails_clearly() -> None:
 
 def test_default_image_is_gen2_and_hpc_exactly_for_infiniband_sizes() -> None:
     for size in catalog.all_sizes():
-        if size.is_gpu:
+        if size.is_gpu and size.architecture == "x64":
             image = default_image(size)
             assert (image.offer == "ubuntu-hpc") is size.has_infiniband, size.name
             assert image.gpu_driver_preinstalled is size.has_infiniband
+            # The ROCm flavour of the HPC image exactly on AMD InfiniBand sizes.
+            assert ("rocm" in image.sku) is (size.has_infiniband and size.gpu_vendor == "AMD")
+
+
+def test_arm64_size_has_no_default_image() -> None:
+    gb200 = catalog.lookup("Standard_ND128isr_NDR_GB200_v6")
+    with pytest.raises(ValueError, match="Arm64"):
+        default_image(gb200)
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -476,3 +484,50 @@ def test_prod_has_an_infiniband_training_scale_set_of_two_nodes() -> None:
     assert args.autoscale == AutoscaleRules(
         scale_out_cpu_percent=70, scale_in_cpu_percent=5, window_minutes=30, cooldown_minutes=10
     )
+
+
+# --- AMD sizes --------------------------------------------------------------------------------
+
+
+def _amd_pool(vm_size: str) -> list[PlannedResource]:
+    original = AzureMocks._azure
+
+    def _azure(self: AzureMocks, args: Any, urn: str) -> tuple[str, dict[str, Any]]:
+        resource_id, state = original(self, args, urn)
+        return resource_id, _identity_maps(state)
+
+    context = ComponentContext("rg-test", "eastus", {"environment": "test"}, WORKSPACE)
+    AzureMocks._azure = _azure  # type: ignore[method-assign]
+    try:
+        return capture(
+            lambda: GpuVmPool(
+                "amd",
+                GpuVmPoolArgs(
+                    context=context,
+                    vm_size=vm_size,
+                    subnet_id=SUBNET,
+                    ssh_public_key=KEY,
+                    identity=GIVEN,
+                    max_count=2,
+                ),
+            )
+        )
+    finally:
+        AzureMocks._azure = original  # type: ignore[method-assign]
+
+
+def test_v710_scale_set_gets_the_amd_driver_extension_not_nvidias() -> None:
+    (scale_set,) = [r for r in _amd_pool("Standard_NV24ads_V710_v5") if r.type == VMSS]
+    extensions = scale_set.inputs["virtualMachineProfile"]["extensionProfile"]["extensions"]
+    amd = facts.load("amd_gpu")["driver_extension"]
+    assert [(e["publisher"], e["type"]) for e in extensions] == [(amd["publisher"], amd["type"])]
+    assert POOL["nvidia_driver_extension"]["type"] not in {e["type"] for e in extensions}
+
+
+def test_mi300x_scale_set_gets_the_rocm_hpc_image_and_no_driver_extension() -> None:
+    (scale_set,) = [r for r in _amd_pool("Standard_ND96isr_MI300X_v5") if r.type == VMSS]
+    profile = scale_set.inputs["virtualMachineProfile"]
+    image = profile["storageProfile"]["imageReference"]
+    rocm = facts.load("amd_gpu")["hpc_image"]
+    assert (image["offer"], image["sku"]) == (rocm["offer"], rocm["sku"])
+    assert "extensionProfile" not in profile

@@ -285,3 +285,69 @@ def test_no_scrape_job_without_an_azure_monitor_workspace(
         for c in _by_type(_software([{"pool_name": "t4"}], monitoring), CONFIGMAP)
     ]
     assert AMA_METRICS_CONFIGMAP not in names
+
+
+# --- AMD pools --------------------------------------------------------------------------------
+
+
+def _mixed_software() -> list[PlannedResource]:
+    from components.amd_gpu_software import AmdGpuSoftware, AmdGpuSoftwareArgs
+
+    def declare() -> None:
+        provider = k8s.Provider("cluster", kubeconfig="apiVersion: v1\nkind: Config\n")
+        nodes = [
+            GpuNodePool(
+                f"aks-{name}",
+                GpuNodePoolArgs(
+                    context=CONTEXT,
+                    cluster_name="aks-test",
+                    subnet_id="snet-gpu",
+                    pool_name=name,
+                    vm_size=size,
+                    max_count=2,
+                    driver=driver,
+                ),
+            )
+            for name, size, driver in (
+                ("t4", "Standard_NC4as_T4_v3", "Install"),
+                ("mi300x", "Standard_ND96isr_MI300X_v5", "None"),
+            )
+        ]
+        NvidiaGpuSoftware(
+            "nvidia",
+            NvidiaGpuSoftwareArgs(
+                context=CONTEXT,
+                provider=provider,
+                pools=nodes,
+                device_plugin_version="v0.17.1",
+                dcgm_exporter_image_tag="4.2.3-4.1.3-ubuntu22.04",
+                gpu_operator_version="v25.3.0",
+                network_operator_version="v25.10.0",
+                doca_driver_version="doca3.2.0-25.10-1.2.8.0-2",
+                rdma_shared_device_plugin_version="network-operator-v25.10.0",
+            ),
+        )
+        AmdGpuSoftware(
+            "amd",
+            AmdGpuSoftwareArgs(
+                context=CONTEXT, provider=provider, pools=nodes, device_plugin_version="test-tag"
+            ),
+        )
+
+    return capture(declare)
+
+
+def test_mi300x_pool_gets_amds_device_plugin_and_no_nvidia_software() -> None:
+    resources = _mixed_software()
+    plugin = facts.load("amd_gpu")["device_plugin"]
+    by_app = {r.inputs["metadata"]["name"]: r for r in _by_type(resources, DAEMONSET)}
+    assert "nvidia-device-plugin-t4" in by_app
+    assert not any("mi300x" in name and "nvidia" in name for name in by_app)
+    # No GPU Operator: the only driver-None pool is AMD's.
+    assert _by_type(resources, RELEASE) == []
+    amd = by_app["amd-device-plugin-mi300x"]
+    spec = amd.inputs["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"accelerator": "amd", AGENT_POOL_LABEL: "mi300x"}
+    (container,) = spec["containers"]
+    assert container["image"] == f"{plugin['image']}:test-tag"
+    assert amd.inputs["metadata"]["namespace"] == plugin["namespace"]

@@ -48,10 +48,12 @@ mount_blob_containers() {
   done
 }
 
+install_docker() {
+  command -v docker >/dev/null || retry apt-get install -y -q docker.io
+}
+
 install_container_runtime() {
-  if ! command -v docker >/dev/null; then
-    retry apt-get install -y -q docker.io || return 1
-  fi
+  install_docker || return 1
   if ! command -v nvidia-ctk >/dev/null; then
     retry curl -fsSL "$GPUSTACK_NVIDIA_CTK_GPG_KEY" -o /tmp/nvidia-ctk.key &&
       gpg --batch --yes --dearmor -o "$GPUSTACK_NVIDIA_CTK_KEYRING" /tmp/nvidia-ctk.key &&
@@ -86,12 +88,20 @@ enable_health_check() {
 
 step "local disk (RAID0 NVMe or temp disk)" enable_local_disk
 step "BlobFuse2 mounts" mount_blob_containers
-if [ "${GPUSTACK_GPU_COUNT:-0}" -gt 0 ]; then
+# NVIDIA nodes get the container toolkit, DCGM and the nvidia-smi health check; AMD (ROCm)
+# containers reach the GPU through /dev/kfd and /dev/dri, so Docker alone serves them.
+nvidia=0
+if [ "${GPUSTACK_GPU_COUNT:-0}" -gt 0 ] && [ "${GPUSTACK_GPU_VENDOR:-}" = NVIDIA ]; then
+  nvidia=1
+fi
+if [ "$nvidia" -eq 1 ]; then
   step "Docker and NVIDIA container toolkit" install_container_runtime
   step "DCGM exporter" enable_gpu_metrics
+elif [ "${GPUSTACK_GPU_COUNT:-0}" -gt 0 ]; then
+  step "Docker" install_docker
 fi
 step "node-exporter" install_node_exporter
-if [ "${GPUSTACK_GPU_COUNT:-0}" -gt 0 ]; then
+if [ "$nvidia" -eq 1 ]; then
   step "NCCL settings" enable_nccl_settings
   step "GPU health timer" enable_health_check
 fi
