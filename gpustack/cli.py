@@ -22,7 +22,7 @@ from gpustack.capacity import QuotaFileError, load_quota_usage
 from gpustack.diagram import render_mermaid
 from gpustack.engine import Plan, ProgramError, run_plan
 from gpustack.estimates import plan_estimates
-from gpustack.project import ProjectError
+from gpustack.project import ConfigOverride, ProjectError, parse_override
 from gpustack.report import plan_document, render_json, render_markdown, render_table
 from gpustack.sarif import render_sarif
 
@@ -100,6 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="policy config JSON (default: <policy pack>/config/<stack>.json when it exists)",
     )
     plan.add_argument("--no-policy", action="store_true", help="skip the policy pack")
+    plan.add_argument(
+        "--config",
+        "-c",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config value for this plan, as `pulumi up --config` (repeatable)",
+    )
+    plan.add_argument(
+        "--config-secret",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="as --config, and the value is secret (as `pulumi config set --secret`)",
+    )
     plan.set_defaults(handler=run_plan_command)
 
     diff_parser = commands.add_parser("diff", help="compare two plan JSON files (PR base, head)")
@@ -129,10 +144,12 @@ def find_program(start: Path) -> Path | None:
     return None
 
 
-def plan_stack(program: Path, stack: str, preview: bool) -> Plan:
+def plan_stack(
+    program: Path, stack: str, preview: bool, config: Sequence[ConfigOverride] = ()
+) -> Plan:
     """Run the program, turning every user-facing failure into `PlanFailed`."""
     try:
-        return run_plan(program, stack, preview=preview)
+        return run_plan(program, stack, preview=preview, config_overrides=config)
     except pulumi.RunError as error:
         raise PlanFailed(str(error)) from None
     except (ProgramError, ProjectError) as error:
@@ -155,7 +172,12 @@ def run_plan_command(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     try:
-        plan = plan_stack(program, args.stack, args.preview)
+        overrides = [parse_override(text) for text in args.config]
+        overrides += [parse_override(text, secret=True) for text in args.config_secret]
+        plan = plan_stack(program, args.stack, args.preview, overrides)
+    except ProjectError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     except PlanFailed as failure:
         print(failure, file=sys.stderr)
         return EXIT_ERROR

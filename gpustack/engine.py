@@ -14,7 +14,7 @@ import os
 import runpy
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.sync_await import _sync_await
 
-from gpustack.mocks import AzureMocks
-from gpustack.project import ProjectError, StackProject, load_project
+from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
+from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
 
 # Property-value signatures of the Pulumi wire format, as the SDK itself spells them.
 _SIG_KEY: str = pulumi_rpc._special_sig_key
@@ -100,6 +100,8 @@ class Plan:
     resources: list[PlannedResource]
     outputs: dict[str, Any]
     config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    """What the offline engine could not answer faithfully (e.g. Helm charts not rendered)."""
 
     def custom_resources(self) -> list[PlannedResource]:
         """Resources a provider would create (components and providers excluded)."""
@@ -125,11 +127,23 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent = ""
         return super().make_urn(parent, type_, name)
 
+    def Invoke(self, request: Any) -> Any:
+        response = super().Invoke(request)
+        answer = getattr(response, "return")
+        if WHOLLY_UNKNOWN_KEY in answer.fields:
+            # The mocks declined the invoke (preview, resource still being created).
+            answer.Clear()
+            response.unknown = True
+        return response
+
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = from_struct(request.object)
+        if isinstance(self.mocks, AzureMocks):
+            # What the provider's Check adds (azure-native's default location), as policies see.
+            inputs = self.mocks.checked_inputs(request.type, inputs, request.provider)
         property_dependencies = {
             key: list(deps.urns) for key, deps in request.propertyDependencies.items()
         }
@@ -228,9 +242,14 @@ def capture(
     return monitor.registrations
 
 
-def run_plan(program_dir: Path | str, stack: str, preview: bool = False) -> Plan:
+def run_plan(
+    program_dir: Path | str,
+    stack: str,
+    preview: bool = False,
+    config_overrides: Sequence[ConfigOverride] = (),
+) -> Plan:
     """Run the Pulumi program in `program_dir` for `stack` under mocks and record the plan."""
-    project = load_project(Path(program_dir), stack)
+    project = load_project(Path(program_dir), stack, config_overrides)
     mocks = AzureMocks(preview=preview)
     monitor = RecordingMonitor(mocks)
     with _program_environment(project):
@@ -246,7 +265,10 @@ def run_plan(program_dir: Path | str, stack: str, preview: bool = False) -> Plan
         except ProjectError:
             raise
         except Exception as error:
-            raise ProgramError(_describe_program_error(error, project.program_dir)) from None
+            message = _describe_program_error(error, project.program_dir)
+            # What the mocks could not answer (a Helm chart not rendered) often explains it.
+            message += "".join(f"\n  note: {note}" for note in mocks.notes)
+            raise ProgramError(message) from None
         outputs = _resolve_outputs()
     return Plan(
         project=project.name,
@@ -256,6 +278,7 @@ def run_plan(program_dir: Path | str, stack: str, preview: bool = False) -> Plan
         resources=monitor.registrations,
         outputs=outputs,
         config=project.config,
+        notes=list(mocks.notes),
     )
 
 
@@ -310,6 +333,9 @@ def _run_main(main: Path) -> None:
 def _reset_runtime() -> None:
     """Forget a previous program's root stack so several plans can run in one process."""
     pulumi_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    # The SDK keeps the root stack in a ContextVar: without this, a previous program's stack
+    # outputs would show up in the next plan's outputs.
+    pulumi_settings.ROOT.set(None)
     with contextlib.suppress(Exception):
         pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()

@@ -1,7 +1,18 @@
 """Pulumi mocks that answer like Azure: ARM ids, auto-names, computed outputs and invokes.
 
-The answers are data (`data/mock_answers.yaml`), one entry per resource type or invoke; a type
-or invoke the data does not know gets a generic, ARM-shaped answer instead of an error.
+Three sources, in this order, and never overwriting a resource's own inputs:
+1. the answer table (`data/mock_answers.yaml`): ARM ids and the outputs programs read, derived
+   from the resource's inputs (a gateway's private IP from its subnet's prefix, a vault URI from
+   its name);
+2. generators for providers whose outputs follow from their inputs (`random`, `tls`, `command`);
+3. the provider SDK's own classes (`gpustack.sdk_types`): every other output the type declares.
+
+Under preview (`pulumi preview`), every output the engine cannot know is the wire's unknown
+sentinel, `pulumi.runtime.rpc.UNKNOWN`, which the SDK turns into an unknown Output. In a full
+plan, outputs are deterministic placeholders of the declared type, except values that would be
+reported as facts about the world without being derivable from inputs (public IPs, provisioning
+states): those stay unknown, so no program waits on a fake "Succeeded" and no report shows an
+invented address.
 """
 
 from __future__ import annotations
@@ -10,18 +21,34 @@ import base64
 import copy
 import functools
 import hashlib
+import ipaddress
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime import config as pulumi_config
+from pulumi.runtime import rpc
 from pulumi.runtime.rpc import UNKNOWN
+
+from gpustack import placeholders, sdk_types
+from gpustack.sdk_types import Field
 
 ANSWERS_FILE = Path(__file__).parent / "data" / "mock_answers.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z0-9_:.\-]+)\}")
+_RESOURCE_GROUP = "azure-native:resources:ResourceGroup"
+_SUBNET = "azure-native:network:Subnet"
+_VNET = "azure-native:network:VirtualNetwork"
+WHOLLY_UNKNOWN_KEY = "__unknown__"
+"""An invoke answer `{WHOLLY_UNKNOWN_KEY: UNKNOWN}` means the whole result is unknown: the
+monitor answers it with `ResourceInvokeResponse.unknown`, as the engine does for an invoke on
+resources still being created. (A typed result cannot carry unknown fields: the SDK's result
+classes check each field's type.)"""
+# Depth to which nested output types get placeholders; ARM responses rarely nest deeper.
+_MAX_DEPTH = 4
 
 
 @functools.cache
@@ -45,6 +72,20 @@ def auto_name(logical_name: str, urn: str, style: str = "suffix") -> str:
     if style == "uuid":
         return stable_uuid(urn)
     return f"{logical_name}{stable_hex(urn)}"
+
+
+def is_unknown(value: Any) -> bool:
+    """True for the wire's unknown sentinel."""
+    return isinstance(value, str) and value == UNKNOWN
+
+
+def contains_unknown(value: Any) -> bool:
+    """True when the sentinel appears anywhere in `value`."""
+    if isinstance(value, dict):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_unknown(v) for v in value)
+    return is_unknown(value)
 
 
 def kubeconfig(cluster: str, location: str, seed: str) -> str:
@@ -80,11 +121,38 @@ def kubeconfig(cluster: str, location: str, seed: str) -> str:
 
 
 class AzureMocks(pulumi.runtime.Mocks):
-    """Answers resource registrations and invokes the way Azure Resource Manager would."""
+    """Answers resource registrations and invokes the way Azure Resource Manager would.
 
-    def __init__(self, preview: bool = False) -> None:
+    `config` is the stack config (`namespace:key` -> text); when None the mocks read the config
+    the Pulumi runtime of this process holds, which is what the in-process engine sets.
+    """
+
+    def __init__(self, preview: bool = False, config: Mapping[str, str] | None = None) -> None:
         self.preview = preview
         self.table = answers()
+        self.config = config
+        self.notes: list[str] = []
+        """What the mocks could not answer faithfully (e.g. Helm charts not rendered), once each."""
+        self._providers: dict[str, dict[str, Any]] = {}
+        self._group_locations: dict[str, Any] = {}
+        self._locations: dict[tuple[Any, Any], Any] = {}
+        self._subnet_prefixes: dict[str, str] = {}
+        self._pending: set[str] = set()
+        self._unknown_fields = re.compile(self.table["unknown_fields"])
+        self._rules = [(re.compile(r["match"]), r["value"]) for r in self.table["placeholders"]]
+        self._generators: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+            "random:index/randomPassword:RandomPassword": _random_password,
+            "random:index/randomString:RandomString": _random_string,
+            "random:index/randomPet:RandomPet": _random_pet,
+            "random:index/randomId:RandomId": _random_id,
+            "random:index/randomInteger:RandomInteger": _random_integer,
+            "random:index/randomUuid:RandomUuid": _random_uuid,
+            "random:index/randomBytes:RandomBytes": _random_bytes,
+            "random:index/randomShuffle:RandomShuffle": _random_shuffle,
+            "tls:index/privateKey:PrivateKey": _tls_private_key,
+            "command:local:Command": _command,
+            "command:remote:Command": _command,
+        }
 
     # --- resources -------------------------------------------------------------------------
 
@@ -93,34 +161,64 @@ class AzureMocks(pulumi.runtime.Mocks):
             return "", {}
         urn = self._urn(args)
         if args.typ.startswith("pulumi:providers:"):
-            return stable_uuid(urn), dict(args.inputs)
+            provider_id = stable_uuid(urn)
+            self._providers[provider_id] = dict(args.inputs)
+            return provider_id, dict(args.inputs)
         if args.typ.startswith("kubernetes:"):
             return self._kubernetes(args, urn)
         if args.typ.startswith("azure-native:"):
             return self._azure(args, urn)
-        # Unknown packages: echo the inputs with a stable id, as the Pulumi docs' mocks do.
-        return ("" if self.preview else f"{args.name}-{stable_hex(urn)}"), dict(args.inputs)
+        return self._other_package(args, urn)
+
+    def checked_inputs(
+        self, token: str, inputs: Mapping[str, Any], provider: str = ""
+    ) -> dict[str, Any]:
+        """The inputs after the provider's Check: azure-native fills in a missing `location`.
+
+        The engine hands these checked inputs to policy packs; the offline engine records them
+        so cost and policy see the region the real provider would use.
+        """
+        checked = dict(inputs)
+        if token.startswith("azure-native:") and "location" not in checked:
+            location = self._default_location(token, checked, provider)
+            if location is not None:
+                checked["location"] = location
+        return checked
 
     def _azure(self, args: pulumi.runtime.MockResourceArgs, urn: str) -> tuple[str, dict]:
         spec = self.table["types"].get(args.typ) or self._generic_spec(args.typ, args.inputs)
-        inputs = dict(args.inputs)
+        inputs = self.checked_inputs(args.typ, args.inputs, args.provider)
         name_property = spec["name_property"]
         name = inputs.get(name_property) or args.resource_id or auto_name(
             args.name, urn, spec.get("name_style", "suffix")
         )
         state = dict(inputs)
         state[name_property] = name
-        _identity_as_arm_returns_it(state, urn)
+        if isinstance(name, str):
+            self._pending.add(name.lower())
+        if args.typ == _RESOURCE_GROUP:
+            self._group_locations[name] = state.get("location", UNKNOWN)
+        self._locations[(inputs.get("resourceGroupName"), name)] = state.get("location", UNKNOWN)
+        _identity_as_arm_returns_it(state, urn, self.preview)
         if self.preview:
             # `pulumi preview` knows a new resource's inputs and auto-name, never its outputs,
             # not even those nested in an input object (a vault's properties.vaultUri).
             _fill_missing(state, _unknown_leaves(spec.get("outputs", {})))
+            self._fill_declared(args.typ, state, urn)
             return "", state
-        context = self._context(urn, name, inputs)
+        context = self._context(urn, name, inputs, args.provider)
         resource_id = self._render(spec["id"], context)
-        state.update({"name": name, "id": resource_id, "type": _arm_type(resource_id)})
+        self._pending.add(resource_id.lower())
+        for key, value in (("name", name), ("id", resource_id), ("type", _arm_type(resource_id))):
+            state.setdefault(key, value)
+        # azure-native's Check sets it to the API version the SDK class was generated from.
+        version = sdk_types.api_version(args.typ)
+        if version:
+            state.setdefault("azureApiVersion", version)
         _fill_missing(state, self._render(copy.deepcopy(spec.get("outputs", {})), context))
-        return resource_id, state
+        self._fill_declared(args.typ, state, urn)
+        self._remember_subnets(args.typ, resource_id, inputs)
+        return resource_id, _mark_secret(state, sdk_types.secret_outputs(args.typ))
 
     def _kubernetes(self, args: pulumi.runtime.MockResourceArgs, urn: str) -> tuple[str, dict]:
         state = copy.deepcopy(dict(args.inputs))
@@ -134,9 +232,83 @@ class AzureMocks(pulumi.runtime.Mocks):
                 metadata["name"] = f"{args.name}-{stable_hex(urn)}"
             name = metadata["name"]
             namespace = metadata.get("namespace") or ""
+        self._fill_declared(args.typ, state, urn)
         if self.preview:
             return "", state
         return (f"{namespace}/{name}" if namespace else name), state
+
+    def _other_package(self, args: pulumi.runtime.MockResourceArgs, urn: str) -> tuple[str, dict]:
+        """random, tls, command and any other package: generated outputs, then declared ones."""
+        state = dict(args.inputs)
+        generate = self._generators.get(args.typ)
+        if not self.preview and generate is not None:
+            for key, value in generate(urn, dict(args.inputs)).items():
+                state.setdefault(key, value)
+        self._fill_declared(args.typ, state, urn)
+        if self.preview:
+            return "", state
+        resource_id = str(state.get("id") or f"{args.name}-{stable_hex(urn)}")
+        return resource_id, _mark_secret(state, sdk_types.secret_outputs(args.typ))
+
+    def _fill_declared(self, token: str, state: dict[str, Any], urn: str) -> None:
+        """Every output the SDK declares and the state lacks: unknown, or a typed placeholder.
+
+        Nested output types get their always-present fields only, which keeps the answer small.
+        """
+        for field in sdk_types.resource_outputs(token):
+            if field.name in state:
+                continue
+            if self.preview:
+                state[field.name] = UNKNOWN
+            else:
+                state[field.name] = self._placeholder(field, f"{urn}:{field.name}", 0)
+
+    def _placeholder(self, field: Field, seed: str, depth: int) -> Any:
+        """A deterministic value of the field's declared type (unknown for state and facts)."""
+        if self._unknown_fields.search(field.name):
+            return UNKNOWN
+        for pattern, value in self._rules:
+            if pattern.search(field.name) and field.kind == "str":
+                return self._rule_value(value, seed)
+        if field.kind == "str":
+            return stable_uuid(seed)
+        if field.kind == "enum" and field.object_type is not None:
+            # The SDK instantiates the enum from the answer: only a member's value will do.
+            return next(iter(field.object_type)).value
+        if field.kind in ("int", "float"):
+            return 0 if field.kind == "int" else 0.0
+        if field.kind == "bool":
+            return False
+        if field.kind == "object" and field.object_type is not None:
+            return self._object_placeholder(field.object_type, seed, depth + 1)
+        if field.kind == "list":
+            if field.object_type is not None and depth < _MAX_DEPTH:
+                return [self._object_placeholder(field.object_type, f"{seed}[0]", depth + 1)]
+            return []
+        if field.kind == "map":
+            return {}
+        return UNKNOWN
+
+    def _object_placeholder(self, cls: type, seed: str, depth: int) -> dict[str, Any]:
+        if depth > _MAX_DEPTH:
+            return {}
+        return {
+            field.name: self._placeholder(field, f"{seed}.{field.name}", depth)
+            for field in sdk_types.object_fields(cls)
+            if not field.optional
+        }
+
+    @staticmethod
+    def _rule_value(kind: str, seed: str) -> Any:
+        if kind == "uuid":
+            return stable_uuid(seed)
+        if kind == "secret":
+            return placeholders.secret_text(seed)
+        if kind == "url":
+            return f"https://placeholder-{stable_hex(seed)}.invalid/"
+        if kind == "pem":
+            return placeholders.pem("CERTIFICATE", seed)
+        return UNKNOWN
 
     def _generic_spec(self, token: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         _, module, type_name = token.split(":")
@@ -152,59 +324,246 @@ class AzureMocks(pulumi.runtime.Mocks):
             f"{namespace}/{lower}s/{{name}}",
         }
 
+    def _remember_subnets(self, token: str, resource_id: str, inputs: Mapping[str, Any]) -> None:
+        """Subnet ids and prefixes, so resources placed in a subnet get addresses from it."""
+        if token == _SUBNET:
+            self._subnet_prefixes[resource_id.lower()] = _first_prefix(inputs)
+        elif token == _VNET:
+            for subnet in inputs.get("subnets") or []:
+                if isinstance(subnet, dict) and isinstance(subnet.get("name"), str):
+                    key = f"{resource_id}/subnets/{subnet['name']}".lower()
+                    self._subnet_prefixes[key] = _first_prefix(subnet)
+
+    # --- provider settings -----------------------------------------------------------------
+
+    def _provider_setting(self, key: str, provider: str) -> Any:
+        """`location`/`subscriptionId` of the resource's provider, as azure-native reads them.
+
+        An explicit provider uses its own arguments; the default provider reads the stack's
+        `azure-native:<key>` config.
+        """
+        provider_id = provider.rsplit("::", 1)[-1] if provider else ""
+        if provider_id in self._providers:
+            return self._providers[provider_id].get(key)
+        if self.config is not None:
+            return self.config.get(f"azure-native:{key}")
+        return pulumi_config.get_config(f"azure-native:{key}")
+
+    def _default_location(self, token: str, inputs: Mapping[str, Any], provider: str) -> Any:
+        """azure-native's Check: the provider's `location`, else the resource group's.
+
+        Source: pulumi-azure-native provider/pkg/provider/provider.go `getDefaultLocation`
+        (provider config first, then the location of the named resource group, unknown while
+        that group's name is unknown). A group this program does not create would be looked up
+        in ARM; offline that location is unknown.
+        """
+        if "location" not in sdk_types.resource_inputs(token):
+            return None
+        configured = self._provider_setting("location", provider)
+        if configured:
+            return configured
+        if token == _RESOURCE_GROUP:
+            return UNKNOWN
+        group = inputs.get("resourceGroupName")
+        if group is None:
+            return None
+        if is_unknown(group) or not isinstance(group, str):
+            return UNKNOWN
+        return self._group_locations.get(group, UNKNOWN)
+
+    def _subscription(self, provider: str) -> str:
+        return self._provider_setting("subscriptionId", provider) or self.table["subscription"]
+
     # --- invokes ---------------------------------------------------------------------------
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
-        spec = self.table["invokes"].get(args.token)
-        if spec is None:
-            # A sensible generic answer: echo the arguments, so programs that read them work.
-            return dict(args.args), []
+        token = args.token
+        spec = self.table["invokes"].get(token)
+        if self.preview and self._reads_pending(args.args):
+            # The engine declines an invoke on resources this update creates: wholly unknown.
+            return self._unknown_result(), []
+        if spec is not None:
+            return self._known_invoke(args, spec), []
+        if token in self.table["empty_invokes"]:
+            entry = self.table["empty_invokes"][token]
+            self._note(entry["note"])
+            answer = entry["preview"] if self.preview else entry["answer"]
+            # `result` unknown, not the whole answer: the SDK reads `.get("result", [])`.
+            return self._render(copy.deepcopy(answer), {"_seed": token, "_inputs": {}}), []
+        if self.preview:
+            return self._unknown_result(), []
+        fields = sdk_types.invoke_result_fields(token)
+        if fields is None:
+            self._note(f"{token}: no result type in the installed SDK; answered empty")
+            return {}, []
+        seed = f"{token}:{sorted(args.args.items())!r}"
+        answer = {f.name: self._placeholder(f, f"{seed}:{f.name}", 0) for f in fields}
+        # A getter's `name` is the name it was asked for (`publicIpAddressName` -> `name`).
+        names = [v for k, v in args.args.items() if k.endswith("Name") and k != "resourceGroupName"]
+        if "name" in answer and len(names) == 1 and isinstance(names[0], str):
+            answer["name"] = names[0]
+        return answer, []
+
+    def _known_invoke(self, args: pulumi.runtime.MockCallArgs, spec: Any) -> dict:
         seed = f"{args.token}:{sorted(args.args.items())!r}"
-        location = args.args.get("location") or self.table["default_location"]
-        context = self._context(seed, args.args.get("resourceName", ""), args.args)
+        group = args.args.get("resourceGroupName")
+        resource = args.args.get("resourceName")
+        location = (
+            args.args.get("location")
+            or self._locations.get((group, resource))
+            or self._group_locations.get(group, UNKNOWN)
+        )
+        context = self._context(seed, resource or "", args.args, args.provider)
         context["location"] = location
-        context["kubeconfig"] = kubeconfig(args.args.get("resourceName", "cluster"), location, seed)
+        # The server name in a kubeconfig is a placeholder, never reported; it needs a region.
+        region = "region-unknown" if is_unknown(location) else location
+        context["kubeconfig"] = kubeconfig(resource or "cluster", region, seed)
         context.update({f"arg:{key}": value for key, value in args.args.items()})
-        return self._render(copy.deepcopy(spec), context), []
+        return self._render(copy.deepcopy(spec), context)
+
+    @staticmethod
+    def _unknown_result() -> dict:
+        return {WHOLLY_UNKNOWN_KEY: UNKNOWN}
+
+    def _reads_pending(self, arguments: Mapping[str, Any]) -> bool:
+        return any(
+            isinstance(v, str) and v.lower() in self._pending for v in arguments.values()
+        )
+
+    def _note(self, message: str) -> None:
+        if message not in self.notes:
+            self.notes.append(message)
 
     # --- templates -------------------------------------------------------------------------
 
-    def _context(self, seed: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    def _context(
+        self, seed: str, name: str, inputs: Mapping[str, Any], provider: str = ""
+    ) -> dict[str, Any]:
         context: dict[str, Any] = {
             "name": name,
-            "subscription": self.table["subscription"],
+            "subscription": self._subscription(provider),
             "tenant": self.table["tenant"],
-            "location": inputs.get("location") or self.table["default_location"],
+            "location": inputs.get("location", UNKNOWN),
             "rg": inputs.get("resourceGroupName", "rg"),
             "hash8": stable_hex(seed),
             "_seed": seed,
+            "_inputs": inputs,
         }
         context.update({f"input:{key}": value for key, value in inputs.items()})
         return context
 
     def _render(self, template: Any, context: dict[str, Any]) -> Any:
+        """Fill `{placeholders}`; a string with any unknown part is unknown as a whole."""
         if isinstance(template, dict):
             return {key: self._render(value, context) for key, value in template.items()}
         if isinstance(template, list):
             return [self._render(value, context) for value in template]
         if not isinstance(template, str):
             return template
+        unknown = False
 
         def substitute(match: re.Match[str]) -> str:
+            nonlocal unknown
             key = match.group(1)
-            if key.startswith("uuid:"):
-                return stable_uuid(f"{context['_seed']}:{key}")
-            value = context.get(key, "")
+            if key == "unknown":
+                value: Any = UNKNOWN
+            elif key.startswith("uuid:"):
+                value = stable_uuid(f"{context['_seed']}:{key}")
+            elif key.startswith("secret:"):
+                value = placeholders.secret_text(f"{context['_seed']}:{key}")
+            elif key.startswith("subnet_ip:"):
+                value = self._address_in_subnet(context["_inputs"], key.split(":", 1)[1])
+            else:
+                value = context.get(key, "")
+            if is_unknown(value):
+                unknown = True
+                return ""
             return value if isinstance(value, str) else str(value)
 
-        return _PLACEHOLDER.sub(substitute, template)
+        rendered = _PLACEHOLDER.sub(substitute, template)
+        return UNKNOWN if unknown else rendered
+
+    def _address_in_subnet(self, inputs: Mapping[str, Any], path: str) -> Any:
+        """The first address Azure hands out in the subnet at input `path`, else unknown.
+
+        Azure reserves the first four addresses of every subnet (network, gateway, two for DNS):
+        https://learn.microsoft.com/azure/virtual-network/virtual-networks-faq#are-there-any-restrictions-on-using-ip-addresses-within-these-subnets
+        """
+        subnet_id = _value_at(inputs, path)
+        if not isinstance(subnet_id, str):
+            return UNKNOWN
+        prefix = self._subnet_prefixes.get(subnet_id.lower())
+        if not prefix:
+            return UNKNOWN
+        network = ipaddress.ip_network(prefix, strict=False)
+        if network.num_addresses <= 5:
+            return UNKNOWN
+        return str(network.network_address + 4)
 
     @staticmethod
     def _urn(args: pulumi.runtime.MockResourceArgs) -> str:
         return f"{pulumi.get_stack()}::{pulumi.get_project()}::{args.typ}::{args.name}"
 
 
-def _identity_as_arm_returns_it(state: dict[str, Any], urn: str) -> None:
+# --- generators for providers whose outputs follow from inputs -----------------------------
+# Output names and defaults: the pulumi-random, pulumi-tls and pulumi-command SDK classes.
+
+
+def _random_password(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    result = placeholders.password(seed, inputs)
+    return {"result": result, "bcryptHash": placeholders.bcrypt_shape(seed), "id": "none"}
+
+
+def _random_string(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    result = placeholders.password(seed, inputs)
+    return {"result": result, "id": result}
+
+
+def _random_pet(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"id": placeholders.pet_name(seed, inputs)}
+
+
+def _random_id(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return placeholders.random_id(seed, inputs)
+
+
+def _random_integer(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    value = placeholders.random_integer(seed, inputs)
+    return {"result": value, "id": str(value)}
+
+
+def _random_uuid(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    value = placeholders.uuid_text(seed)
+    return {"result": value, "id": value}
+
+
+def _random_bytes(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    raw = placeholders.stream(seed, int(inputs.get("length", 32)))
+    return {"base64": base64.b64encode(raw).decode(), "hex": raw.hex()}
+
+
+def _random_shuffle(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    items = list(inputs.get("inputs") or [])
+    order = placeholders.stream(seed, len(items))
+    shuffled = [item for _, item in sorted(zip(order, range(len(items)), strict=True))]
+    values = [items[i] for i in shuffled]
+    count = inputs.get("resultCount")
+    return {"results": values[: int(count)] if count is not None else values}
+
+
+def _tls_private_key(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return placeholders.tls_private_key(seed, inputs)
+
+
+def _command(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    # What a command prints is unknowable offline; a marker string, not a guess at the output.
+    return {"stdout": f"offline-plan-stdout-{stable_hex(seed)}", "stderr": ""}
+
+
+# --- ARM shapes ----------------------------------------------------------------------------
+
+
+def _identity_as_arm_returns_it(state: dict[str, Any], urn: str, preview: bool) -> None:
     """ARM answers `identity.userAssignedIdentities` as a map of id -> {principalId, clientId}.
 
     azure-native v3 takes a list of ids as input but reads back ARM's map; echoing the list would
@@ -214,21 +573,30 @@ def _identity_as_arm_returns_it(state: dict[str, Any], urn: str) -> None:
     identity = state.get("identity")
     if not isinstance(identity, dict):
         return
+    identity = state["identity"] = dict(identity)
     assigned = identity.get("userAssignedIdentities")
     if isinstance(assigned, list):
-        if any(not isinstance(item, str) or item == UNKNOWN for item in assigned):
+        if any(not isinstance(item, str) or is_unknown(item) for item in assigned):
             identity["userAssignedIdentities"] = UNKNOWN
             return
         identity["userAssignedIdentities"] = {
             item: {
-                "principalId": stable_uuid(f"{item}:principal"),
-                "clientId": stable_uuid(f"{item}:client"),
+                "principalId": UNKNOWN if preview else stable_uuid(f"{item}:principal"),
+                "clientId": UNKNOWN if preview else stable_uuid(f"{item}:client"),
             }
             for item in assigned
         }
     if "SystemAssigned" in str(identity.get("type", "")):
-        identity.setdefault("principalId", stable_uuid(f"{urn}:system-principal"))
-        identity.setdefault("tenantId", answers()["tenant"])
+        identity.setdefault("principalId", UNKNOWN if preview else stable_uuid(f"{urn}:principal"))
+        identity.setdefault("tenantId", UNKNOWN if preview else answers()["tenant"])
+
+
+def _mark_secret(state: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """Wrap the named outputs in the wire's secret signature, as the engine would."""
+    for name in names:
+        if name in state and not is_unknown(state[name]):
+            state[name] = {rpc._special_sig_key: rpc._special_secret_sig, "value": state[name]}
+    return state
 
 
 def _is_k8s_object(token: str) -> bool:
@@ -254,10 +622,27 @@ def _unknown_leaves(outputs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _first_prefix(properties: Mapping[str, Any]) -> str:
+    prefix = properties.get("addressPrefix")
+    if not prefix and properties.get("addressPrefixes"):
+        prefix = properties["addressPrefixes"][0]
+    return prefix if isinstance(prefix, str) and not is_unknown(prefix) else ""
+
+
+def _value_at(data: Mapping[str, Any], path: str) -> Any:
+    value: Any = data
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
 def _fill_missing(target: dict[str, Any], computed: Mapping[str, Any]) -> None:
     """Add computed outputs without overwriting what the program set."""
     for key, value in computed.items():
         if key not in target or target[key] is None:
             target[key] = value
         elif isinstance(target[key], dict) and isinstance(value, dict):
+            target[key] = dict(target[key])
             _fill_missing(target[key], value)

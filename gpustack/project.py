@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-# What the offline engine shows for a `secure:` value it cannot decrypt without the backend.
-ENCRYPTED_PLACEHOLDER = "[secret]"
+from gpustack.placeholders import secret_text
+
+ConfigOverride = tuple[str, str, bool]
+"""`--config KEY=VALUE` on the command line: (key, value, secret)."""
 
 
 class ProjectError(Exception):
@@ -30,8 +33,10 @@ class StackProject:
     secret_keys: list[str]
 
 
-def load_project(program_dir: Path, stack: str) -> StackProject:
-    """Load `Pulumi.yaml` and `Pulumi.<stack>.yaml` from `program_dir`."""
+def load_project(
+    program_dir: Path, stack: str, overrides: Sequence[ConfigOverride] = ()
+) -> StackProject:
+    """Load `Pulumi.yaml` and `Pulumi.<stack>.yaml` from `program_dir`, then apply overrides."""
     program_dir = program_dir.resolve()
     project_file = _find_project_file(program_dir)
     spec = _read_yaml(project_file)
@@ -48,7 +53,9 @@ def load_project(program_dir: Path, stack: str) -> StackProject:
     config_dir = program_dir / spec.get("stackConfigDir", ".")
     stack_file = _stack_file(config_dir, stack)
     stack_spec = _read_yaml(stack_file) if stack_file.exists() else {}
-    config, secret_keys = _config(name, spec.get("config") or {}, stack_spec.get("config") or {})
+    config, secret_keys = _config(
+        name, spec.get("config") or {}, stack_spec.get("config") or {}, overrides
+    )
     return StackProject(name, program_dir, main, stack, stack_file, config, secret_keys)
 
 
@@ -97,10 +104,32 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def parse_override(text: str, secret: bool = False) -> ConfigOverride:
+    """`KEY=VALUE` as `pulumi up --config` takes it; the key may be `namespace:key`."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        flag = "--config-secret" if secret else "--config"
+        raise ProjectError(
+            f"{flag} {text!r}: expected KEY=VALUE, e.g. azure-native:location=eastus"
+        )
+    return key.strip(), value, secret
+
+
 def _config(
-    project: str, project_config: dict[str, Any], stack_config: dict[str, Any]
+    project: str,
+    project_config: dict[str, Any],
+    stack_config: dict[str, Any],
+    overrides: Sequence[ConfigOverride] = (),
 ) -> tuple[dict[str, str], list[str]]:
-    """Merge project defaults and stack values into the CLI's `namespace:key` -> string map."""
+    """Merge project defaults, stack values and overrides into the CLI's config map.
+
+    Keys are `namespace:key`, values text (objects and arrays as JSON). A `secure:` value cannot
+    be decrypted without the stack's secrets provider: it becomes a placeholder (32 bytes as
+    base64, derived from the key, so programs that decode it as a key still work) and the key is
+    secret. As the Pulumi CLI does for structured config, a `secure:` value nested in an object
+    or array makes the whole key secret. An override replaces the value; a key that was secret
+    stays secret.
+    """
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, declared in project_config.items():
@@ -111,12 +140,29 @@ def _config(
             values[_qualify(project, key)] = _encode(default)
     for key, value in stack_config.items():
         full_key = _qualify(project, key)
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            values[full_key] = ENCRYPTED_PLACEHOLDER
+        decrypted, secure = _without_secure_values(value, full_key)
+        values[full_key] = _encode(decrypted)
+        if secure:
             secret_keys.append(full_key)
-        else:
-            values[full_key] = _encode(value)
+    for key, value, secret in overrides:
+        full_key = _qualify(project, key)
+        values[full_key] = value
+        if secret and full_key not in secret_keys:
+            secret_keys.append(full_key)
     return values, secret_keys
+
+
+def _without_secure_values(value: Any, seed: str) -> tuple[Any, bool]:
+    """`value` with each `{secure: ...}` replaced by a placeholder; True when there was one."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return secret_text(seed), True
+    if isinstance(value, dict):
+        pairs = {k: _without_secure_values(v, f"{seed}.{k}") for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+    if isinstance(value, list):
+        items = [_without_secure_values(v, f"{seed}[{i}]") for i, v in enumerate(value)]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
 
 
 def _qualify(project: str, key: str) -> str:

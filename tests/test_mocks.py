@@ -1,0 +1,416 @@
+"""The offline engine's answers: shaped like ARM, unknown under preview, true to the inputs."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime.rpc import UNKNOWN
+
+from gpustack import cli, placeholders
+from gpustack.engine import Plan, run_plan, to_display
+from gpustack.estimates import plan_estimates
+from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
+from gpustack.project import ProjectError, _config, parse_override
+from tests.conftest import ENVIRONMENTS, FIXTURES, ROOT, planned
+
+PROGRAMS = FIXTURES / "programs"
+_plans: dict[tuple[str, bool], Plan] = {}
+
+
+def fixture_plan(program: str, preview: bool = False) -> Plan:
+    """Each fixture program planned once per session and mode."""
+    if (program, preview) not in _plans:
+        _plans[(program, preview)] = run_plan(PROGRAMS / program, "dev", preview=preview)
+    return _plans[(program, preview)]
+
+
+# --- invokes ---------------------------------------------------------------------------------
+
+
+def test_invokes_the_mocks_never_knew_answer_in_arms_shape() -> None:
+    outputs = fixture_plan("mock_azure").outputs
+    assert outputs["registryUser"] == "acrmock"
+    assert len(base64.b64decode(outputs["registryPassword"])) == 32
+    assert outputs["sharedKeyLength"] == outputs["cosmosKeyLength"] == 44
+    assert outputs["sasHasSignature"] is True
+    assert outputs["callbackUrl"].endswith("/workflows/wf/triggers/manual/paths/invoke")
+    assert outputs["tokenLength"] == 44
+
+
+def test_an_existing_resources_address_is_not_invented() -> None:
+    # getPublicIPAddress of a resource this program does not create: no input says its IP or
+    # region; its name is the one the program asked for.
+    outputs = fixture_plan("mock_azure").outputs
+    assert outputs["existingIp"] is None and outputs["existingIpLocation"] is None
+    assert outputs["existingIpName"] == "existing-ip"
+
+
+def test_under_preview_invokes_without_an_answer_are_unknown() -> None:
+    outputs = fixture_plan("mock_azure", preview=True).outputs
+    assert outputs["existingIp"] == "<computed>"
+    # Invokes with an ARM-shaped answer and no resource being created still answer.
+    assert outputs["sharedKeyLength"] == 44
+
+
+def test_invoke_on_a_resource_being_created_is_unknown_under_preview() -> None:
+    mocks = AzureMocks(preview=True, config={})
+    mocks._pending.add("aks-gpu")
+    args = pulumi.runtime.MockCallArgs(
+        "azure-native:containerservice:listManagedClusterUserCredentials",
+        {"resourceGroupName": "rg", "resourceName": "aks-gpu"},
+        "",
+    )
+    answer, _ = mocks.call(args)
+    assert answer == {WHOLLY_UNKNOWN_KEY: UNKNOWN}
+
+
+def test_helm_v3_chart_plans_with_an_empty_manifest_and_a_note() -> None:
+    mocks = AzureMocks(preview=False, config={})
+    args = pulumi.runtime.MockCallArgs("kubernetes:helm:template", {"jsonOpts": "{}"}, "")
+    assert mocks.call(args)[0] == {"result": []}
+    assert any("helm" in note.lower() for note in mocks.notes)
+    assert fixture_plan("mock_providers").outputs["chartResources"] == 0
+    preview = AzureMocks(preview=True, config={})
+    assert preview.call(args)[0] == {"result": UNKNOWN}
+
+
+def test_reading_a_charts_resource_plans_under_preview_and_fails_clearly_in_full() -> None:
+    preview = run_plan(PROGRAMS / "mock_helm", "dev", preview=True)
+    assert preview.outputs["ingressService"] == "<computed>"
+    assert any("helm" in note.lower() for note in preview.notes)
+    # In its own process: a program that failed leaves callbacks behind in the SDK's runtime.
+    command = [sys.executable, "-m", "gpustack.cli", "plan", "--no-policy", "--program"]
+    failed = subprocess.run(
+        [*command, str(PROGRAMS / "mock_helm")], capture_output=True, text=True, check=False
+    )
+    assert failed.returncode == cli.EXIT_ERROR
+    assert "KeyError" in failed.stderr
+    assert "note: Helm charts are not rendered offline" in failed.stderr
+
+
+# --- resource outputs ------------------------------------------------------------------------
+
+
+def test_outputs_of_types_without_an_answer_come_from_the_sdk_class() -> None:
+    outputs = fixture_plan("mock_azure").outputs
+    header = outputs["instrumentationKeyHeader"]
+    assert header.startswith("ikey=") and len(header) == len("ikey=") + 36
+
+
+def test_a_blobs_type_input_is_never_overwritten() -> None:
+    plan = fixture_plan("mock_azure")
+    assert plan.outputs["blobType"] == "Block"
+    (blob,) = plan.by_type("azure-native:storage:Blob")
+    assert blob.outputs["type"] == "Block"
+
+
+def test_no_provisioning_state_claims_success() -> None:
+    plan = fixture_plan("mock_azure")
+    assert plan.outputs["vmState"] == "<computed>"
+    for resource in plan.resources:
+        text = json.dumps(to_display(resource.outputs), default=str)
+        assert "Succeeded" not in text, resource.urn
+
+
+def test_under_preview_every_undeclared_output_is_unknown() -> None:
+    plan = fixture_plan("mock_azure", preview=True)
+    (insights,) = plan.by_type("azure-native:applicationinsights:Component")
+    assert insights.outputs["instrumentationKey"] == UNKNOWN
+    assert plan.outputs["instrumentationKeyHeader"] == "<computed>"
+
+
+def test_full_plans_are_deterministic() -> None:
+    first = fixture_plan("mock_providers").outputs
+    again = run_plan(PROGRAMS / "mock_providers", "dev").outputs
+    assert first == again
+
+
+# --- the provider's location and subscription ------------------------------------------------
+
+
+def test_the_providers_location_applies_to_resources_without_one() -> None:
+    plan = fixture_plan("mock_azure")
+    assert plan.outputs["groupLocation"] == "region westus3"
+    (vm,) = plan.by_type("azure-native:compute:VirtualMachine")
+    assert vm.inputs["location"] == "westus3"
+    (subnet,) = plan.by_type("azure-native:network:Subnet")
+    assert "location" not in subnet.inputs  # a subnet takes no location
+    estimates = plan_estimates(plan, None, None)
+    (pool,) = estimates["capacity"]["pools"]
+    assert pool["region"] == "westus3"
+    (line,) = [line for line in estimates["cost"]["lines"] if line["urn"] == vm.urn]
+    assert "westus3" in line["assumption"]
+
+
+def test_the_providers_subscription_is_in_ids() -> None:
+    (group,) = fixture_plan("mock_azure").by_type("azure-native:resources:ResourceGroup")
+    assert group.id.startswith("/subscriptions/11111111-2222-4333-8444-555555555555/")
+
+
+def test_without_a_provider_location_a_new_group_has_an_unknown_location() -> None:
+    mocks = AzureMocks(preview=False, config={})
+    checked = mocks.checked_inputs("azure-native:resources:ResourceGroup", {})
+    assert checked["location"] == UNKNOWN
+    vm = mocks.checked_inputs(
+        "azure-native:compute:VirtualMachine", {"resourceGroupName": "existing"}
+    )
+    assert vm["location"] == UNKNOWN
+
+
+# --- random, tls, command --------------------------------------------------------------------
+
+
+def test_random_password_honours_length_classes_and_stays_secret() -> None:
+    plan = fixture_plan("mock_providers")
+    assert plan.outputs["password"] == "[secret]"
+    (resource,) = plan.by_type("random:index/randomPassword:RandomPassword")
+    value = resource.outputs["result"]["value"]
+    assert len(value) == 24
+    assert sum(c.isupper() for c in value) >= 2 and sum(c.isdigit() for c in value) >= 2
+    assert set(value) <= set(placeholders.UPPER + placeholders.LOWER + placeholders.NUMERIC + "_-")
+
+
+def test_random_values_have_the_requested_shape() -> None:
+    outputs = fixture_plan("mock_providers").outputs
+    assert len(outputs["suffix"]) == 6 and outputs["suffix"].islower()
+    assert len(outputs["pet"].split("-")) == 3
+    assert len(outputs["idHex"]) == 8
+    assert 30000 <= outputs["port"] <= 30100
+    assert str(outputs["runId"])[14] == "4"
+
+
+def test_tls_public_key_reaches_the_cluster_as_a_valid_openssh_key() -> None:
+    (cluster,) = fixture_plan("mock_providers").by_type(
+        "azure-native:containerservice:ManagedCluster"
+    )
+    key_data = cluster.inputs["linuxProfile"]["ssh"]["publicKeys"][0]["keyData"]
+    kind, body = key_data.split()
+    blob = base64.b64decode(body)
+    (length,) = struct.unpack(">I", blob[:4])
+    assert kind == "ssh-rsa" and blob[4 : 4 + length] == b"ssh-rsa"
+    # e, then a 4096-bit modulus (with its sign byte).
+    (e_length,) = struct.unpack(">I", blob[11:15])
+    (n_length,) = struct.unpack(">I", blob[15 + e_length : 19 + e_length])
+    assert n_length == 4096 // 8 + 1
+
+
+def test_command_output_is_a_string_not_none() -> None:
+    assert fixture_plan("mock_providers").outputs["fingerprint"].startswith("offline-plan-")
+
+
+def test_under_preview_generated_values_are_unknown() -> None:
+    outputs = fixture_plan("mock_providers", preview=True).outputs
+    assert outputs["password"] in ("<computed>", "[secret]")
+    assert outputs["pet"] == outputs["fingerprint"] == "<computed>"
+
+
+# --- secrets and --config --------------------------------------------------------------------
+
+
+def test_a_secure_value_is_a_decodable_secret_placeholder() -> None:
+    outputs = fixture_plan("mock_azure").outputs
+    assert outputs["signingKeyBytes"] == "[secret]"
+    values, secret_keys = _config("p", {}, {"key": {"secure": "v1:abc"}})
+    assert secret_keys == ["p:key"]
+    assert len(base64.b64decode(values["p:key"])) == 32
+    assert len(base64.urlsafe_b64decode(values["p:key"])) == 32
+
+
+def test_nested_secure_values_make_the_whole_key_secret() -> None:
+    stack = {"alertWebhooks": [{"name": "oncall", "url": {"secure": "v1:abc"}}]}
+    values, secret_keys = _config("p", {}, stack)
+    assert secret_keys == ["p:alertWebhooks"]
+    hooks = json.loads(values["p:alertWebhooks"])
+    assert hooks[0]["name"] == "oncall" and isinstance(hooks[0]["url"], str)
+    assert fixture_plan("mock_azure").outputs["webhookCount"] == "[secret]"
+
+
+def test_config_overrides_replace_values_and_keep_or_add_secrecy() -> None:
+    stack = {"key": {"secure": "v1:abc"}, "region": "eastus"}
+    overrides = [parse_override("key=real"), parse_override("p:token=t", secret=True)]
+    overrides.append(parse_override("azure-native:location=westus3"))
+    values, secret_keys = _config("p", {}, stack, overrides)
+    assert values["p:key"] == "real" and values["p:token"] == "t"
+    assert values["azure-native:location"] == "westus3"
+    assert sorted(secret_keys) == ["p:key", "p:token"]
+
+
+def test_plan_config_flag_reaches_the_program(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    plan = ["plan", "--program", str(PROGRAMS / "mock_azure"), "--no-policy", "-f", "json"]
+    flags = ["-c", "azure-native:location=eastus", "--config-secret", "signingKey=c2hvcnQ="]
+    code = cli.main([*plan, "-o", str(out), *flags])
+    assert code == cli.EXIT_OK
+    document = json.loads(out.read_text())
+    (vm,) = [r for r in document["resources"] if r["type"].endswith(":VirtualMachine")]
+    assert vm["inputs"]["location"] == "eastus"
+    assert document["outputs"]["groupLocation"] == "region eastus"
+    assert document["outputs"]["signingKeyBytes"] == "[secret]"
+
+
+def test_a_config_flag_without_equals_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ProjectError, match="KEY=VALUE"):
+        parse_override("novalue")
+    code = cli.main(["plan", "--program", str(PROGRAMS / "mock_azure"), "--config", "oops"])
+    assert code == cli.EXIT_ERROR
+    assert "--config 'oops': expected KEY=VALUE" in capsys.readouterr().err
+
+
+# --- reported values are true for each environment -------------------------------------------
+
+
+def _network_config(env: str) -> dict[str, Any]:
+    config = yaml.safe_load((ROOT / f"Pulumi.{env}.yaml").read_text())["config"]
+    return {key.split(":", 1)[1]: value for key, value in config.items()}
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def _private_addresses(texts: list[str]) -> list[ipaddress.IPv4Network]:
+    found = []
+    for text in texts:
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            continue
+        if isinstance(network, ipaddress.IPv4Network) and network.is_private:
+            found.append(network)
+    return found
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_private_address_in_a_plan_is_inside_that_environments_network(env: str) -> None:
+    config = _network_config(env)
+    space = ipaddress.ip_network(config["network"]["addressSpace"])
+    # Every range the environment's config names (subnets, allowed admin sources).
+    extra = _private_addresses(_strings(config))
+    plan = planned(env)
+    texts = _strings(plan.outputs)
+    for resource in plan.resources:
+        texts += _strings(to_display(resource.outputs))
+    addresses = _private_addresses(texts)
+    assert addresses, "the plan reports no private address at all"
+    # Service CIDRs AKS uses inside the cluster are the program's inputs, not reported facts.
+    cluster_ranges = [ipaddress.ip_network(n) for n in _cluster_ranges(plan)]
+    for address in addresses:
+        inside = any(address.subnet_of(net) for net in [space, *extra, *cluster_ranges])
+        assert inside, f"{env}: {address} is outside {space} and {extra}"
+
+
+def _cluster_ranges(plan: Plan) -> list[str]:
+    ranges = []
+    for cluster in plan.by_type("azure-native:containerservice:ManagedCluster"):
+        profile = cluster.inputs.get("networkProfile") or {}
+        ranges += [
+            profile[k] for k in ("serviceCidr", "podCidr", "dockerBridgeCidr") if k in profile
+        ]
+        ranges += [f"{profile['dnsServiceIP']}/32"] if "dnsServiceIP" in profile else []
+    return ranges
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_api_gateways_address_comes_from_its_own_subnet(env: str) -> None:
+    subnet = ipaddress.ip_network(_network_config(env)["inference"]["apimSubnet"])
+    gateway = planned(env).outputs["inferenceGateway"]["gatewayPrivateIps"]
+    assert gateway == [str(subnet.network_address + 4)]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_names_in_a_plan_carry_that_environments_name(env: str) -> None:
+    plan = planned(env)
+    others = [other for other in ENVIRONMENTS if other != env]
+    assert plan.outputs["environment"] == env
+    for key in ("resourceGroupName", "aksClusterName"):
+        assert env in plan.outputs[key], key
+    for text in _strings(plan.outputs):
+        for other in others:
+            assert f"-{other}-" not in text and not text.endswith(f"-{other}"), (key, text)
+
+
+
+
+# --- placeholder shapes ----------------------------------------------------------------------
+
+
+def test_password_without_special_characters_has_none() -> None:
+    value = placeholders.password("seed", {"length": 40, "special": False, "minLower": 5})
+    assert len(value) == 40 and value.isalnum()
+    assert sum(c.islower() for c in value) >= 5
+    assert value == placeholders.password("seed", {"length": 40, "special": False, "minLower": 5})
+
+
+def test_pet_names_take_prefix_and_separator() -> None:
+    name = placeholders.pet_name("seed", {"length": 2, "prefix": "gpu", "separator": "_"})
+    prefix, *words = name.split("_")
+    assert prefix == "gpu" and len(words) == 2
+
+
+@pytest.mark.parametrize("algorithm", ["ED25519", "ECDSA", "RSA"])
+def test_tls_private_key_public_half_is_a_wellformed_openssh_line(algorithm: str) -> None:
+    outputs = placeholders.tls_private_key("seed", {"algorithm": algorithm})
+    kind, body = outputs["publicKeyOpenssh"].split()
+    blob = base64.b64decode(body)
+    (length,) = struct.unpack(">I", blob[:4])
+    assert blob[4 : 4 + length].decode() == kind
+    assert outputs["publicKeyFingerprintSha256"].startswith("SHA256:")
+    assert outputs["privateKeyPem"].startswith("-----BEGIN ")
+
+
+def test_under_preview_the_gateway_address_is_unknown() -> None:
+    mocks = AzureMocks(preview=True, config={})
+    args = pulumi.runtime.MockResourceArgs(
+        "azure-native:apimanagement:ApiManagementService",
+        "apim",
+        {
+            "resourceGroupName": "rg",
+            "location": "eastus",
+            "virtualNetworkConfiguration": {"subnetResourceId": UNKNOWN},
+        },
+        "",
+        custom=True,
+    )
+    _, state = mocks.new_resource(args)
+    assert state["privateIPAddresses"] == UNKNOWN
+    assert state["gatewayUrl"] == UNKNOWN
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_mock_answer_overwrites_an_input(env: str) -> None:
+    for resource in planned(env).custom_resources():
+        for key, value in resource.inputs.items():
+            # ARM reads identities back as a map of id -> principal (see mocks), and secrets
+            # travel wrapped differently on the two sides.
+            if key == "identity" or "__secret__" in json.dumps(value, default=str):
+                continue
+            assert _preserved(value, resource.outputs.get(key)), (resource.urn, key)
+
+
+def _preserved(given: Any, answered: Any) -> bool:
+    """Every value the program gave is in the answer; ARM may add computed fields beside them."""
+    if isinstance(given, dict):
+        return isinstance(answered, dict) and all(
+            _preserved(v, answered.get(k)) for k, v in given.items()
+        )
+    if isinstance(given, list):
+        return (
+            isinstance(answered, list)
+            and len(given) == len(answered)
+            and all(_preserved(g, a) for g, a in zip(given, answered, strict=True))
+        )
+    return given == answered
