@@ -1,18 +1,22 @@
-"""The offline engine: run a Pulumi Python program for one stack under Azure-like mocks.
+"""The offline engine: run a Pulumi program for one stack against Azure-like answers.
 
-It loads the program's `Pulumi.yaml` and `Pulumi.<stack>.yaml`, sets the stack config as the
-Pulumi CLI would, runs the program's entry point with the real Pulumi SDK, and records every
+It loads the program's `Pulumi.yaml` and `Pulumi.<stack>.yaml`, starts the program in its own
+runtime and environment with the stack config as the Pulumi CLI hands it over (gpustack/hosts/),
+answers its ResourceMonitor and Engine calls (gpustack/monitor_server.py) and records every
 resource registration (inputs as the engine sees them, camelCase, and the resource options).
+An in-process variant runs Python programs under `pulumi.runtime.set_mocks` with the same
+answers and recorder, for tests and benchmarks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import gc
 import inspect
 import os
 import runpy
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +32,28 @@ from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.rpc import UNKNOWN
 from pulumi.runtime.sync_await import _sync_await
 
+from gpustack.hosts import ProgramError, ProgramRunError, run_program
+from gpustack.hosts import python_exec as shim
 from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
 from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
+
+__all__ = [
+    "SECRET_KEY",
+    "Plan",
+    "PlannedResource",
+    "ProgramError",
+    "ProjectError",
+    "RecordingMonitor",
+    "capture",
+    "run_plan",
+]
+
+# The mocks answer one request at a time. They resolve the SDKs' classes, and azure-native
+# loads its modules lazily: on Python before 3.12, two threads loading a lazy module at once can
+# leave it half-loaded for the rest of the process (seen here: `pulumi_azure_native.storage`
+# without `StorageAccount` after a plan), and the monitor and the SDK's executor both answer on
+# several threads.
+MOCKS_LOCK = threading.RLock()
 
 # Property-value signatures of the Pulumi wire format, as the SDK itself spells them.
 _SIG_KEY: str = pulumi_rpc._special_sig_key
@@ -40,8 +64,8 @@ SECRET_KEY = "__secret__"
 """Captured inputs wrap secret values as `{SECRET_KEY: value}`."""
 
 
-class ProgramError(Exception):
-    """The user's program failed: the message names its own file and line, not the engine's."""
+class DuplicateUrnError(Exception):
+    """Two resources would get the same URN; the Pulumi engine refuses that, and so do we."""
 
 
 @dataclass
@@ -115,19 +139,40 @@ class Plan:
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """A mock monitor that also records each RegisterResource request's options."""
+    """A mock monitor that also records each RegisterResource request's options.
 
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+    `project` and `stack` name the URNs; without them the SDK's current settings do (in-process).
+    A second registration of one URN raises `DuplicateUrnError`, as the Pulumi engine refuses it.
+    """
+
+    def __init__(
+        self, mocks: pulumi.runtime.Mocks, project: str | None = None, stack: str | None = None
+    ) -> None:
         super().__init__(mocks)
         self.registrations: list[PlannedResource] = []
+        self.failures: list[str] = []
+        self.project = project
+        self.stack = stack
+        # URN -> where it was declared; claimed under the lock before answering, because
+        # registrations arrive on several threads at once.
+        self._claimed: dict[str, str] = {}
+        self._claim_lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine makes them: the root stack does not qualify its children's types."""
         if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
             parent = ""
-        return super().make_urn(parent, type_, name)
+        if self.project is None or self.stack is None:
+            return super().make_urn(parent, type_, name)
+        if parent:
+            type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
+        return f"urn:pulumi:{self.stack}::{self.project}::{type_}::{name}"
 
     def Invoke(self, request: Any) -> Any:
+        with MOCKS_LOCK:
+            return self._invoke(request)
+
+    def _invoke(self, request: Any) -> Any:
         response = super().Invoke(request)
         answer = getattr(response, "return")
         if WHOLLY_UNKNOWN_KEY in answer.fields:
@@ -137,15 +182,35 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        with MOCKS_LOCK:
+            return self._register(request)
+
+    def _register(self, request: Any) -> Any:
         if request.type == "pulumi:pulumi:Stack":
-            return response
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        where = _source_text(request)
+        with self._claim_lock:
+            first = self._claimed.get(urn)
+            if first is None:
+                self._claimed[urn] = where
+        if first is not None:
+            places = sorted({first, where} - {""})
+            declared = f" (declared at {' and '.join(places)})" if places else ""
+            message = f"Duplicate resource URN '{urn}'; try giving it a unique name{declared}"
+            # Remembered here too: the SDK may only attach the error to the resource's outputs.
+            self.failures.append(message)
+            raise DuplicateUrnError(message)
+        response = super().RegisterResource(request)
         inputs = from_struct(request.object)
         if isinstance(self.mocks, AzureMocks):
             # What the provider's Check adds (azure-native's default location), as policies see.
             inputs = self.mocks.checked_inputs(request.type, inputs, request.provider)
+        # Dependencies are sets to the engine; the SDK sends them in hash order, which changes
+        # from process to process. Sorted, they are the same bytes on every run.
         property_dependencies = {
-            key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+            key: sorted(request.propertyDependencies[key].urns)
+            for key in sorted(request.propertyDependencies)
         }
         implied = {urn for urns in property_dependencies.values() for urn in urns}
         options = {
@@ -155,10 +220,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "ignoreChanges": list(request.ignoreChanges),
             "replaceOnChanges": list(request.replaceOnChanges),
             "additionalSecretOutputs": list(request.additionalSecretOutputs),
-            "dependsOn": [urn for urn in request.dependencies if urn not in implied],
+            "dependsOn": sorted(urn for urn in request.dependencies if urn not in implied),
             # A provider reference is "<provider urn>::<provider id>".
             "provider": request.provider.rsplit("::", 1)[0] if request.provider else None,
         }
+        aliases = _aliases(request)
+        if aliases:
+            options["aliases"] = aliases
+        if request.deletedWith:
+            options["deletedWith"] = request.deletedWith
         source = None
         if request.HasField("sourcePosition") and request.sourcePosition.uri:
             source = {
@@ -175,7 +245,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 custom=bool(request.custom),
                 inputs=inputs,
                 options=options,
-                dependencies=list(request.dependencies),
+                dependencies=sorted(request.dependencies),
                 property_dependencies=property_dependencies,
                 source=source,
                 outputs=dict(registered.state) if registered else {},
@@ -183,6 +253,35 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         )
         return response
+
+
+def _source_text(request: Any) -> str:
+    if request.HasField("sourcePosition") and request.sourcePosition.uri:
+        path = request.sourcePosition.uri.removeprefix("file://")
+        return f"{os.path.basename(path)}:{request.sourcePosition.line}"
+    return ""
+
+
+def _aliases(request: Any) -> list[Any]:
+    """The aliases the program gave.
+
+    Type-only aliases (a type token and nothing else) are the SDKs' record of a resource's
+    older type tokens, not the program's intent: left out here, as the shim drops them before
+    registration.
+    """
+    recorded: list[Any] = []
+    for alias in request.aliases:
+        if alias.HasField("spec"):
+            spec = json_format.MessageToDict(alias.spec)
+            if spec.get("parentUrn", request.parent) in ("", request.parent):
+                spec.pop("parentUrn", None)
+            if set(spec) <= {"type"}:
+                continue
+            recorded.append(dict(sorted(spec.items())))
+        else:
+            recorded.append(alias.urn)
+    recorded.extend(request.aliasURNs)
+    return recorded
 
 
 def from_struct(struct: Any) -> dict[str, Any]:
@@ -202,7 +301,8 @@ def _unwrap(value: Any) -> Any:
                 return UNKNOWN
             inner = _unwrap(value["value"])
             return {SECRET_KEY: inner} if value.get("secret") else inner
-        return {key: _unwrap(item) for key, item in value.items()}
+        # Sorted: the wire's map order is not the program's, and must not reach the plan.
+        return {key: _unwrap(value[key]) for key in sorted(value)}
     if isinstance(value, list):
         return [_unwrap(item) for item in value]
     return value
@@ -238,8 +338,12 @@ def capture(
     _reset_runtime()
     pulumi.runtime.set_all_config(config or {}, [])
     pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
-    _sync_await(_run_and_settle(declare))
-    return monitor.registrations
+    recorder = shim.StackRecorder(pulumi)
+    pulumi.runtime.register_stack_transformation(recorder)
+    with _collector_paused():
+        _sync_await(_run_and_settle(declare))
+        order = _sync_await(recorder.urns())
+    return in_constructor_order(monitor.registrations, order)
 
 
 def run_plan(
@@ -247,17 +351,134 @@ def run_plan(
     stack: str,
     preview: bool = False,
     config_overrides: Sequence[ConfigOverride] = (),
+    *,
+    in_process: bool = False,
+    optimize: bool = True,
 ) -> Plan:
-    """Run the Pulumi program in `program_dir` for `stack` under mocks and record the plan."""
+    """Run the Pulumi program in `program_dir` for `stack` offline and record the plan.
+
+    The program runs in its own runtime and environment (gpustack/hosts/) against the monitor
+    and engine services of `gpustack.monitor_server`, as under the Pulumi CLI. `in_process`
+    runs it inside this interpreter under `pulumi.runtime.set_mocks` instead (Python programs
+    only; same answers and recorder): for tests and benchmarks that plan many times.
+    `optimize=False` (in process only) keeps the SDKs' type-only aliases and the garbage
+    collector on, as the engine did before: the benchmarks' baseline. The plan is the same.
+    `config_overrides` are `--config KEY=VALUE` values, applied over the stack file.
+    """
     project = load_project(Path(program_dir), stack, config_overrides)
-    mocks = AzureMocks(preview=preview)
+    if in_process:
+        return _run_in_process(project, preview, optimize)
+    from gpustack.monitor_server import MonitorServer
+
+    mocks = AzureMocks(preview=preview, config=project.config)
+    with MonitorServer(mocks, project.name, stack) as server:
+        try:
+            run = run_program(
+                project,
+                server.address,
+                server.address,
+                project.config,
+                project.secret_keys,
+                preview,
+                os.environ,
+            )
+        except ProgramRunError as error:
+            _raise_engine_failures(server)
+            raise pulumi.RunError(str(error)) from None
+        except ProgramError as error:
+            _show_program_logs(server)
+            _raise_engine_failures(server)
+            if mocks.notes:
+                # What the mocks could not answer (a Helm chart not rendered) often explains it.
+                raise ProgramError(
+                    error.detail + "".join(f"\n  note: {note}" for note in mocks.notes),
+                    fault=error.fault) from None
+            raise
+        _show_program_logs(server)
+        _raise_engine_failures(server)
+        for note in run.notes:
+            print(note, file=sys.stderr)
+        resources = in_constructor_order(server.registrations, run.constructor_order)
+        outputs = _wire_outputs(server.stack_outputs or {})
+    return Plan(
+        project=project.name,
+        stack=stack,
+        program_dir=project.program_dir,
+        preview=preview,
+        resources=resources,
+        outputs=outputs,
+        config=project.config,
+        notes=list(mocks.notes),
+    )
+
+
+def _show_program_logs(server: Any) -> None:
+    """Warnings and errors the program logged (`pulumi.log.warn/error`), as the CLI shows them."""
+    for entry in server.logs:
+        if entry.severity in ("WARNING", "ERROR"):
+            print(f"{entry.severity.lower()}: {entry.message}", file=sys.stderr)
+
+
+def _raise_engine_failures(server: Any) -> None:
+    """What the engine itself refused (duplicate URNs) or got wrong (planner bugs) comes first."""
+    if server.planner_faults:
+        raise ProgramError(server.planner_faults[0], fault="planner")
+    if server.failures:
+        raise ProgramError(server.failures[0], fault="program")
+
+
+def in_constructor_order(
+    registrations: list[PlannedResource], order: list[str] | None
+) -> list[PlannedResource]:
+    """Registrations sorted by the program's constructor order; the rest keep arrival order.
+
+    Registration RPCs arrive from the SDK's thread pool in a racy order; the order in which the
+    program constructed its resources is what it means, and the same on every run.
+    """
+    if not order:
+        return list(registrations)
+    position = {urn: index for index, urn in enumerate(order)}
+    last = len(position)
+    return sorted(registrations, key=lambda r: position.get(r.urn, last))
+
+
+def _wire_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Stack outputs as the wire carried them, shown as the in-process path shows them."""
+    return {name: _display_output(value) for name, value in outputs.items()}
+
+
+def _display_output(value: Any) -> Any:
+    if _contains(value, lambda v: isinstance(v, dict) and SECRET_KEY in v and len(v) == 1):
+        return "[secret]"
+    if _contains(value, lambda v: v == UNKNOWN):
+        return "<computed>"
+    return to_display(value)
+
+
+def _contains(value: Any, test: Callable[[Any], bool]) -> bool:
+    if test(value):
+        return True
+    if isinstance(value, dict):
+        return any(_contains(item, test) for item in value.values())
+    if isinstance(value, list):
+        return any(_contains(item, test) for item in value)
+    return False
+
+
+def _run_in_process(project: StackProject, preview: bool, optimize: bool = True) -> Plan:
+    if project.runtime != "python":
+        raise ProjectError(f"{project.program_dir}: in-process plans run Python programs only")
+    mocks = AzureMocks(preview=preview, config=project.config)
     monitor = RecordingMonitor(mocks)
-    with _program_environment(project):
+    collector = _collector_paused() if optimize else contextlib.nullcontext()
+    with _program_environment(project), collector:
         _reset_runtime()
         pulumi.runtime.set_all_config(project.config, project.secret_keys)
         pulumi_mocks.set_mocks(
-            mocks, project=project.name, stack=stack, preview=preview, monitor=monitor
+            mocks, project=project.name, stack=project.stack, preview=preview, monitor=monitor
         )
+        recorder = shim.StackRecorder(pulumi, drop_type_aliases=optimize)
+        pulumi.runtime.register_stack_transformation(recorder)
         try:
             _sync_await(_run_and_settle(lambda: _run_main(project.main)))
         except pulumi.RunError:
@@ -265,30 +486,45 @@ def run_plan(
         except ProjectError:
             raise
         except Exception as error:
+            if monitor.failures:
+                raise ProgramError(monitor.failures[0]) from None
             message = _describe_program_error(error, project.program_dir)
             # What the mocks could not answer (a Helm chart not rendered) often explains it.
             message += "".join(f"\n  note: {note}" for note in mocks.notes)
             raise ProgramError(message) from None
+        if monitor.failures:
+            raise ProgramError(monitor.failures[0])
+        order = _sync_await(recorder.urns())
         outputs = _resolve_outputs()
     return Plan(
         project=project.name,
-        stack=stack,
+        stack=project.stack,
         program_dir=project.program_dir,
         preview=preview,
-        resources=monitor.registrations,
+        resources=in_constructor_order(monitor.registrations, order),
         outputs=outputs,
         config=project.config,
         notes=list(mocks.notes),
     )
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a plan runs: full collections over the objects the SDKs'
+    imports leave behind cost more than the plan; the plan's garbage is freed afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 async def _run_and_settle(program: Callable[[], object]) -> None:
     """Run `program`, then wait until every RPC and output it started has finished.
 
-    The SDK's `run_pulumi_func` waits for outstanding outputs with `asyncio.wait(...,
-    FIRST_COMPLETED)` in a loop, which re-registers a callback on every pending output each
-    round: quadratic in the outputs a large program creates. Waiting for all of them at once
-    settles the same work in linear time; errors surface exactly as before.
+    See `gpustack.hosts.python_exec.settle` for why this does not use the SDK's own loop.
     """
     error: BaseException | None = None
     try:
@@ -298,32 +534,11 @@ async def _run_and_settle(program: Callable[[], object]) -> None:
     except BaseException as caught:  # re-raised once the runtime has settled
         error = caught
     try:
-        await _settle()
+        await shim.settle()
     finally:
         await pulumi_stack._shutdown_callbacks()
     if error is not None:
         raise error
-
-
-async def _settle() -> None:
-    rpc_manager = pulumi_settings._get_rpc_manager()
-    while True:
-        while rpc_manager.rpcs:
-            await rpc_manager.rpcs.pop()
-        if rpc_manager.unhandled_exception is not None:
-            raise rpc_manager.unhandled_exception.with_traceback(
-                rpc_manager.exception_traceback
-            )
-        with pulumi_settings.SETTINGS.lock:
-            pending = list(pulumi_settings.SETTINGS.outputs)
-            pulumi_settings.SETTINGS.outputs.clear()
-        if pending:
-            done, _ = await asyncio.wait(pending)
-            for task in done:
-                task.result()
-            continue
-        if not rpc_manager.rpcs:
-            return
 
 
 def _run_main(main: Path) -> None:
@@ -331,10 +546,11 @@ def _run_main(main: Path) -> None:
 
 
 def _reset_runtime() -> None:
-    """Forget a previous program's root stack so several plans can run in one process."""
-    pulumi_settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
-    # The SDK keeps the root stack in a ContextVar: without this, a previous program's stack
-    # outputs would show up in the next plan's outputs.
+    """Forget a previous program's root stack so several plans can run in one process.
+
+    The SDK reads the root stack from the `settings.ROOT` context variable; `set_mocks` only
+    makes a new Stack when that is empty.
+    """
     pulumi_settings.ROOT.set(None)
     with contextlib.suppress(Exception):
         pulumi_settings.SETTINGS.rpc_manager.clear()
@@ -342,20 +558,15 @@ def _reset_runtime() -> None:
 
 
 def _resolve_outputs() -> dict[str, Any]:
+    """The root stack's outputs, serialized as the SDK sends them to the engine, then shown.
+
+    Going through the wire form makes in-process and out-of-process plans show the same
+    values (numbers as floats, names sorted, secrets and unknowns marked).
+    """
     root = pulumi_settings.get_root_resource()
     exported = getattr(root, "outputs", {}) or {}
-    resolved: dict[str, Any] = {}
-    for name, value in exported.items():
-        output = pulumi.Output.from_input(value)
-        known = _sync_await(output.is_known())
-        secret = _sync_await(output.is_secret())
-        if secret:
-            resolved[name] = "[secret]"
-        elif not known:
-            resolved[name] = "<computed>"
-        else:
-            resolved[name] = to_display(_sync_await(output.future()))
-    return resolved
+    struct = _sync_await(pulumi_rpc.serialize_properties(exported, {}))
+    return _wire_outputs(from_struct(struct))
 
 
 @contextlib.contextmanager

@@ -14,8 +14,10 @@ import functools
 import importlib
 import inspect
 import re
+import threading
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,22 @@ class Field:
     optional: bool
     object_type: type | None = None
     """The output type of an object, or of a list's or map's items when they are objects."""
+
+
+# azure-native loads its modules lazily (importlib.util.LazyLoader). On Python before 3.12, two
+# threads touching a lazy module for the first time at once can leave it half-loaded for the
+# rest of the process (CPython gh-114763): seen here as `pulumi_azure_native.storage` without
+# `StorageAccount` after the monitor's threads answered a plan. Every SDK look-up takes one lock.
+_SDK_LOCK = threading.RLock()
+
+
+def _sdk_lookup(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def locked(*args: Any) -> Any:
+        with _SDK_LOCK:
+            return function(*args)
+
+    return functools.cache(locked)
 
 
 def python_package(package: str) -> str:
@@ -69,14 +87,16 @@ def _import(name: str) -> Any:
         return None
 
 
-@functools.cache
+@_sdk_lookup
 def resource_class(token: str) -> type | None:
     """The SDK's resource class for a type token, or None when that SDK is not importable."""
     located = _module_path(token)
     if located is None:
         return None
     module_name, member = located
-    for candidate in (f"{module_name}.{snake_case(member)}", module_name):
+    # The package first: importing a submodule of a lazily loaded package before the package
+    # itself leaves the package without that submodule's names (pulumi._utils.lazy_import).
+    for candidate in (module_name, f"{module_name}.{snake_case(member)}"):
         module = _import(candidate)
         cls = getattr(module, member, None) if module is not None else None
         if isinstance(cls, type) and issubclass(cls, pulumi.Resource):
@@ -84,14 +104,14 @@ def resource_class(token: str) -> type | None:
     return None
 
 
-@functools.cache
+@_sdk_lookup
 def resource_outputs(token: str) -> tuple[Field, ...]:
     """Every output property the resource class declares."""
     cls = resource_class(token)
     return object_fields(cls) if cls is not None else ()
 
 
-@functools.cache
+@_sdk_lookup
 def resource_inputs(token: str) -> frozenset[str]:
     """The wire names of the resource's inputs (its `<Name>Args` class)."""
     cls = resource_class(token)
@@ -104,7 +124,7 @@ def resource_inputs(token: str) -> frozenset[str]:
     return frozenset(field.name for field in object_fields(args_class))
 
 
-@functools.cache
+@_sdk_lookup
 def _class_source(token: str) -> str:
     cls = resource_class(token)
     if cls is None:
@@ -115,7 +135,7 @@ def _class_source(token: str) -> str:
         return ""
 
 
-@functools.cache
+@_sdk_lookup
 def secret_outputs(token: str) -> frozenset[str]:
     """Outputs the resource class marks secret (`additional_secret_outputs` in its `__init__`).
 
@@ -127,7 +147,7 @@ def secret_outputs(token: str) -> frozenset[str]:
     return frozenset(names)
 
 
-@functools.cache
+@_sdk_lookup
 def api_version(token: str) -> str | None:
     """The ARM API version an azure-native class uses ("Uses Azure REST API version ...")."""
     pattern = r"Uses Azure REST API version ([0-9]{4}-[0-9]{2}-[0-9]{2}[a-z-]*)"
@@ -135,7 +155,7 @@ def api_version(token: str) -> str | None:
     return found.group(1) if found else None
 
 
-@functools.cache
+@_sdk_lookup
 def invoke_result_fields(token: str) -> tuple[Field, ...] | None:
     """The fields of an invoke's typed result, or None when the SDK does not declare one."""
     located = _module_path(token)
@@ -143,7 +163,7 @@ def invoke_result_fields(token: str) -> tuple[Field, ...] | None:
         return None
     module_name, member = located
     result_name = member[0].upper() + member[1:] + "Result"
-    for candidate in (f"{module_name}.{snake_case(member)}", module_name):
+    for candidate in (module_name, f"{module_name}.{snake_case(member)}"):  # package first
         module = _import(candidate)
         result = getattr(module, result_name, None) if module is not None else None
         if isinstance(result, type):
@@ -151,7 +171,7 @@ def invoke_result_fields(token: str) -> tuple[Field, ...] | None:
     return None
 
 
-@functools.cache
+@_sdk_lookup
 def object_fields(cls: type) -> tuple[Field, ...]:
     """The getters of a resource, args or output-type class, with their kinds."""
     fields: dict[str, Field] = {}

@@ -18,7 +18,7 @@ _plans: dict[str, Plan] = {}
 def planned(stack: str) -> Plan:
     """This project's plan for `stack`, computed once per session."""
     if stack not in _plans:
-        _plans[stack] = run_plan(ROOT, stack)
+        _plans[stack] = run_plan(ROOT, stack, in_process=True)
     return _plans[stack]
 
 

@@ -1,0 +1,390 @@
+"""The Python language host: run a program in its own virtualenv with gpustack's exec shim.
+
+Which interpreter, as Pulumi's `pulumi-language-python` picks it:
+- `runtime.options.virtualenv` in `Pulumi.yaml` (relative to the project directory): that
+  virtualenv's Python. When it does not exist it is created from the project's
+  `requirements.txt` (`python -m venv`, then `pip install -r requirements.txt`), as `pulumi
+  install` does, and a stamp file records the requirements' hash: the next plan reuses it, and
+  a changed `requirements.txt` is installed again into it. A virtualenv that gpustack did not
+  create (no stamp) is used as it is, as `pulumi up` does. Only the `pip` toolchain creates
+  virtualenvs here.
+- no `virtualenv` option: the interpreter running gpustack (its SDK versions, not the
+  program's), like Pulumi's fallback to the `python3` on PATH.
+- a named virtualenv that does not exist and no `requirements.txt` to build it from: the
+  interpreter running gpustack, with a note saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+from gpustack.hosts import ProgramError, ProgramRun, ProgramRunError
+from gpustack.project import StackProject
+
+SHIM = Path(__file__).with_name("python_exec.py")
+STAMP = ".gpustack-requirements.sha256"
+OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
+"""A program writing more than this to stdout or stderr is stopped: it would never end well."""
+OUTPUT_SHOWN_CHARS = 4000
+"""How much of a failed program's output (the end of it) the error message shows."""
+OUTPUT_SHOWN_LINES = 20
+OUTPUT_LINE_CHARS = 200
+TIMEOUT_ENV = "GPUSTACK_PLAN_TIMEOUT"
+DEFAULT_TIMEOUT_S = 900.0
+INSTALL_TIMEOUT_S = 1800.0
+
+
+def run_program(
+    project: StackProject,
+    monitor_address: str,
+    engine_address: str,
+    config: Mapping[str, str],
+    secret_keys: list[str],
+    preview: bool,
+    env: Mapping[str, str],
+) -> ProgramRun:
+    """Run a Python program as `pulumi-language-python` would; see `gpustack.hosts.run_program`."""
+    notes: list[str] = []
+    python = interpreter(project, notes)
+    child_env = dict(env)
+    child_env["PULUMI_CONFIG"] = json.dumps(dict(config))
+    child_env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(secret_keys))
+    child_env["PYTHONUNBUFFERED"] = "1"
+    if python != Path(sys.executable) and project.runtime_options.get("virtualenv"):
+        venv = python.parent.parent
+        child_env["VIRTUAL_ENV"] = str(venv)
+        child_env["PATH"] = f"{python.parent}{os.pathsep}{child_env.get('PATH', '')}"
+    with tempfile.TemporaryDirectory(prefix="gpustack-plan-") as scratch:
+        result_file = Path(scratch) / "result.json"
+        command = [
+            str(python),
+            str(SHIM),
+            "--monitor", monitor_address,
+            "--engine", engine_address,
+            "--project", project.name,
+            "--stack", project.stack,
+            "--dry_run", "true" if preview else "false",
+            "--pwd", str(project.program_dir),
+            "--result", str(result_file),
+            str(project.main),
+        ]  # fmt: skip
+        outcome = _run(command, child_env, project)
+        result = _read_result(result_file)
+    try:
+        return _judge(project, python, outcome, result, notes)
+    except ProgramRunError:
+        raise
+    except ProgramError as error:
+        # Which interpreter ran it often explains the failure (a missing module).
+        for note in notes:
+            error.detail += f"\n  {note}"
+        raise
+
+
+# --- interpreter and virtualenv ----------------------------------------------------------------
+
+
+def interpreter(project: StackProject, notes: list[str]) -> Path:
+    """The Python that runs `project`, creating its virtualenv when needed (see module doc)."""
+    option = project.runtime_options.get("virtualenv")
+    if not option:
+        return Path(sys.executable)
+    venv = (project.program_dir / str(option)).resolve()
+    python = _venv_python(venv)
+    requirements = project.program_dir / "requirements.txt"
+    if python.exists():
+        stamp = venv / STAMP
+        stale = stamp.exists() and requirements.exists()
+        if stale and stamp.read_text().strip() != _digest(requirements):
+            with _locked(venv):
+                _install(project, venv, python, requirements)
+        return python
+    if not requirements.exists():
+        notes.append(
+            f"note: virtualenv {option!r} named in Pulumi.yaml does not exist and there is no "
+            f"requirements.txt to create it from; running with {sys.executable}"
+        )
+        return Path(sys.executable)
+    with _locked(venv):
+        if not python.exists():
+            _create(project, venv, requirements)
+    return python
+
+
+def _venv_python(venv: Path) -> Path:
+    if os.name == "nt":
+        return venv / "Scripts" / "python.exe"
+    return venv / "bin" / "python"
+
+
+def _digest(requirements: Path) -> str:
+    return hashlib.sha256(requirements.read_bytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(venv: Path) -> Iterator[None]:
+    """One creator at a time for one virtualenv (parallel test workers, two plans at once)."""
+    import fcntl
+
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = venv.parent / f"{venv.name}.gpustack-lock"
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _create(project: StackProject, venv: Path, requirements: Path) -> None:
+    toolchain = project.runtime_options.get("toolchain", "pip")
+    if toolchain != "pip":
+        raise ProgramError(
+            f"virtualenv {venv} does not exist and gpustack creates virtualenvs with the pip "
+            f"toolchain only (Pulumi.yaml says {toolchain!r}); create it with `pulumi install`",
+            fault="environment",
+        )
+    base = os.environ.get("PULUMI_PYTHON_CMD") or sys.executable
+    _step(project, [base, "-m", "venv", str(venv)], "creating the virtualenv", venv)
+    _install(project, venv, _venv_python(venv), requirements)
+
+
+def _install(project: StackProject, venv: Path, python: Path, requirements: Path) -> None:
+    command = [
+        str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "-r", str(requirements),
+    ]  # fmt: skip
+    _step(project, command, f"installing {requirements.name}", venv)
+    (venv / STAMP).write_text(_digest(requirements) + "\n")
+
+
+def _step(project: StackProject, command: list[str], what: str, venv: Path) -> None:
+    print(f"gpustack: {what} for {venv} ...", file=sys.stderr, flush=True)
+    try:
+        done = subprocess.run(
+            command,
+            cwd=project.program_dir,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise ProgramError(f"{what} for {venv} failed: {error}", fault="environment") from None
+    if done.returncode != 0:
+        shutil.rmtree(venv, ignore_errors=True)
+        tail = (done.stderr or done.stdout).strip()[-OUTPUT_SHOWN_CHARS:]
+        raise ProgramError(
+            f"{what} for {venv} failed (exit {done.returncode}):\n{tail}", fault="environment"
+        )
+
+
+# --- the child process -------------------------------------------------------------------------
+
+
+class _Outcome:
+    def __init__(self) -> None:
+        self.returncode: int | None = None
+        self.stdout = _Capture()
+        self.stderr = _Capture()
+        self.overflow: str | None = None
+        self.timed_out = False
+
+
+class _Capture:
+    """Keeps the last part of a stream and counts the rest; reading never blocks the child."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self.tail = (self.tail + chunk)[-OUTPUT_SHOWN_CHARS * 4 :]
+
+    def text(self) -> str:
+        text = self.tail.decode("utf-8", errors="replace")
+        text = text[-OUTPUT_SHOWN_CHARS:]
+        if self.size > len(self.tail):
+            text = "...\n" + text
+        return text
+
+
+def _run(command: list[str], env: Mapping[str, str], project: StackProject) -> _Outcome:
+    outcome = _Outcome()
+    timeout = _timeout()
+    try:
+        child = subprocess.Popen(
+            command,
+            cwd=project.program_dir,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as error:
+        raise ProgramError(
+            f"cannot start {command[0]}: {error}", fault="environment"
+        ) from None
+    readers = [
+        threading.Thread(target=_drain, args=(child, stream, capture, name, outcome), daemon=True)
+        for stream, capture, name in (
+            (child.stdout, outcome.stdout, "stdout"),
+            (child.stderr, outcome.stderr, "stderr"),
+        )
+    ]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                outcome.returncode = child.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                if outcome.overflow is not None:
+                    child.kill()
+                elif time.monotonic() > deadline:
+                    outcome.timed_out = True
+                    child.kill()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    for reader in readers:
+        reader.join(timeout=5)
+    return outcome
+
+
+def _timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV) or str(DEFAULT_TIMEOUT_S)
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = 0.0
+    if timeout <= 0:
+        raise ProgramError(
+            f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds", fault="environment"
+        )
+    return timeout
+
+
+def _drain(
+    child: subprocess.Popen[bytes],
+    stream: IO[bytes] | None,
+    capture: _Capture,
+    name: str,
+    outcome: _Outcome,
+) -> None:
+    if stream is None:
+        return
+    while True:
+        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+        if not chunk:
+            return
+        capture.feed(chunk)
+        if capture.size > OUTPUT_LIMIT_BYTES and outcome.overflow is None:
+            outcome.overflow = name
+            child.kill()
+
+
+def _read_result(path: Path) -> dict[str, object] | None:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+# --- verdict -----------------------------------------------------------------------------------
+
+
+def _judge(
+    project: StackProject,
+    python: Path,
+    outcome: _Outcome,
+    result: dict[str, object] | None,
+    notes: list[str],
+) -> ProgramRun:
+    output = _output_excerpt(outcome)
+    if outcome.overflow is not None:
+        raise ProgramError(
+            f"the program wrote more than {OUTPUT_LIMIT_BYTES // (1024 * 1024)} MB to "
+            f"{outcome.overflow} and was stopped ({project.main}){output}"
+        )
+    if outcome.timed_out:
+        raise ProgramError(
+            f"the program did not finish within {_timeout():g} s and was stopped "
+            f"({project.main}; set {TIMEOUT_ENV} to allow longer){output}"
+        )
+    if result is None:
+        # The shim never got to report: the interpreter could not run it (environment), or the
+        # shim itself broke (planner).
+        shim_broke = SHIM.name in outcome.stderr.text()
+        raise ProgramError(
+            f"the program's Python ({python}) exited with code {outcome.returncode} before "
+            f"reporting a result{output}",
+            fault="planner" if shim_broke else "environment",
+        )
+    if result.get("status") == "ok" and outcome.returncode == 0:
+        order = result.get("order")
+        return ProgramRun(
+            constructor_order=[str(u) for u in order] if isinstance(order, list) else None,
+            stdout=outcome.stdout.text(),
+            stderr=outcome.stderr.text(),
+            notes=notes,
+        )
+    raise failure_from_result(project, result, output)
+
+
+def failure_from_result(
+    project: StackProject, result: Mapping[str, object], output: str = ""
+) -> ProgramError:
+    """The `ProgramError` for a failure the shim reported (see `python_exec.describe_failure`)."""
+    fault = str(result.get("fault") or "program")
+    message = f"{result.get('type')}: {result.get('message')}"
+    if result.get("type") == "RunError" or result.get("type") == "SystemExit":
+        message = str(result.get("message"))
+    if result.get("file"):
+        message += f"\n  at {result['file']}:{result['line']}"
+        if result.get("code"):
+            message += f"\n    {result['code']}"
+    elif fault == "program":
+        message += (
+            f"\n  (raised outside the program's files in {project.program_dir}; "
+            "set GPUSTACK_DEBUG=1 for the traceback)"
+        )
+    if os.environ.get("GPUSTACK_DEBUG") and result.get("traceback"):
+        message += "\n" + str(result["traceback"]).rstrip()
+    if result.get("type") == "RunError":
+        return ProgramRunError(message + output)
+    return ProgramError(
+        message + output,
+        fault="environment" if fault == "environment" else "program",
+    )
+
+
+def _output_excerpt(outcome: _Outcome) -> str:
+    parts = []
+    for name, capture in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+        lines = capture.text().strip().splitlines()[-OUTPUT_SHOWN_LINES:]
+        if lines:
+            indented = "\n".join(
+                f"    {line[:OUTPUT_LINE_CHARS]}{'...' if len(line) > OUTPUT_LINE_CHARS else ''}"
+                for line in lines
+            )
+            parts.append(f"\n  the program's {name} (end):\n{indented}")
+    return "".join(parts)

@@ -1,0 +1,371 @@
+"""Run a Pulumi Python program against a monitor and engine: gpustack's language-host exec shim.
+
+It does what Pulumi's `pulumi-language-python-exec` does (sdk/python/cmd/ in pulumi/pulumi):
+read the stack config from `PULUMI_CONFIG` / `PULUMI_CONFIG_SECRET_KEYS`, configure the SDK's
+settings from `--monitor --engine --project --stack --dry_run`, change to `--pwd` and run the
+program's entry point with `runpy` inside `pulumi.runtime.run_in_stack`. On top, for an offline
+plan:
+
+- it records the order in which the program constructs resources (a stack transformation sees
+  each resource synchronously, in constructor order) so the plan's order does not depend on
+  which registration RPC happens to arrive first;
+- it drops the SDKs' type-only aliases before registration: they only map old type tokens of a
+  resource in existing state, mean nothing to a plan, and cost a URN computation each;
+- it runs with the garbage collector off and exits with `os._exit` after flushing, skipping
+  interpreter teardown (the process is short-lived; both are pure time);
+- it never lets the program end the process on its own terms: `sys.exit(n)`, KeyboardInterrupt
+  and exceptions become a JSON result (`--result FILE`) that names the program's file and line.
+
+This file runs with the *program's* interpreter and Pulumi SDK (any pulumi 3.x), so it imports
+nothing from gpustack and keeps to Python 3.8 syntax. gpustack's in-process engine imports its
+helpers (`StackRecorder`, `settle`) too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import inspect
+import json
+import logging
+import os
+import runpy
+import sys
+import traceback
+from typing import Any
+
+_ALIAS_FIELDS = ("name", "parent", "stack", "project", "urn")
+
+
+class StackRecorder:
+    """A stack transformation: records constructor order and drops type-only aliases."""
+
+    def __init__(self, pulumi_module: Any, drop_type_aliases: bool = True) -> None:
+        self.pulumi = pulumi_module
+        self.drop_type_aliases = drop_type_aliases
+        self.resources: list[Any] = []
+
+    def __call__(self, args: Any) -> Any:
+        self.resources.append(args.resource)
+        if not self.drop_type_aliases:
+            return None
+        opts = args.opts
+        aliases = getattr(opts, "aliases", None)
+        if not aliases:
+            return None
+        kept = [alias for alias in aliases if not self._type_only(alias)]
+        if len(kept) == len(aliases):
+            return None
+        new_opts = opts._copy() if hasattr(opts, "_copy") else _shallow_copy(opts)
+        new_opts.aliases = kept or None
+        return self.pulumi.ResourceTransformationResult(args.props, new_opts)
+
+    def _type_only(self, alias: Any) -> bool:
+        # Called for every alias of every resource (25-113 each for azure-native): kept cheap.
+        if not isinstance(alias, self.pulumi.Alias) or alias.type_ is ...:
+            return False
+        fields = vars(alias)
+        return all(fields.get(field, ...) is ... for field in _ALIAS_FIELDS)
+
+    async def urns(self) -> list[str]:
+        """The URNs of the recorded resources, in constructor order (unresolvable ones left out)."""
+        results = await asyncio.gather(
+            *(resource.urn.future() for resource in self.resources), return_exceptions=True
+        )
+        return [urn for urn in results if isinstance(urn, str)]
+
+
+class FirstTracebacks:
+    """Keeps each failed task's traceback as it was raised.
+
+    asyncio hands a task's traceback out once: after the first `result()` or `await` (the SDK's
+    own, when an export or an input depends on the failed output), later readers get the
+    exception without the frames that raised it, e.g. the program's `apply` lambda. A task
+    factory that looks first keeps those frames for the error report.
+    """
+
+    def __init__(self) -> None:
+        self.frames: dict[int, Any] = {}
+        self._keep: list[BaseException] = []
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make `loop` create tasks that report their first traceback here."""
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+            task.add_done_callback(self._look)
+            return task
+
+        loop.set_task_factory(factory)
+
+    def _look(self, task: Any) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and id(error) not in self.frames and error.__traceback__:
+            self._keep.append(error)
+            self.frames[id(error)] = traceback.extract_tb(error.__traceback__)
+
+    def frames_for(self, error: BaseException) -> list[Any]:
+        """The frames of `error` as caught, plus those it was raised with, innermost last."""
+        frames = list(traceback.extract_tb(error.__traceback__))
+        first = self.frames.get(id(error))
+        if first is not None:
+            frames.extend(first)
+        return frames
+
+
+def _shallow_copy(opts: Any) -> Any:
+    import copy
+
+    return copy.copy(opts)
+
+
+async def settle() -> None:
+    """Wait until every RPC and output the program started has finished (current SDKs).
+
+    The SDK's `wait_for_rpcs` waits for outstanding outputs with `asyncio.wait(...,
+    FIRST_COMPLETED)` in a loop, re-registering a callback on every pending output each round:
+    quadratic in the outputs a large program creates. Waiting for all at once settles the same
+    work in linear time; errors surface as before.
+    """
+    from pulumi.runtime import settings
+
+    rpc_manager = settings._get_rpc_manager()
+    while True:
+        while rpc_manager.rpcs:
+            await rpc_manager.rpcs.pop()
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        with settings.SETTINGS.lock:
+            pending = list(settings.SETTINGS.outputs)
+            settings.SETTINGS.outputs.clear()
+        if pending:
+            done, _ = await asyncio.wait(pending)
+            for task in done:
+                task.result()
+            continue
+        if not rpc_manager.rpcs:
+            return
+
+
+def supports_fast_settle() -> bool:
+    """Whether this SDK has the structures `settle` relies on (pulumi >= 3.1xx)."""
+    try:
+        from pulumi.runtime import settings, stack
+    except ImportError:
+        return False
+    return (
+        hasattr(settings, "_get_rpc_manager")
+        and hasattr(settings.SETTINGS, "outputs")
+        and hasattr(stack, "wait_for_rpcs")
+    )
+
+
+def describe_failure(
+    error: BaseException, program_dir: str, tracebacks: FirstTracebacks | None = None
+) -> dict[str, Any]:
+    """Whose fault, what, and where in the program's own files (innermost frame)."""
+    frames = (
+        tracebacks.frames_for(error)
+        if tracebacks is not None
+        else list(traceback.extract_tb(error.__traceback__))
+    )
+    result: dict[str, Any] = {
+        "fault": "program",
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": "Traceback (most recent call last):\n"
+        + "".join(traceback.format_list(frames))
+        + "".join(traceback.format_exception_only(type(error), error)),
+    }
+    root = os.path.realpath(program_dir)
+    own = []
+    for frame in frames:
+        path = os.path.realpath(frame.filename)
+        inside = path == root or path.startswith(root + os.sep)
+        third_party = "site-packages" in path or f"{os.sep}.venv{os.sep}" in path
+        if inside and not third_party:
+            own.append(frame)
+    if own:
+        frame = own[-1]
+        result["file"] = os.path.relpath(os.path.realpath(frame.filename), root)
+        result["line"] = frame.lineno
+        result["code"] = (frame.line or "").strip()
+    if isinstance(error, SystemExit):
+        result["type"] = "SystemExit"
+        result["message"] = f"the program called sys.exit({error.code!r})"
+    elif isinstance(error, KeyboardInterrupt):
+        result["message"] = "the program was interrupted (KeyboardInterrupt)"
+    elif isinstance(error, ModuleNotFoundError) and error.name:
+        top = error.name.split(".")[0]
+        local = os.path.exists(os.path.join(root, top)) or os.path.exists(
+            os.path.join(root, top + ".py")
+        )
+        if not local:
+            result["fault"] = "environment"
+            result["message"] = (
+                f"No module named '{error.name}' in the program's environment "
+                f"({sys.executable}); add it to requirements.txt"
+            )
+    try:
+        import pulumi
+
+        if isinstance(error, pulumi.RunError):
+            result["type"] = "RunError"
+    except ImportError:
+        pass
+    return result
+
+
+class QuietEngine:
+    """The engine stub, minus debug messages: the SDK sends each `log.debug` as a blocking RPC
+    (hundreds per plan) that the Pulumi CLI shows only with `--debug`, and a plan never does."""
+
+    def __init__(self, engine: Any, debug_severity: int) -> None:
+        self._engine = engine
+        self._debug = debug_severity
+
+    def Log(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if request.severity == self._debug:
+            return None
+        return self._engine.Log(request, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+def _settings(pulumi_module: Any, args: argparse.Namespace) -> Any:
+    wanted = {
+        "monitor": args.monitor,
+        "engine": args.engine,
+        "project": args.project,
+        "stack": args.stack,
+        "parallel": int(args.parallel),
+        "dry_run": args.dry_run == "true",
+        "organization": args.organization,
+        "root_directory": args.pwd,
+    }
+    accepted = inspect.signature(pulumi_module.runtime.Settings).parameters
+    return pulumi_module.runtime.Settings(
+        **{key: value for key, value in wanted.items() if key in accepted}
+    )
+
+
+def _quiet_debug_logs() -> None:
+    try:
+        from pulumi.runtime import settings
+        from pulumi.runtime.proto import engine_pb2
+    except ImportError:
+        return
+    engine = getattr(settings.SETTINGS, "engine", None)
+    if engine is not None and not os.environ.get("GPUSTACK_DEBUG"):
+        settings.SETTINGS.engine = QuietEngine(engine, engine_pb2.DEBUG)
+
+
+def _write_result(path: str | None, result: dict[str, Any]) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(result, handle)
+
+
+def _finish(path: str | None, result: dict[str, Any], code: int) -> None:
+    _write_result(path, result)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        # Skip interpreter teardown: nothing left to do but free memory the OS frees anyway.
+        os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the language host's arguments and run the program; never returns."""
+    parser = argparse.ArgumentParser(description="Run a Pulumi Python program for gpustack plan")
+    parser.add_argument("--project")
+    parser.add_argument("--stack")
+    parser.add_argument("--parallel", default="8")
+    parser.add_argument("--dry_run", default="false")
+    parser.add_argument("--pwd")
+    parser.add_argument("--monitor")
+    parser.add_argument("--engine")
+    parser.add_argument("--organization", default="organization")
+    parser.add_argument("--result", help="write the outcome as JSON to this file")
+    parser.add_argument("PROGRAM", help="the program's entry point (__main__.py)")
+    parser.add_argument("ARGS", nargs="*")
+    args = parser.parse_args(argv)
+
+    program = os.path.abspath(args.PROGRAM)
+    program_dir = os.path.abspath(args.pwd or os.path.dirname(program))
+    try:
+        import pulumi
+        import pulumi.runtime
+    except ImportError as error:
+        _finish(
+            args.result,
+            {
+                "status": "error",
+                "fault": "environment",
+                "type": type(error).__name__,
+                "message": f"the Pulumi SDK is not installed for {sys.executable} ({error}); "
+                "add pulumi to requirements.txt",
+            },
+            1,
+        )
+        return
+
+    config = pulumi.runtime.get_config_env()
+    if hasattr(pulumi.runtime, "get_config_secret_keys_env") and hasattr(
+        pulumi.runtime, "set_all_config"
+    ):
+        pulumi.runtime.set_all_config(config, pulumi.runtime.get_config_secret_keys_env())
+    else:
+        for key, value in config.items():
+            pulumi.runtime.set_config(key, value)
+    pulumi.runtime.configure(_settings(pulumi, args))
+    _quiet_debug_logs()
+
+    sys.argv = [program, *list(args.ARGS)]
+    os.chdir(program_dir)
+    sys.path.insert(0, os.path.dirname(program))
+    # As the real exec does: the SDK leaves futures unobserved when a program fails on purpose.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+    recorder = StackRecorder(pulumi)
+    if supports_fast_settle():
+        from pulumi.runtime import stack as stack_module
+
+        async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
+            await settle()
+
+        stack_module.wait_for_rpcs = _wait_for_rpcs  # type: ignore[assignment]
+
+    def run() -> None:
+        pulumi.runtime.register_stack_transformation(recorder)
+        runpy.run_path(program, run_name="__main__")
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    tracebacks = FirstTracebacks()
+    tracebacks.install(loop)
+    result: dict[str, Any]
+    code = 0
+    try:
+        loop.run_until_complete(pulumi.runtime.run_in_stack(run))
+        order = loop.run_until_complete(recorder.urns())
+        result = {"status": "ok", "order": order}
+    except (Exception, SystemExit, KeyboardInterrupt) as error:  # reported, never re-raised
+        result = {"status": "error", **describe_failure(error, program_dir, tracebacks)}
+        code = 1
+    _finish(args.result, result, code)
+
+
+if __name__ == "__main__":
+    # Before the heavy imports: collections over the objects the SDKs' imports leave behind are
+    # most of what the collector would do in this short-lived process.
+    gc.disable()
+    # Our own directory must not shadow the program's modules.
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]
+    main()
