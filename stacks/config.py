@@ -432,7 +432,7 @@ class AksConfig(ConfigModel):
     doca_driver_version: str = "doca3.2.0-25.10-1.2.8.0-2"
     rdma_shared_device_plugin_version: str = "network-operator-v25.10.0"
     teams: list[TeamConfig] = Field(default_factory=list)
-    # CPU pools for preprocessing and data ingestion (issue 9), in the GPU (workload) subnet.
+    # CPU pools for preprocessing and data ingestion, in the GPU (workload) subnet.
     cpu_pools: list[CpuNodePoolConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -584,7 +584,7 @@ class VmPoolConfig(ConfigModel):
         return self.min_count if self.default_count is None else self.default_count
 
 
-# --- registry, inference entry point, CPU pools, training storage (issue 9) ------------------
+# --- registry, inference entry point, CPU pools, training storage ----------------------------
 
 
 def _serving_facts(section: str) -> dict[str, Any]:
@@ -865,7 +865,7 @@ class StackConfig(ConfigModel):
     vm_pools: list[VmPoolConfig] = Field(default_factory=list)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     budget: BudgetConfig
-    # Issue 9: registry, inference entry point, CPU scale sets, training file system.
+    # Serving and data preparation: registry, inference entry point, CPU scale sets, Lustre.
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     inference: InferenceConfig | None = None
     cpu_scale_sets: list[CpuScaleSetConfig] = Field(default_factory=list)
@@ -885,7 +885,7 @@ class StackConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _stack_rules(self) -> StackConfig:
-        # CPU scale sets (issue 9) are VM pools too: one namespace of names, the same mounts.
+        # CPU scale sets are VM pools too: one namespace of names, the same mounts.
         pools = [*self.vm_pools, *self.cpu_scale_sets]
         names = [pool.name for pool in pools]
         duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -933,7 +933,7 @@ class StackConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _serving_rules(self) -> StackConfig:
-        """Issue 9: registry, inference, CPU pools and Lustre against the rest of the stack."""
+        """Registry, inference, CPU pools and Lustre checked against the rest of the stack."""
         aks = self.aks if self.aks is not None and self.aks.enabled else None
         if aks is not None:
             names = [p.name for p in aks.gpu_pools] + [p.name for p in aks.cpu_pools]

@@ -260,3 +260,29 @@ def test_every_key_in_the_plan_json_examples_is_in_a_real_plan() -> None:
             assert undocumented_shape(example, target) == [], f"{name}: {block[:60]}"
             checked += 1
     assert checked >= 3, "the plan JSON docs lost their examples"
+
+
+# A tracker reference ("issue" and a number) tells a reader nothing about what the code is for.
+_ISSUE_NUMBER = re.compile(r"issue ?#?[0-9]+", re.IGNORECASE)
+
+
+def test_no_tracked_file_refers_to_an_issue_number() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    offenders = []
+    for name in listed:
+        path = ROOT / name
+        if not path.is_file() or path.suffix not in {
+            ".py", ".md", ".yaml", ".yml", ".json", ".toml", ".sh", ".txt", ".cfg", ".service",
+            ".timer", ".env", "",
+        }:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if _ISSUE_NUMBER.search(line):
+                offenders.append(f"{name}:{number}: {line.strip()}")
+    assert offenders == [], "say what the thing is for instead:\n" + "\n".join(offenders)
