@@ -8,10 +8,14 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: plan test lint bench docs install clean
 
+# Install output goes to stderr, so `make plan FORMAT=json > plan.json` holds only the report,
+# first run included.
 $(INSTALLED): requirements.txt pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@echo "make: installing the pinned dependencies into $(VENV)" >&2
+	@test -x $(PY) || python3 -m venv $(VENV) >&2
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt >&2
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		-e . >&2
 	@touch $(INSTALLED)
 
 install: $(INSTALLED)

@@ -272,6 +272,14 @@ def _reconcile(
                          "required": list(policy.configSchema.required)}
         props = result[policy.name][1] or {}
         errors += [f"{policy.name}: {e}" for e in _validate(object_schema, props, "")]
+        # JSON schema lets unknown properties through, and the policy would never read one: a
+        # misspelt key (maxGpuz) silently keeps the default, so a gate refuses it.
+        unknown = sorted(set(props) - set(schema))
+        if unknown:
+            errors.append(
+                f"{policy.name}: unknown key {', '.join(unknown)}; allowed: "
+                f"{', '.join(sorted(schema)) or 'none'}"
+            )
     for name, (level, _) in result.items():
         if not level:
             errors.append(f"{name}: no enforcementLevel, and {info.name!r} has no such policy")

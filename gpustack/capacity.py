@@ -10,6 +10,7 @@ low-priority quota (`lowPriorityCores`).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,17 +58,28 @@ class QuotaUsage:
 def load_quota_usage(path: Path | str) -> list[QuotaUsage]:
     """Read `az vm list-usage --location <region> -o json` output from a file."""
     source = Path(path)
+    if source.is_dir():
+        raise QuotaFileError(f"{source} is a directory; give the JSON file")
     try:
-        raw = json.loads(source.read_text(encoding="utf-8"))
+        raw = json.loads(source.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except FileNotFoundError:
+        raise QuotaFileError(f"cannot read {source}: no such file") from None
+    except UnicodeDecodeError:
+        raise QuotaFileError(f"{source} is not a UTF-8 text file; expected JSON") from None
     except OSError as error:
         raise QuotaFileError(f"cannot read {source}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, ValueError, RecursionError) as error:
         raise QuotaFileError(f"{source} is not JSON ({error})") from None
     return parse_quota_usage(raw, str(source))
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_quota_usage(raw: Any, where: str = "quota usage") -> list[QuotaUsage]:
-    """Validate list-usage rows (`name.value`, `name.localizedValue`, `currentValue`, `limit`)."""
+    """Validate list-usage rows (`name.value`, `name.localizedValue`, `currentValue`, `limit`):
+    counts are whole numbers of vCPUs, 0 or more."""
     if not isinstance(raw, list):
         raise QuotaFileError(
             f"{where}: expected a JSON list as printed by "
@@ -78,15 +90,30 @@ def parse_quota_usage(raw: Any, where: str = "quota usage") -> list[QuotaUsage]:
         name = item.get("name") if isinstance(item, Mapping) else None
         if not isinstance(name, Mapping) or not isinstance(name.get("value"), str):
             raise QuotaFileError(f"{where}[{index}]: missing name.value")
-        try:
-            current, limit = int(item["currentValue"]), int(item["limit"])
-        except (KeyError, TypeError, ValueError):
-            raise QuotaFileError(
-                f"{where}[{index}] ({name['value']}): currentValue and limit must be numbers"
-            ) from None
+        assert isinstance(item, Mapping)
+        counts = []
+        for key in ("currentValue", "limit"):
+            counts.append(_vcpu_count(item.get(key), f"{where}[{index}] ({name['value']}).{key}"))
         description = name.get("localizedValue") or item.get("localName") or name["value"]
-        rows.append(QuotaUsage(name["value"], str(description), current, limit))
+        rows.append(QuotaUsage(name["value"], str(description), counts[0], counts[1]))
     return rows
+
+
+def _vcpu_count(value: Any, where: str) -> int:
+    """A whole, non-negative vCPU count; az prints them as numbers or as digit strings."""
+    if isinstance(value, bool) or value is None:
+        raise QuotaFileError(f"{where}: must be a whole number of vCPUs, got {value!r}")
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, int):
+        count = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        count = int(value)
+    else:
+        raise QuotaFileError(f"{where}: must be a whole number of vCPUs, got {value!r}")
+    if count < 0:
+        raise QuotaFileError(f"{where}: must be 0 or more, got {count}")
+    return count
 
 
 def plan_capacity(
@@ -315,6 +342,14 @@ def _infiniband_domains(pools: Sequence[ComputePool], warnings: list[str]) -> li
                 "max_gpus": 0,
             },
         )
+        limit = facts.load("policy_facts")["infiniband"]["single_placement_group_limit"]
+        if pool.kind != "vm" and pool.max is not None and pool.max > limit:
+            # One placement group holds `limit` VMs (more only through a support request):
+            # beyond it the pool is several InfiniBand islands, not one domain.
+            warnings.append(
+                f"{pool.name}: up to {pool.max} {size.name} nodes, but InfiniBand spans one "
+                f"placement group of at most {limit} VMs; the pool is not one RDMA domain"
+            )
         domain["pools"].append(pool.name)
         domain["pool_keys"].append(_pool_key(pool))
         if pool.max is not None:

@@ -1,7 +1,9 @@
 """`gpustack`: plan a Pulumi program offline, browse the GPU catalog, refresh prices, diff plans.
 
-Exit codes: 0 ok; 1 mandatory policy violations or a quota shortfall (`--quota-from`): the plan
-is valid but `pulumi up` would fail; 2 config, program or usage errors.
+Exit codes (docs/plan-json.md): 0 ok; 1 only for mandatory policy violations or a quota
+shortfall (`--quota-from`): the plan is valid but `pulumi up` would fail; 2 for every error
+(input, program, environment or an internal error). Errors are one `error: ...` paragraph on
+stderr; a Python traceback only with GPUSTACK_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -9,21 +11,38 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
+import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pulumi
 
 from gpustack import catalog, diff, prices
 from gpustack.analyzer import PolicyPackError, PolicyResult, run_policy_pack
-from gpustack.capacity import QuotaFileError, load_quota_usage
+from gpustack.arguments import (
+    UsageError,
+    check_out_path,
+    emit,
+    read_text_argument,
+    silence_stdout,
+)
+from gpustack.capacity import QuotaFileError, QuotaUsage, load_quota_usage
 from gpustack.diagram import render_mermaid
 from gpustack.engine import Plan, ProgramError, run_plan
 from gpustack.estimates import plan_estimates
 from gpustack.project import ConfigOverride, ProjectError, parse_override
-from gpustack.report import plan_document, render_json, render_markdown, render_table
+from gpustack.regions import check_region
+from gpustack.report import (
+    plan_document,
+    render_json,
+    render_markdown,
+    render_table,
+    unpriced_warnings,
+)
 from gpustack.sarif import render_sarif
 
 EXIT_OK = 0
@@ -54,9 +73,16 @@ def _renderers() -> dict[str, Renderer]:
     return renderers
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in the one-paragraph `error: ...` form, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, one subcommand per job."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gpustack",
         description="GPU stacks on Azure: offline plans, policy, cost and capacity.",
     )
@@ -151,16 +177,26 @@ def plan_stack(
     try:
         return run_plan(program, stack, preview=preview, config_overrides=config)
     except pulumi.RunError as error:
-        raise PlanFailed(str(error)) from None
+        raise PlanFailed(f"error: {error}") from None
     except (ProgramError, ProjectError) as error:
         raise PlanFailed(f"error: {error}") from None
 
 
 def run_plan_command(args: argparse.Namespace) -> int:
-    """`gpustack plan`."""
+    """`gpustack plan`: every file argument is checked before the program runs."""
     try:
-        quota_usage = load_quota_usage(args.quota_from) if args.quota_from else None
-    except QuotaFileError as error:
+        _check_stack_name(args.stack)
+        check_out_path(args.out, "--out")
+        if not args.no_policy:
+            _check_policy_pack(args.policy_pack)
+        quota_usage = _quota_usage(args.quota_from)
+        quota_region = _quota_region(args.quota_region)
+        policy_config = None
+        if not args.no_policy:
+            default = args.policy_pack / "config" / f"{args.stack}.json"
+            given = args.policy_config or (default if default.exists() else None)
+            policy_config = load_policy_config(given)
+    except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     program = args.program if args.program is not None else find_program(Path.cwd())
@@ -182,11 +218,30 @@ def run_plan_command(args: argparse.Namespace) -> int:
         print(failure, file=sys.stderr)
         return EXIT_ERROR
     document = plan_document(plan)
-    document.update(plan_estimates(plan, quota_usage, args.quota_region))
+    document.update(plan_estimates(plan, quota_usage, quota_region))
+    quota_regions = sorted({row["region"] for row in document["capacity"]["quota"]})
+    if quota_usage is not None and quota_region is None and len(quota_regions) > 1:
+        # Which region the file covers is an input question, not a shortfall (exit 2, not 1).
+        print(
+            f"error: --quota-from: the plan uses {', '.join(quota_regions)} and a list-usage "
+            "file covers one region; say which with --quota-region",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    if quota_region is not None:
+        planned = _planned_regions(document)
+        if quota_region not in planned:
+            print(
+                f"error: --quota-region {quota_region}: the plan has no VMs or node pools there "
+                f"(planned regions: {', '.join(planned) or 'none'}); give the region the "
+                "--quota-from file was listed for",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
     policy = None
     if not args.no_policy:
         try:
-            policy = check_policy(plan, args.policy_pack, args.policy_config)
+            policy = check_policy(plan, args.policy_pack, policy_config)
         except PlanFailed as failure:
             print(failure, file=sys.stderr)
             return EXIT_ERROR
@@ -195,7 +250,13 @@ def run_plan_command(args: argparse.Namespace) -> int:
     if args.format == "sarif":
         rules = policy.rules if policy else ()
         render = functools.partial(render_sarif, rules=rules, program_dir=plan.program_dir)
-    _emit(render(document), args.out)
+    for warning in unpriced_warnings(document):
+        print(f"warning: {warning}", file=sys.stderr)
+    try:
+        emit(render(document), args.out)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     if document["capacity"]["errors"]:
         for error in document["capacity"]["errors"]:
             print(f"error: {error}", file=sys.stderr)
@@ -206,14 +267,78 @@ def run_plan_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def check_policy(plan: Plan, pack: Path, config_file: Path | None) -> PolicyResult:
-    """Run the policy pack over the plan, with the stack's policy config when there is one."""
-    if config_file is None and (pack / "config" / f"{plan.stack}.json").exists():
-        config_file = pack / "config" / f"{plan.stack}.json"
+# Pulumi stack names: letters, digits, '-', '_' and '.' (the stack file is Pulumi.<stack>.yaml).
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _check_stack_name(stack: str) -> None:
+    if not _STACK_NAME.match(stack) or stack in {".", ".."}:
+        raise UsageError(
+            f"--stack {stack!r}: a stack name is letters, digits, '-', '_' and '.' (at most 100), "
+            "e.g. dev; give the stack name alone, not org/project/stack"
+        )
+
+
+def _check_policy_pack(pack: Path) -> None:
+    if not (pack / "PulumiPolicy.yaml").is_file():
+        raise UsageError(
+            f"--policy-pack {pack}: no PulumiPolicy.yaml there; give a pulumi-policy pack "
+            "directory, or --no-policy"
+        )
+
+
+def _planned_regions(document: dict[str, Any]) -> list[str]:
+    """Regions the plan places resources in: quota rows and every resource's `location`."""
+    regions = {row["region"] for row in document["capacity"]["quota"]}
+    for resource in document["resources"]:
+        location = (resource.get("inputs") or {}).get("location")
+        if isinstance(location, str):
+            regions.add(location.replace(" ", "").lower())
+    return sorted(regions)
+
+
+def _quota_usage(path: Path | None) -> list[QuotaUsage] | None:
+    if path is None:
+        return None
     try:
-        config = json.loads(config_file.read_text()) if config_file else None
-    except (OSError, json.JSONDecodeError) as error:
-        raise PlanFailed(f"error: policy config {config_file}: {error}") from None
+        return load_quota_usage(path)
+    except QuotaFileError as error:
+        raise UsageError(f"--quota-from: {error}") from None
+
+
+def _quota_region(region: str | None) -> str | None:
+    if region is None:
+        return None
+    try:
+        return check_region(region.strip().lower())
+    except ValueError as error:
+        raise UsageError(f"--quota-region: {error}") from None
+
+
+def load_policy_config(path: Path | None) -> dict[str, Any] | None:
+    """Read `--policy-config` (the `pulumi preview --policy-pack-config` JSON object)."""
+    if path is None:
+        return None
+    text = read_text_argument(path, "--policy-config")
+    try:
+        config = json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError) as error:
+        raise UsageError(f"--policy-config {path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise UsageError(
+            f"--policy-config {path}: expected a JSON object of policy name -> enforcement "
+            f'level or settings (e.g. {{"gpustack-gpu-total-ceiling": {{"maxGpus": 8}}}}), '
+            f"not a {type(config).__name__}"
+        )
+    return config
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_policy(plan: Plan, pack: Path, config: dict[str, Any] | None) -> PolicyResult:
+    """Run the policy pack over the plan with its policy config (read before planning)."""
     resources = [resource.analyzer_view() for resource in plan.resources]
     # This repository's pack runs in this interpreter (same requests, no gRPC: several times
     # faster); any other pack runs in its own process, as the Pulumi CLI runs it, so its modules
@@ -225,20 +350,36 @@ def check_policy(plan: Plan, pack: Path, config_file: Path | None) -> PolicyResu
         raise PlanFailed(f"error: {error}") from None
 
 
-def _emit(text: str, out: Path | None) -> None:
-    if out is None:
-        sys.stdout.write(text)
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `gpustack` console script."""
+    """Entry point of the `gpustack` console script: the exit-code contract holds for every
+    failure, including ones inside gpustack itself."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except SystemExit as stop:
+        # Only code gpustack runs (a program's sys.exit) raises this past a handler; its status
+        # must not pass for a verdict (1 would read as a policy violation).
+        print(
+            f"error: the planned code called sys.exit({stop.code!r}) instead of finishing",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except Exception as error:  # the contract: exit 2, never a bare traceback
+        if os.environ.get("GPUSTACK_DEBUG") == "1":
+            traceback.print_exc()
+        print(
+            f"error: internal error in gpustack ({type(error).__name__}: {error}). This is a "
+            "bug; rerun with GPUSTACK_DEBUG=1 for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

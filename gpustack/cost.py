@@ -142,6 +142,29 @@ class CostReport:
             total = total + line.monthly
         return total
 
+    def warnings(self) -> list[str]:
+        """What the totals leave out, one sentence each: every report format shows these."""
+        if not self.unpriced:
+            return []
+        warnings = [
+            f"{len(self.unpriced)} resource(s) could not be priced and are not in the monthly "
+            "totals, which are therefore too low"
+        ]
+        for urn in self.unpriced:
+            name = urn.rsplit("::", 1)[-1]
+            reasons = "; ".join(
+                reason.removeprefix(f"{name}: ")
+                for reason in self.unpriced_reasons.get(urn) or ["no reason recorded"]
+            )
+            warnings.append(f"unpriced {name}: {reasons}")
+        if any("in the snapshot" in r for rs in self.unpriced_reasons.values() for r in rs):
+            covered = ", ".join(catalog.snapshot_regions())
+            warnings.append(
+                f"the VM price snapshot covers {covered}; add a region with `gpustack prices "
+                "refresh --regions <regions>` (online) to price pools there"
+            )
+        return warnings
+
     def to_json(self) -> dict[str, Any]:
         """The `cost` section of the plan JSON (docs/plan-json.md)."""
         return {
@@ -149,6 +172,8 @@ class CostReport:
             "monthly": self.monthly.to_json(),
             "lines": [line.to_json() for line in self.lines],
             "unpriced": list(self.unpriced),
+            "unpriced_reasons": {urn: list(self.unpriced_reasons[urn]) for urn in self.unpriced},
+            "warnings": self.warnings(),
             "prices_as_of": self.prices_as_of,
         }
 

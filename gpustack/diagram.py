@@ -77,7 +77,9 @@ class _Subnet:
 
 def render_mermaid(document: Mapping[str, Any]) -> str:
     """A Mermaid `flowchart` of the plan document's resources."""
-    return mermaid_flowchart(document["resources"]) + "\n" + _policy_comments(document)
+    warnings = (document.get("cost") or {}).get("warnings") or []
+    cost = "".join(f"%% warning: {' '.join(str(w).split())}\n" for w in warnings)
+    return mermaid_flowchart(document["resources"]) + "\n" + _policy_comments(document) + cost
 
 
 def _policy_comments(document: Mapping[str, Any]) -> str:
@@ -261,8 +263,9 @@ class _Diagram:
 
     def add_edges(self) -> None:
         """Edges from a shown resource to another shown resource whose id it references."""
-        shown = {urn for urn in self.node_of}
-        for urn in list(shown):
+        shown = set(self.node_of)
+        # In node order, not set order: set order of strings changes between runs.
+        for urn in self.node_of:
             resource = self.inventory.by_urn[urn]
             for target in self.references(resource.inputs, set(_SERVICES) | {CLUSTER}):
                 if target.urn in shown and target.urn != urn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gpustack import facts
+from gpustack.arguments import UsageError, check_out_path, emit
 from gpustack.inventory import UNKNOWN_VALUES
 
 FORMATS = ("table", "markdown", "json")
@@ -86,19 +88,89 @@ class PlanDiff:
 
 
 def load_plan(path: Path | str) -> dict[str, Any]:
-    """Read a plan JSON document written by `gpustack plan --format json`."""
+    """Read a plan JSON document written by `gpustack plan --format json`, checked for the
+    fields the diff reads (docs/plan-json.md)."""
     source = Path(path)
+    if source.is_dir():
+        raise PlanFileError(f"{source} is a directory; give a plan JSON file")
     try:
         document = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanFileError(f"cannot read {source}: no such file") from None
+    except UnicodeDecodeError:
+        raise PlanFileError(f"{source} is not a UTF-8 text file; expected plan JSON") from None
     except OSError as error:
         raise PlanFileError(f"cannot read {source}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise PlanFileError(f"{source} is not JSON ({error})") from None
     if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
         raise PlanFileError(
             f"{source} is not a plan document: write one with `gpustack plan --format json`"
         )
+    problems = _plan_problems(document)
+    if problems:
+        shown = "; ".join(problems[:5])
+        if len(problems) > 5:
+            shown += f"; and {len(problems) - 5} more"
+        raise PlanFileError(
+            f"{source} is not a valid plan document ({shown}); write one with "
+            "`gpustack plan --format json`"
+        )
     return document
+
+
+def _plan_problems(document: Mapping[str, Any]) -> list[str]:
+    """Fields the diff relies on that are missing or of the wrong type."""
+    problems = []
+    for index, resource in enumerate(document["resources"]):
+        where = f"resources[{index}]"
+        if not isinstance(resource, Mapping):
+            problems.append(f"{where} is not an object")
+            continue
+        for key in ("urn", "type", "name"):
+            if not isinstance(resource.get(key), str):
+                problems.append(f"{where}.{key} is missing or not a string")
+        for key in ("inputs", "options"):
+            if resource.get(key) is not None and not isinstance(resource[key], Mapping):
+                problems.append(f"{where}.{key} must be an object")
+    cost = document.get("cost")
+    if cost is not None:
+        if not isinstance(cost, Mapping):
+            problems.append("cost must be an object or null")
+        else:
+            problems += _cost_problems(cost)
+    return problems
+
+
+def _cost_problems(cost: Mapping[str, Any]) -> list[str]:
+    problems = []
+    monthly = cost.get("monthly")
+    if monthly is not None and not (
+        isinstance(monthly, Mapping) and all(_is_number(monthly.get(k, 0)) for k in _COST_KEYS)
+    ):
+        problems.append("cost.monthly must hold numbers min, expected, max")
+    lines = cost.get("lines") or []
+    if not isinstance(lines, list):
+        return [*problems, "cost.lines must be a list"]
+    for index, line in enumerate(lines):
+        figures = line.get("monthly") if isinstance(line, Mapping) else None
+        if (
+            not isinstance(line, Mapping)
+            or not isinstance(line.get("urn"), str)
+            or not isinstance(figures, Mapping)
+            or not all(_is_number(figures.get(k)) for k in _COST_KEYS)
+        ):
+            problems.append(f"cost.lines[{index}] needs a urn and monthly min, expected, max")
+    unpriced = cost.get("unpriced") or []
+    if not isinstance(unpriced, list) or not all(isinstance(u, str) for u in unpriced):
+        problems.append("cost.unpriced must be a list of URNs")
+    return problems
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    )
 
 
 def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> PlanDiff:
@@ -108,7 +180,8 @@ def diff_plans(base: Mapping[str, Any], head: Mapping[str, Any]) -> PlanDiff:
     result = PlanDiff(_title(base), _title(head))
     result.added = [_brief(new[urn]) for urn in new if urn not in old]
     result.removed = [_brief(old[urn]) for urn in old if urn not in new]
-    for urn in new.keys() & old.keys():
+    # Sorted: set order of strings changes between runs (hash randomization).
+    for urn in sorted(new.keys() & old.keys()):
         before, after = old[urn], new[urn]
         paths = _changed_paths(before.get("inputs") or {}, after.get("inputs") or {})
         if not paths:
@@ -427,8 +500,9 @@ def add_diff_arguments(parser: argparse.ArgumentParser) -> None:
 def run_diff(args: argparse.Namespace) -> int:
     """`gpustack diff`: 0 when compared (replacements are reported, not failed), 2 on bad input."""
     try:
+        check_out_path(args.out, "--out")
         diff = diff_plans(load_plan(args.base), load_plan(args.head))
-    except PlanFileError as error:
+    except (PlanFileError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     renderers = {
@@ -436,13 +510,11 @@ def run_diff(args: argparse.Namespace) -> int:
         "markdown": render_diff_markdown,
         "json": render_diff_json,
     }
-    text = renderers[args.format](diff)
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
+    try:
+        emit(renderers[args.format](diff), args.out)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -72,7 +72,10 @@ def load_project(
     stack_file = _stack_file(config_dir, stack)
     stack_spec = _read_yaml(stack_file) if stack_file.exists() else {}
     config, secret_keys = _config(
-        name, spec.get("config") or {}, stack_spec.get("config") or {}, overrides
+        name,
+        _section(project_file, spec, "config"),
+        _section(stack_file, stack_spec, "config"),
+        overrides,
     )
     return StackProject(
         name,
@@ -125,16 +128,63 @@ def _stack_file(config_dir: Path, stack: str) -> Path:
     raise ProjectError(f"no stack file Pulumi.{stack}.yaml in {config_dir} (stacks here: {listed})")
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping gives one key twice."""
+
+
+class _UniqueKeyLoader(_SAFE_LOADER):  # type: ignore[misc,valid-type]
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise _DuplicateKey(
+                    f"line {line}: key {key!r} is given twice (lines {seen[key]} and {line}); "
+                    "a YAML reader keeps only one of them silently, so keep one"
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.load(path.read_text(), Loader=_SAFE_LOADER)
+        # A safe loader: no arbitrary Python objects, only the duplicate-key check added.
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError:
+        raise ProjectError(f"{path}: not a text file (not UTF-8); expected YAML") from None
+    except OSError as error:
+        raise ProjectError(f"{path}: cannot read ({error.strerror})") from None
+    except _DuplicateKey as error:
+        raise ProjectError(f"{path.name}, {error}") from None
     except yaml.YAMLError as error:
         raise ProjectError(f"{path.name}: not valid YAML ({error})") from None
+    except RecursionError:
+        raise ProjectError(f"{path.name}: nested too deeply to read") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ProjectError(f"{path.name}: expected a mapping at the top level")
     return loaded
+
+
+def _section(path: Path, spec: dict[str, Any], key: str) -> dict[str, Any]:
+    """A top-level mapping section such as `config:`; absent or empty is {}."""
+    value = spec.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProjectError(
+            f"{path.name}: `{key}:` must be a mapping of `namespace:key: value` entries, "
+            f"not a {type(value).__name__}"
+        )
+    odd = [repr(name) for name in value if not isinstance(name, str)]
+    if odd:
+        raise ProjectError(f"{path.name}: `{key}:` keys must be text; got {', '.join(odd)}")
+    return value
 
 
 def parse_override(text: str, secret: bool = False) -> ConfigOverride:

@@ -89,6 +89,8 @@ def summary_line(document: dict[str, Any]) -> str:
             f"${monthly['min']:,.0f} / ${monthly['expected']:,.0f} / ${monthly['max']:,.0f} "
             "per month (min / expected / max)"
         )
+        if cost.get("unpriced"):
+            parts.append(f"{len(cost['unpriced'])} resources unpriced (not in that total)")
     capacity = document.get("capacity")
     if capacity and capacity["gpus"]["max"]:
         parts.append(f"{_span(capacity['gpus'])} GPUs")
@@ -253,6 +255,8 @@ def _cost_lines(document: dict[str, Any], legend: set[str]) -> list[str]:
         width = min(max(len(name) for name in names), 50)
         for name, urn in zip(names, cost["unpriced"], strict=True):
             lines.append(_fit(f"    {name:<{width}}  {_urn_type(urn)}", WIDTH, legend))
+    for warning in cost.get("warnings") or []:
+        lines += _wrap(f"warning: {warning}", indent="    ", first="  ")
     lines.append("")
     return lines
 
@@ -436,6 +440,9 @@ def _cost_markdown(cost: dict[str, Any]) -> list[str]:
     if cost["unpriced"]:
         names = ", ".join(f"`{_short(u)}` (`{_urn_type(u)}`)" for u in cost["unpriced"])
         lines += [f"Not priced, so not in the totals: {names}", ""]
+    warnings = [f"- :warning: {warning}" for warning in cost.get("warnings") or []]
+    if warnings:
+        lines += [*warnings, ""]
     return lines
 
 
@@ -576,6 +583,12 @@ def _is_provider(token: str) -> bool:
     return token.startswith("pulumi:providers:")
 
 
+def unpriced_warnings(document: dict[str, Any]) -> list[str]:
+    """The cost section's warnings (what the totals leave out), for stderr and every format."""
+    cost = document.get("cost") or {}
+    return list(cost.get("warnings") or [])
+
+
 def resources_of(document: dict[str, Any], token: str) -> list[dict[str, Any]]:
     """Resources of one type in a plan document."""
     return [r for r in document["resources"] if r["type"] == token]
@@ -591,4 +604,5 @@ __all__ = [
     "render_table",
     "resources_of",
     "summary_line",
+    "unpriced_warnings",
 ]

@@ -62,6 +62,17 @@ def render_sarif(
         "results": results,
         "properties": {"project": document["project"], "stack": document["stack"]},
     }
+    warnings = (document.get("cost") or {}).get("warnings") or []
+    if warnings:
+        # Not findings about the code: notes on what the run could not judge (unpriced cost).
+        run["invocations"] = [
+            {
+                "executionSuccessful": True,
+                "toolExecutionNotifications": [
+                    {"level": "warning", "message": {"text": text}} for text in warnings
+                ],
+            }
+        ]
     log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
     return json.dumps(log, indent=2) + "\n"
 

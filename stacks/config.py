@@ -7,11 +7,15 @@ problems are reported together in one `ConfigError` naming each key path and the
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+import struct
+from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import pulumi
@@ -21,15 +25,24 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from gpustack import catalog, facts
+from gpustack.regions import check_region
 from stacks.config_reservations import CapacityReservationConfig, check_capacity_reservations
 
 PROJECT = "azure-gpu-stacks"
+# Config namespaces of the Pulumi providers a stack file may configure besides this project's.
+PROVIDER_NAMESPACES = frozenset({"azure-native", "azure", "azuread", "kubernetes", "pulumi"})
+# Deploy-time limits of Azure and Kubernetes, each with its source (data/azure_limits.yaml).
+_LIMITS = facts.load("azure_limits")
+# One validator may find several problems; they travel in one ValueError, one per line.
+_PROBLEM_SEPARATOR = "\n"
 
 # InfiniBand facts (the policy pack checks the same ones), with their sources in
 # gpustack/data/policy_facts.yaml: the RDMA back-end network reserves a range that a VNet must
@@ -70,34 +83,222 @@ class ConfigError(pulumi.RunError):
 
 
 def _check_cidr(value: str) -> str:
+    """An IPv4 CIDR with no host bits set."""
     try:
-        ipaddress.ip_network(value, strict=True)
+        network = ipaddress.ip_network(value, strict=True)
     except ValueError as error:
         raise ValueError(f"must be an IPv4 CIDR such as 10.40.0.0/16 ({error})") from None
+    if network.version != 4:
+        # Azure CNI overlay, the InfiniBand range check and the subnet arithmetic are IPv4.
+        raise ValueError("must be an IPv4 CIDR such as 10.40.0.0/16; IPv6 is not supported")
     return value
+
+
+def _raise_all(problems: list[str]) -> None:
+    """Raise every problem a validator found at once (`_describe` splits them again)."""
+    if problems:
+        raise ValueError(_PROBLEM_SEPARATOR.join(problems))
+
+
+class SecretText(str):
+    """Text from a config key the stack file holds encrypted (`secure:`, at any depth).
+
+    Pulumi marks the whole top-level key secret; every string inside it is one of these, so
+    components can keep it secret, and fields that may hold a secret do not format-check it
+    (offline it is a placeholder, not the real value).
+    """
+
+
+def _mark_secret(value: Any) -> Any:
+    if isinstance(value, str):
+        return SecretText(value)
+    if isinstance(value, dict):
+        return {key: _mark_secret(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mark_secret(item) for item in value]
+    return value
+
+
+def _secret_or(value: Any, handler: Callable[[Any], Any]) -> Any:
+    """May be a secure (encrypted) value in the stack file."""
+    if isinstance(value, SecretText):
+        return value
+    return handler(value)
+
+
+def _run_checks(*checks: Callable[[], None]) -> None:
+    """Run independent checks and raise every problem they find together, not just the first."""
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except ValueError as error:
+            problems.append(str(error))
+    _raise_all(problems)
+
+
+# Marks a string field that a stack file may hold as a `secure:` (encrypted) value.
+SecretAllowed = WrapValidator(_secret_or)
+
+
+def _check_ssh_public_key(value: str) -> str:
+    """An OpenSSH public key line of a type Azure accepts (ssh-rsa of 2048 bits or more,
+    ssh-ed25519), its key data intact.
+
+    The blob must be the RFC 4253 encoding of the named key type: a truncated or pasted-wrong
+    key fails here instead of at `pulumi up`.
+    """
+    rules = _LIMITS["ssh_public_key"]
+    allowed = ", ".join(rules["types"])
+    parts = value.split()
+    if len(parts) < 2 or parts[0] not in rules["types"]:
+        raise ValueError(
+            f"must be an OpenSSH public key line '<type> <base64 key> [comment]' with type "
+            f"{allowed} (Azure's supported formats)"
+        )
+    key_type, blob_text = parts[0], parts[1]
+    try:
+        blob = base64.b64decode(blob_text, validate=True)
+        fields = _ssh_fields(blob)
+    except (binascii.Error, ValueError, struct.error):
+        raise ValueError(
+            f"the {key_type} key is truncated or not base64 (RFC 4253 public key blob); paste "
+            "the whole line of your .pub file"
+        ) from None
+    if fields[0] != key_type.encode():
+        raise ValueError(f"the key says {key_type} but its data is a {fields[0].decode()!r} key")
+    if key_type == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
+        raise ValueError("the ssh-ed25519 key data is not a 32-byte key; paste the whole line")
+    if key_type == "ssh-rsa":
+        if len(fields) != 3:
+            raise ValueError("the ssh-rsa key data is incomplete; paste the whole line")
+        bits = int.from_bytes(fields[2], "big").bit_length()
+        if bits < rules["min_rsa_bits"]:
+            raise ValueError(
+                f"the ssh-rsa key has {bits} bits; Azure needs at least {rules['min_rsa_bits']}"
+            )
+    return value
+
+
+def _ssh_fields(blob: bytes) -> list[bytes]:
+    """The length-prefixed strings of an SSH wire-format blob (RFC 4251 section 5)."""
+    fields, offset = [], 0
+    while offset < len(blob):
+        (length,) = struct.unpack(">I", blob[offset : offset + 4])
+        offset += 4
+        if offset + length > len(blob):
+            raise ValueError("truncated")
+        fields.append(blob[offset : offset + length])
+        offset += length
+    if not fields:
+        raise ValueError("empty")
+    return fields
+
+
+def _check_admin_username(value: str) -> str:
+    """Not a user name Azure refuses for VMs (data/azure_limits.yaml)."""
+    rules = _LIMITS["admin_username"]
+    if value.lower() in rules["disallowed"]:
+        raise ValueError(
+            f"{value!r} is a user name Azure refuses for VMs (its disallowed list: "
+            f"{', '.join(rules['disallowed'])}); choose another, e.g. azureuser"
+        )
+    return value
+
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _check_node_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Kubernetes label syntax for keys and values; no prefix AKS reserves."""
+    rules = _LIMITS["kubernetes_labels"]
+    problems = []
+    for key, value in labels.items():
+        prefix, _, name = key.rpartition("/")
+        if (
+            not name
+            or len(name) > rules["name_max_length"]
+            or not _LABEL_NAME.match(name)
+            or (prefix and (len(prefix) > rules["prefix_max_length"]
+                            or not _DNS_SUBDOMAIN.match(prefix)))
+        ):  # fmt: skip
+            problems.append(
+                f"label key {key!r} is not a Kubernetes label key: an optional DNS-subdomain "
+                f"prefix and '/', then at most {rules['name_max_length']} letters, digits, "
+                "'-', '_' or '.', starting and ending with a letter or digit"
+            )
+        elif key.startswith(tuple(rules["aks_reserved_prefixes"])):
+            problems.append(
+                f"label key {key!r} uses a prefix AKS reserves "
+                f"({', '.join(rules['aks_reserved_prefixes'])})"
+            )
+        if len(value) > rules["value_max_length"] or not _LABEL_NAME.match(value):
+            problems.append(
+                f"label {key!r} value {value!r} is not a Kubernetes label value: at most "
+                f"{rules['value_max_length']} letters, digits, '-', '_' or '.', starting and "
+                "ending with a letter or digit"
+            )
+    _raise_all(problems)
+    return labels
+
+
+def _check_unique(values: list[Any]) -> list[Any]:
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"entries must be unique; repeated: {', '.join(repeated)}")
+    return values
+
+
+def _check_container_name(value: str) -> str:
+    """A blob container name: 3 to 63 characters, no two hyphens in a row."""
+    rules = _LIMITS["blob_container_name"]
+    if not rules["min_length"] <= len(value) <= rules["max_length"] or "--" in value:
+        raise ValueError(
+            f"{value!r} is not a blob container name: {rules['min_length']} to "
+            f"{rules['max_length']} characters, no two hyphens in a row"
+        )
+    return value
+
+SshPublicKey = Annotated[str, AfterValidator(_check_ssh_public_key), SecretAllowed]
+AdminUsername = Annotated[
+    str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$"), AfterValidator(_check_admin_username)
+]
+NodeLabels = Annotated[dict[str, str], AfterValidator(_check_node_labels)]
 
 
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")]
+# A blob container: a DNS label that Azure Storage also takes (3 characters or more).
+ContainerName = Annotated[DnsLabel, AfterValidator(_check_container_name)]
 # AKS Linux node pool names: lowercase letters and digits, start with a letter, at most 12.
 # Source: https://learn.microsoft.com/azure/aks/create-node-pools#limitations
 AksPoolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,11}$")]
-AzureRegion = Annotated[str, Field(pattern=r"^[a-z]+[a-z0-9]*$")]
+AzureRegion = Annotated[str, AfterValidator(check_region)]
 _HEX = "[0-9a-fA-F]"
+# Object ids (Entra groups) and ARM ids may be kept encrypted in the stack file.
 Guid = Annotated[
-    str, Field(pattern=rf"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$")
+    str,
+    Field(pattern=rf"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$"),
+    SecretAllowed,
 ]
 
 
 class ConfigModel(BaseModel):
     """Strict base: camelCase keys in YAML, unknown keys rejected, immutable once read."""
 
+    # allow_inf_nan=False: `.inf` and `1e400` are YAML floats, and Azure takes no infinite amount.
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        allow_inf_nan=False,
     )
 
 
 def _gpu_size(name: str) -> str:
+    """A GPU size from the catalog (gpustack catalog)."""
     size = catalog.lookup(name)
     if not size.is_gpu:
         raise ValueError(f"{size.name} is a CPU size; a GPU pool needs a GPU size from the catalog")
@@ -105,6 +306,7 @@ def _gpu_size(name: str) -> str:
 
 
 def _cpu_size(name: str) -> str:
+    """A CPU size from the catalog (gpustack catalog)."""
     size = catalog.lookup(name)
     if size.is_gpu:
         raise ValueError(f"{size.name} is a GPU size; this pool takes a CPU size (D/E/F series)")
@@ -119,6 +321,7 @@ CpuSizeName = Annotated[str, AfterValidator(_cpu_size)]
 
 
 def _operator_ip(value: str) -> str:
+    """A public IPv4 address or CIDR (not /31 or /32)."""
     # Storage firewall IP rules: public IPv4 only, no RFC 1918 ranges, no /31 or /32 (write the
     # bare address). Source: https://learn.microsoft.com/azure/storage/common/storage-network-security
     try:
@@ -140,6 +343,7 @@ VnetId = Annotated[
         pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
         r"Microsoft\.Network/virtualNetworks/[^/]+$"
     ),
+    SecretAllowed,
 ]
 
 
@@ -166,9 +370,14 @@ class NetworkConfig(ConfigModel):
     allow_operator_ips: list[OperatorIp] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _egress_and_bastion(self) -> NetworkConfig:
+    def _network_rules(self) -> NetworkConfig:
+        _run_checks(self._egress_and_bastion, self._address_plan)
+        return self
+
+    def _egress_and_bastion(self) -> None:
+        problems: list[str] = []
         if not self.nat_gateway and self.hub_vnet_id is None:
-            raise ValueError(
+            problems.append(
                 "natGateway: false leaves the subnets without any egress (they have no default "
                 "outbound access); keep natGateway: true or peer to a hub (hubVnetId) whose "
                 "firewall routes egress"
@@ -176,32 +385,32 @@ class NetworkConfig(ConfigModel):
         bastion_subnet = facts.load("bastion")["subnet"]
         prefix = ipaddress.ip_network(self.bastion_subnet).prefixlen
         if self.bastion and prefix > bastion_subnet["min_prefix_length"]:
-            raise ValueError(
-                f"bastionSubnet {self.bastion_subnet} is a /{prefix}; Azure Bastion needs "
+            problems.append(
+                f"bastionSubnet: {self.bastion_subnet} is a /{prefix}; Azure Bastion needs "
                 f"/{bastion_subnet['min_prefix_length']} or larger"
             )
-        return self
+        _raise_all(problems)
 
-    @model_validator(mode="after")
-    def _address_plan(self) -> NetworkConfig:
+    def _address_plan(self) -> None:
+        problems: list[str] = []
         space = ipaddress.ip_network(self.address_space)
         if space.overlaps(INFINIBAND_RESERVED_RANGE):
-            raise ValueError(
-                f"addressSpace {space} overlaps {INFINIBAND_RESERVED_RANGE}, which Azure reserves "
+            problems.append(
+                f"addressSpace: {space} overlaps {INFINIBAND_RESERVED_RANGE}, which Azure reserves "
                 "for the InfiniBand (RDMA) network; choose another range, e.g. 10.40.0.0/16"
             )
         subnets = {name: ipaddress.ip_network(cidr) for name, cidr in self.subnet_cidrs().items()}
         for name, subnet in subnets.items():
             if not subnet.subnet_of(space):  # type: ignore[arg-type]
-                raise ValueError(f"{name} {subnet} is outside addressSpace {space}")
+                problems.append(f"{name}: {subnet} is outside addressSpace {space}")
         names = list(subnets)
         for i, first in enumerate(names):
             for second in names[i + 1 :]:
                 if subnets[first].overlaps(subnets[second]):
-                    raise ValueError(
-                        f"{first} {subnets[first]} overlaps {second} {subnets[second]}"
+                    problems.append(
+                        f"{first}: {subnets[first]} overlaps {second} {subnets[second]}"
                     )
-        return self
+        _raise_all(problems)
 
     def subnet_cidrs(self) -> dict[str, str]:
         """Every subnet this config declares, by its config key."""
@@ -222,7 +431,7 @@ class NetworkConfig(ConfigModel):
 class StorageConfig(ConfigModel):
     """Model storage: an ADLS Gen2 account with the containers workloads mount."""
 
-    containers: list[DnsLabel] = Field(
+    containers: list[ContainerName] = Field(
         default_factory=lambda: ["datasets", "models", "checkpoints"], min_length=1
     )
     replication: Literal["LRS", "ZRS", "GRS", "GZRS"] = "ZRS"
@@ -239,15 +448,23 @@ class StorageConfig(ConfigModel):
     estimated_capacity_gb: float = Field(default=1024, ge=0)
     cache: Literal["block", "file"] = "block"
 
+    @field_validator("containers")
+    @classmethod
+    def _unique_containers(cls, containers: list[str]) -> list[str]:
+        # Each container is one resource: a repeated name would be two resources with one URN.
+        return _check_unique(containers)
+
     @model_validator(mode="after")
     def _known_containers(self) -> StorageConfig:
+        problems: list[str] = []
         # The access plan (components/identity.py) and the lifecycle rule are built on these.
         missing = [name for name in ("models", "checkpoints") if name not in self.containers]
         if missing:
-            raise ValueError(
-                f"containers must include {' and '.join(missing)} (inference reads models, "
+            problems.append(
+                f"containers: must include {' and '.join(missing)} (inference reads models, "
                 f"training writes checkpoints); got {', '.join(self.containers)}"
             )
+        _raise_all(problems)
         return self
 
 
@@ -284,8 +501,10 @@ class SystemPoolConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _bounds(self) -> SystemPoolConfig:
+        problems: list[str] = []
         if self.min_count > self.max_count:
-            raise ValueError(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+            problems.append(f"minCount: {self.min_count} exceeds maxCount {self.max_count}")
+        _raise_all(problems)
         return self
 
 
@@ -305,46 +524,57 @@ class GpuNodePoolConfig(ConfigModel):
     mig_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
     zones: list[Literal["1", "2", "3"]] | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: NodeLabels = Field(default_factory=dict)
     # Ephemeral when the size's cache/temp disk holds it, else a managed disk.
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
     @model_validator(mode="after")
     def _pool_rules(self) -> GpuNodePoolConfig:
+        problems: list[str] = []
         size = catalog.lookup(self.vm_size)
         if self.min_count > self.max_count:
-            raise ValueError(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+            problems.append(f"minCount: {self.min_count} exceeds maxCount {self.max_count}")
         if not self.autoscale and self.min_count != self.max_count:
-            raise ValueError(
+            problems.append(
                 f"autoscale: false fixes the pool size, so minCount ({self.min_count}) must "
                 f"equal maxCount ({self.max_count})"
             )
         if self.mig_profile and not size.mig:
-            raise ValueError(
-                f"migProfile {self.mig_profile} needs a MIG-capable GPU (A100, H100, H200); "
+            problems.append(
+                f"migProfile: {self.mig_profile} needs a MIG-capable GPU (A100, H100, H200); "
                 f"{size.name} has {size.gpu_model}"
             )
         if self.mig_profile and self.driver == "None":
-            raise ValueError(
-                "migProfile is applied by AKS together with its own NVIDIA driver; with "
+            problems.append(
+                "migProfile: applied by AKS together with its own NVIDIA driver; with "
                 "driver: None partition GPUs through the GPU Operator's MIG manager instead"
             )
         if self.mig_profile and self.time_slicing_replicas:
-            raise ValueError("choose migProfile or timeSlicingReplicas, not both")
+            problems.append("timeSlicingReplicas: choose it or migProfile, not both")
         if self.driver not in size.aks_gpu_drivers:
-            raise ValueError(
-                f"driver {self.driver} is not usable on {size.name} on AKS (catalog "
+            problems.append(
+                f"driver: {self.driver} is not usable on {size.name} on AKS (catalog "
                 f"aks_gpu_drivers: {', '.join(size.aks_gpu_drivers) or 'none'})"
             )
         if self.zones and not size.zonal:
-            raise ValueError(
-                f"{size.name} is not offered in availability zones; remove zones from this pool"
+            problems.append(
+                f"zones: {size.name} is not offered in availability zones; remove them"
+            )
+        if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
+            # An AKS node pool is one scale set: the same placement-group limit as a vmPools entry.
+            problems.append(
+                f"maxCount: {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
+                f"({size.name}) connects only the nodes of one placement group, which holds "
+                f"{SINGLE_PLACEMENT_GROUP_LIMIT} VMs ({SINGLE_PLACEMENT_GROUP_LIMIT_ON_REQUEST} "
+                "through an Azure support request); split the pool or lower maxCount"
             )
         if self.zones and len(self.zones) > 1 and size.has_infiniband:
-            raise ValueError(
-                f"{size.name} uses InfiniBand, which only connects VMs of one placement group; "
+            problems.append(
+                f"zones: {size.name} uses InfiniBand, which only connects VMs of one placement "
+                "group; "
                 f"pin the pool to one zone, not {len(self.zones)}"
             )
+        _raise_all(problems)
         return self
 
 
@@ -362,8 +592,8 @@ class TeamConfig(ConfigModel):
 
     name: DnsLabel
     gpu_quota: int = Field(ge=0, le=10000)
-    read_containers: list[DnsLabel] = Field(default_factory=lambda: ["models"])
-    write_containers: list[DnsLabel] = Field(default_factory=list)
+    read_containers: list[ContainerName] = Field(default_factory=lambda: ["models"])
+    write_containers: list[ContainerName] = Field(default_factory=list)
     key_vault_secrets: bool = True
     service_account: DnsLabel = "workload"
     # Defaults the LimitRange gives containers that set no requests/limits of their own.
@@ -373,17 +603,19 @@ class TeamConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _team_rules(self) -> TeamConfig:
+        problems: list[str] = []
         if self.name in RESERVED_NAMESPACES:
-            raise ValueError(
-                f"team name {self.name!r} is a namespace the cluster already uses "
+            problems.append(
+                f"name: {self.name!r} is a namespace the cluster already uses "
                 f"({', '.join(sorted(RESERVED_NAMESPACES))}); choose another"
             )
         both = sorted(set(self.read_containers) & set(self.write_containers))
         if both:
-            raise ValueError(
-                f"containers {', '.join(both)} are in readContainers and writeContainers; "
+            problems.append(
+                f"readContainers: {', '.join(both)} are in readContainers and writeContainers; "
                 "write access includes read, so list them under writeContainers only"
             )
+        _raise_all(problems)
         return self
 
 
@@ -437,31 +669,35 @@ class AksConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _cluster_rules(self) -> AksConfig:
+        problems: list[str] = []
         names = [pool.name for pool in self.gpu_pools]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise ValueError(f"gpuPools names must be unique; repeated: {', '.join(duplicates)}")
+            problems.append(f"gpuPools: names must be unique; repeated: {', '.join(duplicates)}")
         if "system" in names:
-            raise ValueError("gpuPools may not be named 'system' (the system pool's name)")
+            problems.append("gpuPools: may not be named 'system' (the system pool's name)")
         operator_pools = [p.name for p in self.gpu_pools if p.driver == "None"]
         if operator_pools and not self.gpu_operator:
-            raise ValueError(
-                f"gpuPools {', '.join(operator_pools)} set driver: None, which leaves the NVIDIA "
+            problems.append(
+                f"gpuOperator: gpuPools {', '.join(operator_pools)} set driver: None, which "
+                "leaves the NVIDIA "
                 "driver to the GPU Operator; set aks.gpuOperator: true or use driver: Install"
             )
         if not self.private_cluster and not self.authorized_ip_ranges:
-            raise ValueError(
-                "the API server must be private (privateCluster: true) or limited to "
+            problems.append(
+                "privateCluster: the API server must be private (privateCluster: true) or "
+                "limited to "
                 "authorizedIpRanges; neither is set"
             )
         teams = [team.name for team in self.teams]
         repeated = sorted({name for name in teams if teams.count(name) > 1})
         if repeated:
-            raise ValueError(f"teams names must be unique; repeated: {', '.join(repeated)}")
+            problems.append(f"teams: names must be unique; repeated: {', '.join(repeated)}")
         pods = ipaddress.ip_network(self.pod_cidr)
         services = ipaddress.ip_network(self.service_cidr)
         if pods.overlaps(services):
-            raise ValueError(f"podCidr {pods} overlaps serviceCidr {services}")
+            problems.append(f"serviceCidr: {services} overlaps podCidr {pods}")
+        _raise_all(problems)
         return self
 
 
@@ -495,11 +731,13 @@ class AutoscaleConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _thresholds(self) -> AutoscaleConfig:
+        problems: list[str] = []
         if self.scale_in_cpu_percent >= self.scale_out_cpu_percent:
-            raise ValueError(
-                f"scaleInCpuPercent {self.scale_in_cpu_percent} must be below "
+            problems.append(
+                f"scaleInCpuPercent: {self.scale_in_cpu_percent} must be below "
                 f"scaleOutCpuPercent {self.scale_out_cpu_percent}, or the pool flaps"
             )
+        _raise_all(problems)
         return self
 
     @classmethod
@@ -528,49 +766,51 @@ class VmPoolConfig(ConfigModel):
     spot: bool = False
     image: ImageConfig | None = None
     proximity_placement_group: bool = False
-    admin_username: str = Field(default="azureuser", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
-    ssh_public_key: str = Field(pattern=r"^(ssh-(rsa|ed25519)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+")
+    admin_username: AdminUsername = "azureuser"
+    ssh_public_key: SshPublicKey
     os_disk_gb: int = Field(default=128, ge=30, le=4095)
     # Ephemeral OS disk where the size's local disk has room. An ephemeral VM cannot be
     # stop-deallocated: set false for a developer box you stop at night.
     ephemeral_os_disk: bool = True
     # None: the defaults for the pool's purpose (AutoscaleConfig.for_purpose).
     autoscale: AutoscaleConfig | None = None
-    mount_containers: list[DnsLabel] = Field(default_factory=lambda: ["models", "datasets"])
+    mount_containers: list[ContainerName] = Field(default_factory=lambda: ["models", "datasets"])
 
     @model_validator(mode="after")
     def _pool_rules(self) -> VmPoolConfig:
+        problems: list[str] = []
         size = catalog.lookup(self.vm_size)
         if self.min_count > self.max_count:
-            raise ValueError(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+            problems.append(f"minCount: {self.min_count} exceeds maxCount {self.max_count}")
         default = self.default_count
         if default is not None and not self.min_count <= default <= self.max_count:
-            raise ValueError(
-                f"defaultCount {default} must lie between minCount {self.min_count} "
+            problems.append(
+                f"defaultCount: {default} must lie between minCount {self.min_count} "
                 f"and maxCount {self.max_count}"
             )
         if self.kind == "vm" and (self.min_count, self.max_count) != (1, 1):
-            raise ValueError(
+            problems.append(
                 "kind: vm is a single VM: use minCount: 1 and maxCount: 1, or kind: scaleSet"
             )
         prefix_max = facts.load("vm_pools")["scale_set"]["computer_name_prefix_max"]
         if self.kind == "scaleSet" and len(self.name) > prefix_max:
-            raise ValueError(
-                f"name {self.name!r} is {len(self.name)} characters; a scale set's name is its "
+            problems.append(
+                f"name: {self.name!r} is {len(self.name)} characters; a scale set's name is its "
                 f"VMs' computer name prefix, at most {prefix_max} characters"
             )
         if size.architecture != "x64" and self.image is None:
-            raise ValueError(
-                f"{size.name} has {size.architecture} CPUs: set image to an "
+            problems.append(
+                f"image: {size.name} has {size.architecture} CPUs: set image to an "
                 f"{size.architecture} marketplace image"
             )
         if size.has_infiniband and self.max_count > SINGLE_PLACEMENT_GROUP_LIMIT:
-            raise ValueError(
-                f"maxCount {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
+            problems.append(
+                f"maxCount: {self.max_count} exceeds {SINGLE_PLACEMENT_GROUP_LIMIT}: InfiniBand "
                 f"({size.name}) needs one placement group, which holds "
                 f"{SINGLE_PLACEMENT_GROUP_LIMIT} VMs ({SINGLE_PLACEMENT_GROUP_LIMIT_ON_REQUEST} "
                 "through an Azure support request)"
             )
+        _raise_all(problems)
         return self
 
     @property
@@ -613,12 +853,14 @@ class ApiConsumerConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _renewal(self) -> ApiConsumerConfig:
+        problems: list[str] = []
         limit = _serving_facts("api_management")["rate_limit_max_renewal_seconds"]
         if self.renewal_period_seconds > limit:
-            raise ValueError(
-                f"renewalPeriodSeconds {self.renewal_period_seconds} exceeds {limit}, the "
+            problems.append(
+                f"renewalPeriodSeconds: {self.renewal_period_seconds} exceeds {limit}, the "
                 "longest window rate-limit-by-key accepts"
             )
+        _raise_all(problems)
         return self
 
 
@@ -634,7 +876,9 @@ class InferenceConfig(ConfigModel):
     # The API Management subnet (its own, with the NSG rules APIM requires); required.
     apim_subnet: Cidr | None = None
     # None: the first of monitoring.alertEmails.
-    publisher_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    publisher_email: (
+        Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), SecretAllowed] | None
+    ) = None
     publisher_name: str = Field(default="ML platform", min_length=1, max_length=100)
     consumers: list[ApiConsumerConfig] = Field(
         default_factory=lambda: [ApiConsumerConfig(name="default")], min_length=1
@@ -655,26 +899,28 @@ class InferenceConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _inference_rules(self) -> InferenceConfig:
+        problems: list[str] = []
         apim = _serving_facts("api_management")
         most = apim["max_units"][self.apim_sku]
         if self.apim_units > most:
-            raise ValueError(
-                f"apimUnits {self.apim_units}: the {self.apim_sku} tier has at most {most}"
+            problems.append(
+                f"apimUnits: {self.apim_units}; the {self.apim_sku} tier has at most {most}"
             )
         if self.sample_min_replicas > self.sample_max_replicas:
-            raise ValueError(
-                f"sampleMinReplicas {self.sample_min_replicas} exceeds sampleMaxReplicas "
+            problems.append(
+                f"sampleMinReplicas: {self.sample_min_replicas} exceeds sampleMaxReplicas "
                 f"{self.sample_max_replicas}"
             )
         names = [consumer.name for consumer in self.consumers]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
-            raise ValueError(f"consumers names must be unique; repeated: {', '.join(repeated)}")
+            problems.append(f"consumers: names must be unique; repeated: {', '.join(repeated)}")
         if self.ingress_ip is not None:
             try:
                 ipaddress.IPv4Address(self.ingress_ip)
             except ValueError:
-                raise ValueError(f"ingressIp {self.ingress_ip!r} is not an IPv4 address") from None
+                problems.append(f"ingressIp: {self.ingress_ip!r} is not an IPv4 address")
+        _raise_all(problems)
         return self
 
     def apim_subnet_needs(self) -> int:
@@ -700,15 +946,19 @@ class CpuNodePoolConfig(ConfigModel):
     max_count: int = Field(ge=1, le=1000)
     spot: bool = False
     zones: list[Literal["1", "2", "3"]] | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: NodeLabels = Field(default_factory=dict)
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
     @model_validator(mode="after")
     def _pool_rules(self) -> CpuNodePoolConfig:
+        problems: list[str] = []
         if self.min_count > self.max_count:
-            raise ValueError(f"minCount {self.min_count} exceeds maxCount {self.max_count}")
+            problems.append(f"minCount: {self.min_count} exceeds maxCount {self.max_count}")
         if self.zones and not catalog.lookup(self.vm_size).zonal:
-            raise ValueError(f"{self.vm_size} is not offered in availability zones; remove zones")
+            problems.append(
+                f"zones: {self.vm_size} is not offered in availability zones; remove them"
+            )
+        _raise_all(problems)
         return self
 
 
@@ -722,7 +972,7 @@ class CpuScaleSetConfig(VmPoolConfig):
     vm_size: CpuSizeName = "Standard_D8ds_v5"  # type: ignore[assignment]
     kind: Literal["scaleSet"] = "scaleSet"  # type: ignore[assignment]
     purpose: Literal["preprocessing", "ingestion"] = "preprocessing"  # type: ignore[assignment]
-    mount_containers: list[DnsLabel] = Field(default_factory=lambda: ["datasets"])
+    mount_containers: list[ContainerName] = Field(default_factory=lambda: ["datasets"])
 
 
 LustreSku = Literal[
@@ -753,20 +1003,22 @@ class TrainingStorageConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _lustre_rules(self) -> TrainingStorageConfig:
+        problems: list[str] = []
         sku = facts.lustre_sku(self.sku)
         low, high, step = sku["min_tib"], sku["max_tib"], sku["increment_tib"]
         if not low <= self.capacity_tib <= high or self.capacity_tib % step:
-            raise ValueError(
-                f"capacityTib {self.capacity_tib}: {self.sku} takes {low} to {high} TiB in steps "
+            problems.append(
+                f"capacityTib: {self.capacity_tib}; {self.sku} takes {low} to {high} TiB in steps "
                 f"of {step} TiB"
             )
         if self.hsm:
             hsm = _serving_facts("managed_lustre")["hsm"]
-            raise ValueError(
+            problems.append(
                 "hsm: true needs Shared Key access on the storage account (Azure Managed Lustre "
                 f"blob integration prerequisite, {hsm['source']}), which model storage disables "
                 "and the policy pack requires off; leave hsm: false and copy data in from clients"
             )
+        _raise_all(problems)
         return self
 
     def subnet_prefix(self) -> int:
@@ -786,10 +1038,13 @@ class MonitoringConfig(ConfigModel):
     grafana_admin_group_object_id: Guid | None = None
     # Explicit loosening: reach Grafana over its public endpoint (Entra sign-in still required).
     grafana_public_network_access: bool = False
-    alert_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+    alert_emails: list[
+        Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), SecretAllowed]
+    ] = Field(default_factory=list)
+    # A webhook URL often carries its token: a stack file may hold it as a `secure:` value.
+    alert_webhooks: list[Annotated[str, Field(pattern=r"^https://"), SecretAllowed]] = Field(
         default_factory=list
     )
-    alert_webhooks: list[Annotated[str, Field(pattern=r"^https://")]] = Field(default_factory=list)
     gpu_idle_percent: int = Field(default=10, ge=1, le=100)
     gpu_idle_minutes: int = Field(default=60, ge=5, le=1440)
     gpu_memory_full_percent: int = Field(default=95, ge=50, le=100)
@@ -805,6 +1060,25 @@ class MonitoringConfig(ConfigModel):
     )
     # Estimate for the cost report only.
     estimated_log_ingestion_gb_per_day: float = Field(default=1.0, ge=0)
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _distinct_receivers(cls, emails: list[str]) -> list[str]:
+        # The action group names each e-mail receiver after its address with every run of
+        # non-alphanumerics turned into "-" (components/alerts.py); receiver names must be
+        # unique in the group, so a.b@x.com and a-b@x.com cannot both be receivers.
+        by_name: dict[str, list[str]] = {}
+        for address in emails:
+            name = "email-" + re.sub(r"[^A-Za-z0-9]+", "-", address).strip("-").lower()
+            by_name.setdefault(name, []).append(address)
+        problems = [
+            f"{' and '.join(addresses)} give the same receiver name {name!r} (receiver names "
+            "must be unique in an action group); list each address once"
+            for name, addresses in by_name.items()
+            if len(addresses) > 1
+        ]
+        _raise_all(problems)
+        return emails
 
 
 def _budget_facts() -> dict[str, Any]:
@@ -826,24 +1100,28 @@ class BudgetConfig(ConfigModel):
     @model_validator(mode="after")
     def _budget_rules(self) -> BudgetConfig:
         limits = _budget_facts()
+        problems: list[str] = []
         percents = self.actual_alert_percents
         if len(set(percents)) != len(percents):
-            raise ValueError(f"actualAlertPercents has repeated values: {percents}")
+            problems.append(f"actualAlertPercents: has repeated values: {percents}")
         count = len(percents) + (self.forecast_alert_percent is not None)
         if count > limits["max_notifications"]:
-            raise ValueError(
-                f"{count} notifications (actualAlertPercents plus the forecast alert); a budget "
+            problems.append(
+                f"actualAlertPercents: {count} notifications with the forecast alert; a budget "
                 f"holds at most {limits['max_notifications']}"
             )
+        earliest = dt.date.fromisoformat(limits["earliest_start"])
         try:
             start = dt.date.fromisoformat(self.start_date)
         except ValueError:
-            raise ValueError(f"startDate {self.start_date} is not a calendar date") from None
-        earliest = dt.date.fromisoformat(limits["earliest_start"])
-        if start < earliest:
-            raise ValueError(
-                f"startDate {self.start_date} is before {earliest}, the earliest a budget accepts"
-            )
+            problems.append(f"startDate: {self.start_date} is not a calendar date")
+        else:
+            if start < earliest:
+                problems.append(
+                    f"startDate: {self.start_date} is before {earliest}, the earliest a budget "
+                    "accepts"
+                )
+        _raise_all(problems)
         return self
 
 
@@ -875,120 +1153,197 @@ class StackConfig(ConfigModel):
 
     @field_validator("tags")
     @classmethod
-    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
-        # Azure tag names cannot contain these characters. Source:
-        # https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources#limitations
-        bad = [key for key in tags if re.search(r"[<>%&\\?/]", key) or len(key) > 512]
-        if bad:
-            raise ValueError(f"tag names may not contain < > % & \\ ? / : {', '.join(bad)}")
+    def _tag_limits(cls, tags: dict[str, str]) -> dict[str, str]:
+        # Azure's tag limits (data/azure_limits.yaml): every resource carries these tags plus
+        # `environment` and `managedBy`, the storage account included.
+        rules = _LIMITS["tags"]
+        problems = []
+        total = len({"environment", "managedBy", *tags})
+        if total > rules["max_count"]:
+            problems.append(
+                f"{len(tags)} tags plus environment and managedBy make {total}; Azure allows at "
+                f"most {rules['max_count']} per resource"
+            )
+        forbidden = rules["forbidden_name_characters"]
+        for key, value in tags.items():
+            shown = key if len(key) <= 40 else key[:37] + "..."
+            if any(char in forbidden for char in key):
+                problems.append(
+                    f"tag name {shown!r} contains one of {' '.join(forbidden)}, which Azure "
+                    "refuses in tag names"
+                )
+            if len(key) > rules["max_name_length_storage"]:
+                problems.append(
+                    f"tag name {shown!r} is {len(key)} characters; storage accounts take at most "
+                    f"{rules['max_name_length_storage']} (other resources "
+                    f"{rules['max_name_length']})"
+                )
+            if not key.strip():
+                problems.append("a tag name is empty")
+            if len(value) > rules["max_value_length"]:
+                problems.append(
+                    f"tag {shown!r} value is {len(value)} characters; Azure allows at most "
+                    f"{rules['max_value_length']}"
+                )
+        _raise_all(problems)
         return tags
 
     @model_validator(mode="after")
-    def _stack_rules(self) -> StackConfig:
+    def _cross_field_rules(self, info: ValidationInfo) -> StackConfig:
+        """Every rule that spans sections, each run on its own so all problems come out at once.
+
+        On a second pass over a file with broken sections (`parse_config`), the context names
+        the sections that failed; rules reading one of them are skipped rather than judged on
+        defaults that stand in for what the file says.
+        """
+        skipped: set[str] = set((info.context or {}).get("failed_sections") or ())
+        rules: list[tuple[tuple[str, ...], Callable[[], None]]] = [
+            (("vmPools", "cpuScaleSets"), self._unique_vm_pool_names),
+            (("vmPools", "cpuScaleSets", "storage"), self._pool_mounts),
+            (("aks", "network", "storage"), self._aks_rules),
+            (("network", "environment"), self._operator_ips_dev_only),
+            (("vault", "environment"), self._prod_vault_retention),
+            (("aks", "storage"), self._aks_block_cache),
+            (("aks", "network", "vmPools", "cpuScaleSets"), self._subnets_fit),
+            (("aks",), self._unique_aks_pool_names),
+            (("inference", "aks", "registry", "monitoring", "network", "environment"),
+             self._inference_section),
+            (("trainingStorage", "network", "inference"), self._lustre_section),
+            (("registry", "location"), self._geo_replica_elsewhere),
+            (("capacityReservations", "vmPools", "aks"), self._reservation_rules),
+        ]  # fmt: skip
+        _run_checks(*(check for keys, check in rules if not skipped.intersection(keys)))
+        return self
+
+    def _unique_vm_pool_names(self) -> None:
         # CPU scale sets are VM pools too: one namespace of names, the same mounts.
-        pools = [*self.vm_pools, *self.cpu_scale_sets]
-        names = [pool.name for pool in pools]
+        names = [pool.name for pool in [*self.vm_pools, *self.cpu_scale_sets]]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(
-                f"vmPools and cpuScaleSets names must be unique; repeated: {', '.join(duplicates)}"
+                f"vmPools, cpuScaleSets: names must be unique across both; repeated: "
+                f"{', '.join(duplicates)}"
             )
-        for pool in pools:
-            missing = sorted(set(pool.mount_containers) - set(self.storage.containers))
-            if missing:
-                raise ValueError(
-                    f"pool {pool.name} mounts {', '.join(missing)}, which storage.containers "
-                    f"does not declare ({', '.join(self.storage.containers)})"
-                )
-        if self.aks is not None:
-            self._aks_rules(self.aks)
-        return self
 
-    @model_validator(mode="after")
-    def _reservation_rules(self) -> StackConfig:
-        check_capacity_reservations(self)
-        return self
+    def _pool_mounts(self) -> None:
+        problems = []
+        pools = [("vmPools", self.vm_pools), ("cpuScaleSets", self.cpu_scale_sets)]
+        for key, entries in pools:
+            for index, pool in enumerate(entries):
+                missing = sorted(set(pool.mount_containers) - set(self.storage.containers))
+                if missing:
+                    problems.append(
+                        f"{key}[{index}].mountContainers: pool {pool.name} mounts "
+                        f"{', '.join(missing)}, which storage.containers does not declare "
+                        f"({', '.join(self.storage.containers)})"
+                    )
+        _raise_all(problems)
 
-    @model_validator(mode="after")
-    def _network_and_data_rules(self) -> StackConfig:
+    def _operator_ips_dev_only(self) -> None:
         if self.network.allow_operator_ips and self.environment != "dev":
             raise ValueError(
-                f"network.allowOperatorIps opens the storage and vault firewalls to public "
+                f"network.allowOperatorIps: opens the storage and vault firewalls to public "
                 f"addresses and is for dev only; remove it from {self.environment}"
             )
+
+    def _prod_vault_retention(self) -> None:
         if self.environment == "prod" and self.vault.soft_delete_retention_days < 90:
             raise ValueError(
-                f"vault.softDeleteRetentionDays is {self.vault.soft_delete_retention_days}; "
+                f"vault.softDeleteRetentionDays: is {self.vault.soft_delete_retention_days}; "
                 "prod keeps deleted secrets and keys for 90 days"
             )
-        aks = self.aks if self.aks is not None and self.aks.enabled else None
-        if aks is not None and self.storage.cache == "file":
+
+    def _enabled_aks(self) -> AksConfig | None:
+        return self.aks if self.aks is not None and self.aks.enabled else None
+
+    def _aks_block_cache(self) -> None:
+        if self._enabled_aks() is not None and self.storage.cache == "file":
             raise ValueError(
-                "storage.cache: file is for VM pools only; the Blob CSI mounts on AKS use the "
+                "storage.cache: `file` is for VM pools only; the Blob CSI mounts on AKS use the "
                 "block cache, so set storage.cache: block"
             )
-        self._subnet_fits("systemSubnet", self.network.system_subnet, self._system_nodes(aks))
-        self._subnet_fits("gpuSubnet", self.network.gpu_subnet, self._gpu_nodes(aks))
-        return self
 
-    @model_validator(mode="after")
-    def _serving_rules(self) -> StackConfig:
-        """Registry, inference, CPU pools and Lustre checked against the rest of the stack."""
-        aks = self.aks if self.aks is not None and self.aks.enabled else None
-        if aks is not None:
-            names = [p.name for p in aks.gpu_pools] + [p.name for p in aks.cpu_pools]
-            repeated = sorted({n for n in names if names.count(n) > 1} | ({"system"} & set(names)))
-            if repeated:
-                raise ValueError(
-                    f"aks gpuPools and cpuPools names must be unique and not 'system'; "
-                    f"repeated: {', '.join(repeated)}"
-                )
+    def _subnets_fit(self) -> None:
+        aks = self._enabled_aks()
+        _run_checks(
+            lambda: self._subnet_fits(
+                "systemSubnet", self.network.system_subnet, self._system_nodes(aks)
+            ),
+            lambda: self._subnet_fits("gpuSubnet", self.network.gpu_subnet, self._gpu_nodes(aks)),
+        )
+
+    def _unique_aks_pool_names(self) -> None:
+        aks = self._enabled_aks()
+        if aks is None:
+            return
+        names = [p.name for p in aks.gpu_pools] + [p.name for p in aks.cpu_pools]
+        repeated = sorted({n for n in names if names.count(n) > 1} | ({"system"} & set(names)))
+        if repeated:
+            raise ValueError(
+                f"aks.gpuPools, aks.cpuPools: names must be unique and not 'system'; "
+                f"repeated: {', '.join(repeated)}"
+            )
+
+    def _inference_section(self) -> None:
+        inference = self.inference
+        if inference is not None and inference.enabled:
+            self._inference_rules(inference, self._enabled_aks(), dict(self.network.subnet_cidrs()))
+
+    def _lustre_section(self) -> None:
+        lustre = self.training_storage
+        if not lustre.enabled:
+            return
+        if lustre.subnet is None:
+            raise ValueError("trainingStorage.subnet: required; Managed Lustre needs its own")
         taken = dict(self.network.subnet_cidrs())
         inference = self.inference
-        if inference is not None and not inference.enabled:
-            inference = None
-        if inference is not None:
-            self._inference_rules(inference, aks, taken)
-            taken["inference.apimSubnet"] = inference.apim_subnet or ""
-        lustre = self.training_storage
-        if lustre.enabled:
-            if lustre.subnet is None:
-                raise ValueError("trainingStorage.subnet is required: Managed Lustre needs its own")
-            self._dedicated_subnet("trainingStorage.subnet", lustre.subnet, taken)
-            prefix = ipaddress.ip_network(lustre.subnet).prefixlen
-            if prefix > lustre.subnet_prefix():
-                raise ValueError(
-                    f"trainingStorage.subnet {lustre.subnet} is a /{prefix}; Microsoft "
-                    f"recommends /{lustre.subnet_prefix()} or larger for {lustre.capacity_tib} TiB"
-                )
-        return self
+        if inference is not None and inference.enabled and inference.apim_subnet:
+            taken["inference.apimSubnet"] = inference.apim_subnet
+        self._dedicated_subnet("trainingStorage.subnet", lustre.subnet, taken)
+        prefix = ipaddress.ip_network(lustre.subnet).prefixlen
+        if prefix > lustre.subnet_prefix():
+            raise ValueError(
+                f"trainingStorage.subnet: {lustre.subnet} is a /{prefix}; Microsoft "
+                f"recommends /{lustre.subnet_prefix()} or larger for {lustre.capacity_tib} TiB"
+            )
+
+    def _reservation_rules(self) -> None:
+        check_capacity_reservations(self)
+
+    def _geo_replica_elsewhere(self) -> None:
+        replica = self.registry.geo_replica_location
+        if self.registry.enabled and replica is not None and replica == self.location:
+            raise ValueError(
+                f"registry.geoReplicaLocation: {replica} is the stack's own location; a "
+                "geo-replica must be in another region (or leave geoReplicaLocation unset)"
+            )
 
     def _inference_rules(
         self, inference: InferenceConfig, aks: AksConfig | None, taken: dict[str, str]
     ) -> None:
         if aks is None or not aks.gpu_pools:
-            raise ValueError("inference needs aks with at least one gpuPools entry (the sample)")
+            raise ValueError("inference: needs aks with at least one gpuPools entry (the sample)")
         if not self.registry.enabled:
-            raise ValueError("inference pulls its image from the registry: set registry.enabled")
+            raise ValueError("registry.enabled: inference pulls its image from the registry")
         pools = [p.name for p in aks.gpu_pools]
         if inference.sample_gpu_pool is not None and inference.sample_gpu_pool not in pools:
             raise ValueError(
-                f"inference.sampleGpuPool {inference.sample_gpu_pool!r} is not an aks gpuPools "
+                f"inference.sampleGpuPool: {inference.sample_gpu_pool!r} is not an aks gpuPools "
                 f"name ({', '.join(pools)})"
             )
         if inference.publisher_email is None and not self.monitoring.alert_emails:
             raise ValueError(
-                "inference.publisherEmail is required when monitoring has no alertEmails"
+                "inference.publisherEmail: required when monitoring has no alertEmails"
             )
         if self.environment == "prod" and (
             inference.apim_virtual_network != "Internal" or inference.apim_sku != "Premium"
         ):
             raise ValueError(
-                f"prod runs API Management Premium in Internal VNet mode; got "
+                f"inference.apimSku: prod runs API Management Premium in Internal VNet mode; got "
                 f"{inference.apim_sku} {inference.apim_virtual_network}"
             )
         if inference.apim_subnet is None:
-            raise ValueError("inference.apimSubnet is required: API Management needs its own")
+            raise ValueError("inference.apimSubnet: required; API Management needs its own")
         self._dedicated_subnet("inference.apimSubnet", inference.apim_subnet, taken)
         subnet = ipaddress.ip_network(inference.apim_subnet)
         apim = _serving_facts("api_management")["subnet"]
@@ -996,7 +1351,7 @@ class StackConfig(ConfigModel):
             subnet.num_addresses < inference.apim_subnet_needs()
         ):
             raise ValueError(
-                f"inference.apimSubnet {subnet} is too small: API Management needs /"
+                f"inference.apimSubnet: {subnet} is too small: API Management needs /"
                 f"{apim['min_prefix_length']} or larger and {inference.apim_subnet_needs()} "
                 f"addresses for {inference.apim_units} {inference.apim_sku} unit(s)"
             )
@@ -1006,7 +1361,7 @@ class StackConfig(ConfigModel):
             # Azure keeps the first four addresses and the last one of every subnet.
             if address not in system or address in (*list(system)[:4], system[-1]):
                 raise ValueError(
-                    f"inference.ingressIp {address} must be a usable address of "
+                    f"inference.ingressIp: {address} must be a usable address of "
                     f"network.systemSubnet {system}"
                 )
 
@@ -1014,10 +1369,10 @@ class StackConfig(ConfigModel):
         space = ipaddress.ip_network(self.network.address_space)
         subnet = ipaddress.ip_network(cidr)
         if not subnet.subnet_of(space):  # type: ignore[arg-type]
-            raise ValueError(f"{key} {subnet} is outside network.addressSpace {space}")
+            raise ValueError(f"{key}: {subnet} is outside network.addressSpace {space}")
         for other, other_cidr in taken.items():
             if other_cidr and subnet.overlaps(ipaddress.ip_network(other_cidr)):
-                raise ValueError(f"{key} {subnet} overlaps {other} {other_cidr}")
+                raise ValueError(f"{key}: {subnet} overlaps {other} {other_cidr}")
 
     @staticmethod
     def _surge(max_count: int) -> int:
@@ -1048,24 +1403,30 @@ class StackConfig(ConfigModel):
                 for name, nodes, surge in pools
             )
             raise ValueError(
-                f"network.{key} {cidr} has {usable} usable addresses (Azure reserves "
+                f"network.{key}: {cidr} has {usable} usable addresses (Azure reserves "
                 f"{AZURE_RESERVED_IPS_PER_SUBNET}); pools need {needed} ({parts}); "
                 "use a larger subnet or lower maxCount"
             )
 
-    def _aks_rules(self, aks: AksConfig) -> None:
+    def _aks_rules(self) -> None:
+        aks = self.aks
+        if aks is None:
+            return
+        problems = []
         space = ipaddress.ip_network(self.network.address_space)
         for key, cidr in (("podCidr", aks.pod_cidr), ("serviceCidr", aks.service_cidr)):
             if ipaddress.ip_network(cidr).overlaps(space):
-                raise ValueError(f"aks.{key} {cidr} overlaps network.addressSpace {space}")
-        for team in aks.teams:
+                problems.append(f"aks.{key}: {cidr} overlaps network.addressSpace {space}")
+        for index, team in enumerate(aks.teams):
             wanted = {*team.read_containers, *team.write_containers}
             missing = sorted(wanted - set(self.storage.containers))
             if missing:
-                raise ValueError(
-                    f"aks.teams {team.name} uses containers {', '.join(missing)}, which "
-                    f"storage.containers does not declare ({', '.join(self.storage.containers)})"
+                problems.append(
+                    f"aks.teams[{index}]: team {team.name} uses containers "
+                    f"{', '.join(missing)}, which storage.containers does not declare "
+                    f"({', '.join(self.storage.containers)})"
                 )
+        _raise_all(problems)
 
     @property
     def protect(self) -> bool:
@@ -1088,27 +1449,111 @@ class StackConfig(ConfigModel):
 AksConfig.model_rebuild(force=True)
 
 
-def parse_config(raw: Mapping[str, Any], stack_file: str) -> StackConfig:
-    """Validate project-namespace config values (camelCase keys, no namespace prefix)."""
+def parse_config(
+    raw: Mapping[str, Any], stack_file: str, problems: list[str] | None = None
+) -> StackConfig:
+    """Validate project-namespace config values (camelCase keys, no namespace prefix).
+
+    Every problem is reported at once: field-level ones, each section's own rules and the
+    rules across sections. `problems` found before (e.g. keys in a misspelt namespace) join them.
+    """
+    found = list(problems or [])
     try:
-        return StackConfig.model_validate(dict(raw))
+        config = StackConfig.model_validate(dict(raw))
     except ValidationError as error:
-        problems = [_describe(item) for item in error.errors(include_url=False)]
-        raise ConfigError(stack_file, problems) from None
+        items = error.errors(include_url=False)
+        found += [text for item in items for text in _describe(item)]
+        found += _cross_section_problems(raw, items, found)
+        raise ConfigError(stack_file, found) from None
+    if found:
+        raise ConfigError(stack_file, found)
+    return config
+
+
+# Stand-ins for failed required sections on the second pass (no rule that runs reads them).
+_STAND_INS: dict[str, Any] = {
+    "environment": "dev",
+    "location": "eastus",
+    "budget": {"monthlyAmountUsd": 1},
+}
+
+
+def _cross_section_problems(
+    raw: Mapping[str, Any], items: list[Any], known: list[str]
+) -> list[str]:
+    """Rules across sections that a failed first pass never reached: validate again without
+    the failed sections, skipping the rules that read them."""
+    failed = {str(item["loc"][0]) for item in items if item["loc"]}
+    required = {
+        field.alias or to_camel(name)
+        for name, field in StackConfig.model_fields.items()
+        if field.is_required()
+    }
+    if not failed or not isinstance(raw, Mapping):
+        return []
+    rest = {key: value for key, value in raw.items() if key not in failed}
+    # A failed required section gets a stand-in; every rule reading it is skipped.
+    rest.update({key: _STAND_INS[key] for key in required if key in failed or key not in raw})
+    try:
+        StackConfig.model_validate(rest, context={"failed_sections": failed})
+    except ValidationError as error:
+        again = [
+            text
+            for item in error.errors(include_url=False)
+            if not item["loc"]
+            for text in _describe(item)
+        ]
+        return [text for text in again if text not in known]
+    return []
+
+
+def validate_stack_values(
+    values: Mapping[str, Any],
+    stack_file: str,
+    project: str = PROJECT,
+    secret_keys: Collection[str] = (),
+) -> StackConfig:
+    """Validate a stack's whole config map (`namespace:key` -> value, as the Pulumi CLI hands it
+    to the program): this project's keys, and keys in a namespace that looks like a typo of it.
+    Strings under `secret_keys` become `SecretText`."""
+    prefix = f"{project}:"
+    raw = {
+        key[len(prefix) :]: _mark_secret(_decode(value)) if key in secret_keys else _decode(value)
+        for key, value in values.items()
+        if key.startswith(prefix)
+    }
+    return parse_config(raw, stack_file, _namespace_problems(values, project))
+
+
+def _namespace_problems(values: Mapping[str, Any], project: str) -> list[str]:
+    """Keys Pulumi would hand to no one: a near-miss of the project namespace, or one of our
+    keys in a namespace no provider owns. Pulumi itself ignores them silently."""
+    ours = {field.alias or to_camel(name) for name, field in StackConfig.model_fields.items()}
+    problems = []
+    for full_key in values:
+        namespace, _, key = full_key.partition(":")
+        if namespace == project or not key or namespace in PROVIDER_NAMESPACES:
+            continue
+        near = difflib.SequenceMatcher(None, namespace.lower(), project).ratio() >= 0.8
+        if near or key.split(".")[0] in ours:
+            problems.append(
+                f"{full_key}: namespace {namespace!r} is not this project's, so the program "
+                f"never reads it; write {project}:{key} (provider namespaces allowed: "
+                f"{', '.join(sorted(PROVIDER_NAMESPACES))})"
+            )
+    return problems
 
 
 def load_stack_config() -> StackConfig:
     """Read and validate this stack's config from the running Pulumi program."""
     stack_file = f"Pulumi.{pulumi.get_stack()}.yaml"
-    prefix = f"{PROJECT}:"
     # The language host passes config in PULUMI_CONFIG; set_all_config (mocks) overrides it.
     values = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    raw = {
-        key[len(prefix) :]: _decode(value)
-        for key, value in values.items()
-        if key.startswith(prefix)
+    secret_keys = {
+        *pulumi.runtime.config.get_config_secret_keys_env(),
+        *(key for key in values if pulumi.runtime.is_config_secret(key)),
     }
-    return parse_config(raw, stack_file)
+    return validate_stack_values(values, stack_file, secret_keys=secret_keys)
 
 
 def _decode(value: Any) -> Any:
@@ -1117,27 +1562,49 @@ def _decode(value: Any) -> Any:
         return value
     try:
         decoded = json.loads(value)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return value
     return decoded if isinstance(decoded, dict | list) else value
 
 
-def _describe(item: Mapping[str, Any]) -> str:
+def _describe(item: Mapping[str, Any]) -> list[str]:
+    """One line per problem in a pydantic error item (a rule may report several)."""
     location = tuple(item["loc"])
     path = _key_path(location)
     kind = item["type"]
     given = item.get("input")
     if kind == "extra_forbidden":
         allowed = _allowed_keys(location[:-1])
-        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
-        return f"{path}: unknown key{hint}"
+        close = difflib.get_close_matches(str(location[-1]), allowed, n=1, cutoff=0.7)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint += f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return [f"{path}: unknown key{hint}"]
     if kind == "missing":
-        return f"{path}: required key is missing"
-    message = item["msg"].removeprefix("Value error, ")
+        return [f"{path}: required key is missing"]
+    if kind == "finite_number":
+        return [f"{path}: must be a finite number, not infinity or NaN (got {given})"]
+    messages = item["msg"].removeprefix("Value error, ").split(_PROBLEM_SEPARATOR)
+    if not location:
+        # Rules across sections start their message with the key they judge.
+        return [f"{PROJECT}:{message}" for message in messages]
+    if kind == "value_error" and all(_LEADING_KEY.match(message) for message in messages):
+        # A model's own rules start their message with "<key>: " when they judge one key.
+        return [_keyed(path, location, message) for message in messages]
     shown = json.dumps(given, default=str)
-    if isinstance(given, dict | list) or len(shown) > 60:
-        return f"{path}: {message}"
-    return f"{path}: {message} (got {shown})"
+    if isinstance(given, dict | list) or len(shown) > 60 or len(messages) > 1:
+        return [f"{path}: {message}" for message in messages]
+    return [f"{path}: {message} (got {shown})" for message in messages]
+
+
+_LEADING_KEY = re.compile(r"^([a-z][A-Za-z0-9]*)((?:\.[A-Za-z0-9_-]+)*): (.*)$", re.DOTALL)
+
+
+def _keyed(path: str, location: tuple[Any, ...], message: str) -> str:
+    """`aks.gpuPools[0]` + "minCount: 3 exceeds ..." -> `aks.gpuPools[0].minCount: 3 ...`."""
+    match = _LEADING_KEY.match(message)
+    if match and match.group(1) in _allowed_keys(location):
+        return f"{path}.{match.group(1)}{match.group(2)}: {match.group(3)}"
+    return f"{path}: {message}"
 
 
 def _key_path(location: tuple[Any, ...]) -> str:
@@ -1145,7 +1612,7 @@ def _key_path(location: tuple[Any, ...]) -> str:
     for index, part in enumerate(location):
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.startswith(("function-after", "function-")) or part in {"str", "int"}:
+        elif part.startswith(("function-after", "function-")) or part in {"str", "int", "[key]"}:
             continue
         else:
             path += part if index == 0 else f".{part}"

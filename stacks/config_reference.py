@@ -114,6 +114,10 @@ def _constraints(field: FieldInfo) -> str:
             value = getattr(item, attribute, None)
             if value is not None:
                 parts.append(f"{attribute} {value}".replace("|", "\\|"))
+        # A validator function's docstring says what it checks (regions, SSH keys, labels...).
+        doc = getattr(getattr(item, "func", None), "__doc__", None)
+        if doc:
+            parts.append(" ".join(doc.strip().split("\n\n")[0].split()).replace("|", "\\|"))
     return ", ".join(f"`{part}`" for part in parts)
 
 

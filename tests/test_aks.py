@@ -449,4 +449,4 @@ def test_pool_rules_are_config_errors(pool: dict[str, Any], fragment: str) -> No
 def test_pod_range_may_not_overlap_the_vnet() -> None:
     raw = _config({"podCidr": "10.40.128.0/17"})
     (problem,) = _problems(raw)
-    assert "aks.podCidr 10.40.128.0/17 overlaps network.addressSpace" in problem
+    assert "aks.podCidr: 10.40.128.0/17 overlaps network.addressSpace" in problem

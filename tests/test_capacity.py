@@ -165,3 +165,10 @@ def test_prod_quota_shortfall_fails_the_plan_command(
     document = json.loads(capsys.readouterr().out)
     assert document["capacity"]["errors"]
     assert code == cli.EXIT_POLICY
+
+
+def test_infiniband_aks_pool_beyond_one_placement_group_is_warned_about() -> None:
+    capacity = plan_capacity([cluster(), agent_pool("ndbig", "Standard_ND96asr_v4", 0, 150)])
+    assert any("ndbig" in w and "not one RDMA domain" in w for w in capacity["warnings"])
+    small = plan_capacity([cluster(), agent_pool("nd", "Standard_ND96asr_v4", 0, 100)])
+    assert not any("RDMA domain" in w for w in small["warnings"])

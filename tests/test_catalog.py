@@ -577,7 +577,7 @@ def test_config_refuses_an_aks_driver_path_the_size_does_not_offer() -> None:
     values["aks"]["gpuPools"][1] |= {"vmSize": mi300x.name, "driver": "Install"}
     with pytest.raises(ConfigError) as caught:
         parse_config(values, "Pulumi.prod.yaml")
-    assert "aks.gpuPools[1]" in str(caught.value) and "driver Install" in str(caught.value)
+    assert "aks.gpuPools[1].driver: Install is not usable" in str(caught.value)
     values["aks"]["gpuPools"][1]["driver"] = "None"
     parse_config(values, "Pulumi.prod.yaml")
 

@@ -126,7 +126,7 @@ def test_bad_config_exits_2_with_one_message_and_no_traceback(tmp_path: Path) ->
     result = gpustack("plan", "--program", str(program))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("Invalid configuration in Pulumi.dev.yaml (3 problems)")
+    assert result.stderr.startswith("error: Invalid configuration in Pulumi.dev.yaml (3 problems)")
     expected = [
         "azure-gpu-stacks:monitoring.logRetentionDayz: unknown key",
         "azure-gpu-stacks:budget.monthlyAmountUsd: Input should be a valid number",

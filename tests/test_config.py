@@ -116,7 +116,7 @@ def test_address_space_overlapping_infiniband_range_is_rejected() -> None:
 def test_subnet_outside_address_space_is_rejected() -> None:
     raw = minimal() | {"network": {"gpuSubnet": "10.99.0.0/24"}}
     (problem,) = problems_of(raw)
-    assert "gpuSubnet 10.99.0.0/24 is outside addressSpace" in problem
+    assert problem.startswith(f"{PREFIX}network.gpuSubnet: 10.99.0.0/24 is outside addressSpace")
 
 
 def test_overlapping_subnets_are_rejected() -> None:

@@ -157,7 +157,9 @@ def test_storage_and_logs_scale_with_the_config_estimates() -> None:
 def test_cost_json_has_exactly_the_documented_keys() -> None:
     document = estimate_monthly_cost([vm("a", "Standard_NC4as_T4_v3")]).to_json()
 
-    assert set(document) == {"currency", "monthly", "lines", "unpriced", "prices_as_of"}
+    assert set(document) == {
+        "currency", "monthly", "lines", "unpriced", "unpriced_reasons", "warnings", "prices_as_of"
+    }  # fmt: skip
     assert document["currency"] == "USD"
     assert set(document["monthly"]) == {"min", "expected", "max"}
     assert set(document["lines"][0]) == {"urn", "type", "monthly", "assumption"}
@@ -190,3 +192,20 @@ def test_every_planned_resource_is_priced_or_listed(env_plan: Plan) -> None:
     assert azure <= accounted
     assert report.monthly.max == pytest.approx(sum(line.monthly.max for line in report.lines))
     assert report.monthly.min <= report.monthly.expected <= report.monthly.max
+
+
+def test_pool_outside_the_snapshot_is_unpriced_with_a_warning_naming_the_region() -> None:
+    pool = vm("box", "Standard_NC4as_T4_v3")
+    pool["inputs"]["location"] = "westeurope"
+    report = estimate_monthly_cost([pool])
+    assert report.unpriced == [pool["urn"]]
+    document = report.to_json()
+    assert "westeurope" in document["unpriced_reasons"][pool["urn"]][0]
+    warnings = document["warnings"]
+    assert warnings[0].startswith("1 resource(s) could not be priced and are not in the monthly")
+    assert any("westeurope" in w for w in warnings)
+    assert any("eastus" in w and "gpustack prices refresh" in w for w in warnings)
+
+
+def test_fully_priced_plan_has_no_cost_warnings() -> None:
+    assert estimate_monthly_cost([vm("a", "Standard_NC4as_T4_v3")]).to_json()["warnings"] == []

@@ -237,12 +237,12 @@ def test_gpu_subnet_too_small_for_the_pools_is_a_config_error_with_the_arithmeti
         _config(network)
     message = str(error.value)
     # A /29 has 8 addresses, Azure keeps 5; t4spot needs 2 + 1 surge (10% rounded up), devbox 1.
-    assert "network.gpuSubnet 10.40.4.0/29 has 3 usable addresses" in message
+    assert "network.gpuSubnet: 10.40.4.0/29 has 3 usable addresses" in message
     assert "pools need 4 (t4spot 2 + surge 1, devbox 1)" in message
 
 
 def test_system_subnet_counts_the_system_pool_and_its_surge() -> None:
-    with pytest.raises(ConfigError, match=r"systemSubnet 10.40.0.0/29 has 3 usable .* need 4"):
+    with pytest.raises(ConfigError, match=r"systemSubnet: 10.40.0.0/29 has 3 usable .* need 4"):
         _config({"systemSubnet": "10.40.0.0/29"})
 
 

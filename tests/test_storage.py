@@ -340,5 +340,5 @@ BASE = {
 
 
 def test_storage_without_a_checkpoints_container_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="containers must include checkpoints"):
+    with pytest.raises(ConfigError, match="containers: must include checkpoints"):
         parse_config({**BASE, "storage": {"containers": ["models", "datasets"]}}, "Pulumi.t.yaml")

@@ -164,7 +164,7 @@ def _problems(teams: list[dict[str, Any]]) -> list[str]:
 
 def test_team_containers_must_exist_in_storage() -> None:
     (problem,) = _problems([{"name": "vision", "gpuQuota": 2, "readContainers": ["images"]}])
-    assert "aks.teams vision uses containers images" in problem
+    assert "team vision uses containers images" in problem
 
 
 @pytest.mark.parametrize(

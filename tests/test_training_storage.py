@@ -132,7 +132,7 @@ def test_prod_config_turns_lustre_on_with_one_switch() -> None:
 @pytest.mark.parametrize(
     ("training", "message"),
     [
-        ({"enabled": True, "subnet": None}, "trainingStorage.subnet is required"),
+        ({"enabled": True, "subnet": None}, "trainingStorage.subnet: required"),
         ({"enabled": True, "subnet": "10.42.10.0/24"}, "overlaps inference.apimSubnet"),
         ({"enabled": True, "subnet": "10.42.12.0/28"}, "recommends /27 or larger"),
         ({"enabled": True, "capacityTib": 17}, "in steps of 16"),

@@ -91,5 +91,5 @@ BASE = {
 
 def test_prod_with_a_short_vault_retention_is_a_config_error() -> None:
     raw = {**BASE, "environment": "prod", "vault": {"softDeleteRetentionDays": 7}}
-    with pytest.raises(ConfigError, match="softDeleteRetentionDays is 7"):
+    with pytest.raises(ConfigError, match="softDeleteRetentionDays: is 7"):
         parse_config(raw, "Pulumi.prod.yaml")
