@@ -128,7 +128,7 @@ class GpuAksClusterArgs:
     control_plane_identity: Literal["UserAssigned", "SystemAssigned"] = "UserAssigned"
     monitoring: MonitoringTargets | None = None
     # The application routing add-on (managed NGINX) without its default controller; the
-    # inference gateway (components/inference.py) declares an internal one. Issue 9 hook.
+    # inference gateway (components/inference.py) declares an internal one.
     app_routing: bool = False
 
 

@@ -49,8 +49,10 @@ EXIT_OK = 0
 EXIT_POLICY = 1
 EXIT_ERROR = 2
 
-# This repository's root: the default program and the home of the policy pack.
+# This repository's root: the home of the policy pack.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The files that make a directory a Pulumi project, as the Pulumi CLI looks for them.
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
 DEFAULT_POLICY_PACK = PROJECT_ROOT / "policies"
 
 Renderer = Callable[[dict[str, Any]], str]
@@ -91,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--program",
         type=Path,
-        default=PROJECT_ROOT,
-        help="a Pulumi Python project directory (default: this project)",
+        help="the Pulumi project directory (default: the closest directory holding a "
+        "Pulumi.yaml, from the current one upwards, as the Pulumi CLI finds it)",
     )
     plan.add_argument(
         "--format", "-f", default="table", choices=sorted(_renderers()), help="report format"
@@ -155,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def find_program(start: Path) -> Path | None:
+    """The closest directory at or above `start` holding a Pulumi.yaml, or None.
+
+    The Pulumi CLI finds its project the same way (`DetectProjectPathFrom` walks up from the
+    working directory), so `gpustack plan` and `pulumi preview` plan the same program.
+    """
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if any((directory / name).is_file() for name in PROJECT_FILES):
+            return directory
+    return None
+
+
 def plan_stack(
     program: Path, stack: str, preview: bool, config: Sequence[ConfigOverride] = ()
 ) -> Plan:
@@ -185,10 +200,18 @@ def run_plan_command(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    program = args.program if args.program is not None else find_program(Path.cwd())
+    if program is None:
+        print(
+            f"error: no Pulumi.yaml in {Path.cwd()} or any directory above it; run gpustack "
+            "plan inside a Pulumi project, or pass --program <project dir>",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
         overrides = [parse_override(text) for text in args.config]
         overrides += [parse_override(text, secret=True) for text in args.config_secret]
-        plan = plan_stack(args.program, args.stack, args.preview, overrides)
+        plan = plan_stack(program, args.stack, args.preview, overrides)
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR

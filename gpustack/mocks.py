@@ -201,7 +201,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         self._locations[(inputs.get("resourceGroupName"), name)] = state.get("location", UNKNOWN)
         _identity_as_arm_returns_it(state, urn, self.preview)
         if self.preview:
-            # `pulumi preview` knows a new resource's inputs and auto-name, never its outputs.
+            # `pulumi preview` knows a new resource's inputs and auto-name, never its outputs,
+            # not even those nested in an input object (a vault's properties.vaultUri).
+            _fill_missing(state, _unknown_leaves(spec.get("outputs", {})))
             self._fill_declared(args.typ, state, urn)
             return "", state
         context = self._context(urn, name, inputs, args.provider)
@@ -610,6 +612,14 @@ def _arm_type(resource_id: str) -> str:
     start = len(parts) - 1 - parts[::-1].index("providers")
     tail = parts[start + 1 :]
     return "/".join([tail[0], *tail[1::2]])
+
+
+def _unknown_leaves(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The shape of `outputs` with every value unknown, as a provider's preview answers."""
+    return {
+        key: _unknown_leaves(value) if isinstance(value, Mapping) else UNKNOWN
+        for key, value in outputs.items()
+    }
 
 
 def _first_prefix(properties: Mapping[str, Any]) -> str:

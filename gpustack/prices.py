@@ -240,12 +240,15 @@ def add_prices_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated Azure regions to keep (default: every region the source lists)",
     )
+    # `gpustack prices` alone prints refresh's own usage, so it can never leave an option out.
+    parser.set_defaults(prices_usage=refresh.format_usage())
 
 
 def run_prices(args: argparse.Namespace) -> int:
     """Run a `prices` subcommand; return the process exit code."""
     if getattr(args, "prices_command", None) != "refresh":
-        print("usage: gpustack prices refresh [--from-csv PATH] [--out PATH]", file=sys.stderr)
+        usage = getattr(args, "prices_usage", "usage: gpustack prices refresh\n")
+        print(usage, end="", file=sys.stderr)
         return 2
     regions: list[str] | None = None
     if args.regions is not None:

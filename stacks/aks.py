@@ -1,4 +1,4 @@
-"""The AKS part of an environment: cluster, GPU pools, NVIDIA software and teams (issue 4)."""
+"""The AKS part of an environment: cluster, GPU pools, NVIDIA software and teams."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def build_aks(
             # A user-assigned control-plane identity holds its subnet roles before the cluster.
             control_plane_identity="UserAssigned",
             monitoring=monitoring,
-            # Issue 9: the inference gateway's internal NGINX comes from this add-on.
+            # The inference gateway's internal NGINX comes from this add-on.
             app_routing=cfg.inference is not None and cfg.inference.enabled,
         ),
     )

@@ -630,9 +630,16 @@ class AksConfig(ConfigModel):
     admin_group_object_ids: list[Guid] = Field(default_factory=list)
     auto_upgrade_channel: Literal["patch", "stable", "rapid", "node-image"] = "patch"
     node_os_upgrade_channel: Literal["NodeImage", "SecurityPatch", "Unmanaged"] = "NodeImage"
-    maintenance_window: MaintenanceWindowConfig = Field(default_factory=MaintenanceWindowConfig)
-    # Node OS image window; None reuses maintenanceWindow.
-    node_os_maintenance_window: MaintenanceWindowConfig | None = None
+    maintenance_window: MaintenanceWindowConfig = Field(
+        default_factory=MaintenanceWindowConfig,
+        description="Weekly window (UTC) for cluster upgrades (autoUpgradeChannel), and for "
+        "node OS image upgrades too unless nodeOsMaintenanceWindow is set.",
+    )
+    node_os_maintenance_window: MaintenanceWindowConfig | None = Field(
+        default=None,
+        description="Weekly window (UTC) for node OS image upgrades (nodeOsUpgradeChannel "
+        "NodeImage or SecurityPatch); unset, they use maintenanceWindow.",
+    )
     # Azure CNI overlay ranges: pods and services live outside the VNet but must not overlap it.
     # Defaults are AKS's own. Source: https://learn.microsoft.com/azure/aks/azure-cni-overlay
     pod_cidr: Cidr = "10.244.0.0/16"
@@ -657,7 +664,7 @@ class AksConfig(ConfigModel):
     doca_driver_version: str = "doca3.2.0-25.10-1.2.8.0-2"
     rdma_shared_device_plugin_version: str = "network-operator-v25.10.0"
     teams: list[TeamConfig] = Field(default_factory=list)
-    # CPU pools for preprocessing and data ingestion (issue 9), in the GPU (workload) subnet.
+    # CPU pools for preprocessing and data ingestion, in the GPU (workload) subnet.
     cpu_pools: list[CpuNodePoolConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -745,7 +752,10 @@ class AutoscaleConfig(ConfigModel):
 class VmPoolConfig(ConfigModel):
     """A GPU VM (a developer box) or a VM scale set (scale-out training or inference)."""
 
-    name: DnsLabel
+    name: DnsLabel = Field(
+        description="at most 15 characters when kind is scaleSet: the name is the VMs' "
+        "computer name prefix"
+    )
     vm_size: GpuSizeName
     kind: Literal["vm", "scaleSet"] = "scaleSet"
     purpose: Literal["training", "inference", "development"] = "training"
@@ -814,7 +824,7 @@ class VmPoolConfig(ConfigModel):
         return self.min_count if self.default_count is None else self.default_count
 
 
-# --- registry, inference entry point, CPU pools, training storage (issue 9) ------------------
+# --- registry, inference entry point, CPU pools, training storage ----------------------------
 
 
 def _serving_facts(section: str) -> dict[str, Any]:
@@ -955,6 +965,10 @@ class CpuNodePoolConfig(ConfigModel):
 class CpuScaleSetConfig(VmPoolConfig):
     """A CPU VM scale set for preprocessing: a `vmPools` entry with a D or E series size."""
 
+    name: DnsLabel = Field(
+        max_length=facts.load("vm_pools")["scale_set"]["computer_name_prefix_max"],
+        description="the VMs' computer name prefix",
+    )
     vm_size: CpuSizeName = "Standard_D8ds_v5"  # type: ignore[assignment]
     kind: Literal["scaleSet"] = "scaleSet"  # type: ignore[assignment]
     purpose: Literal["preprocessing", "ingestion"] = "preprocessing"  # type: ignore[assignment]
@@ -1129,7 +1143,7 @@ class StackConfig(ConfigModel):
     vm_pools: list[VmPoolConfig] = Field(default_factory=list)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     budget: BudgetConfig
-    # Issue 9: registry, inference entry point, CPU scale sets, training file system.
+    # Serving and data preparation: registry, inference entry point, CPU scale sets, Lustre.
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     inference: InferenceConfig | None = None
     cpu_scale_sets: list[CpuScaleSetConfig] = Field(default_factory=list)

@@ -32,24 +32,30 @@ def render() -> str:
     return "\n".join(sections).rstrip() + "\n"
 
 
-def _section(model: type[BaseModel], prefix: str, top_level: bool = False) -> list[str]:
+def _section(
+    model: type[BaseModel], prefix: str, top_level: bool = False, description: str | None = None
+) -> list[str]:
     title = f"`{prefix}`" if not top_level else "Top-level keys"
-    doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+    # A field's own description says what this use of a shared model is for.
+    doc = description or ((model.__doc__ or "").strip().splitlines() or [""])[0]
     lines = [f"## {title}", "", doc, "", "| key | type | default | constraints |"]
     lines.append("|---|---|---|---|")
-    nested: list[tuple[type[BaseModel], str]] = []
+    nested: list[tuple[type[BaseModel], str, str | None]] = []
     for name, field in model.model_fields.items():
         key = field.alias or to_camel(name)
         kind = _type_name(field.annotation)
-        lines.append(f"| `{key}` | {kind} | {_default(field)} | {_constraints(field)} |")
         child = _model_of(field.annotation)
+        constraints = _constraints(field)
+        if field.description and child is None:
+            constraints = ", ".join(part for part in (constraints, field.description) if part)
+        lines.append(f"| `{key}` | {kind} | {_default(field)} | {constraints} |")
         if child is not None and child is not model:
             separator = "" if top_level else "."
             suffix = "[]" if _is_list(field.annotation) else ""
-            nested.append((child, f"{prefix}{separator}{key}{suffix}"))
+            nested.append((child, f"{prefix}{separator}{key}{suffix}", field.description))
     lines.append("")
-    for child, child_prefix in nested:
-        lines += _section(child, child_prefix)
+    for child, child_prefix, description in nested:
+        lines += _section(child, child_prefix, description=description)
     return lines
 
 

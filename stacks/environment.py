@@ -93,7 +93,7 @@ def build(cfg: StackConfig) -> None:
         protect=cfg.protect,
     )
 
-    # --- monitoring: workspaces first, every other component sends diagnostics there (issue 6)
+    # --- monitoring: workspaces first, every other component sends diagnostics there
     monitoring = GpuMonitoring(
         "monitoring",
         GpuMonitoringArgs(
@@ -106,7 +106,7 @@ def build(cfg: StackConfig) -> None:
     )
     context = replace(context, diagnostics=monitoring.log_analytics_workspace_id)
 
-    # --- network (foundation; NAT gateway, peering, Bastion and subnet sizing: issue 5)
+    # --- network (foundation; NAT gateway, peering, Bastion, subnet sizing)
     nat = cfg.network.nat_gateway
     subnets = {
         "system": SubnetSpec(cfg.network.system_subnet, nat_egress=nat),
@@ -130,7 +130,7 @@ def build(cfg: StackConfig) -> None:
         ),
     )
 
-    # --- identities, Key Vault, model storage and private endpoints (issue 5)
+    # --- identities, Key Vault, model storage and private endpoints
     # Endpoints go in the endpoints subnet; each private DNS zone is created once and reused.
     private_endpoints = PrivateEndpointTarget(
         subnet_id=net.subnet_ids["endpoints"], vnet_id=net.vnet_id
@@ -176,7 +176,7 @@ def build(cfg: StackConfig) -> None:
     pulumi.export("keyVaultUri", vault.uri)
     pulumi.export("identityClientIds", {w: r.client_id for w, r in identities.refs.items()})
 
-    # --- GPU VM and scale set pools (issue 3)
+    # --- GPU VM and scale set pools
     # Nodes run as the "nodes" workload identity, which reads the containers BlobFuse2 mounts;
     # build_vm_pools also sends their syslog and DCGM metrics to the monitoring workspaces.
     # --- capacity reservations: groups first, so pools can name them (stacks/config_reservations)
@@ -185,7 +185,7 @@ def build(cfg: StackConfig) -> None:
         cfg, context, net, storage, identities.refs, monitoring.vm_collection, reservations
     )
 
-    # --- AKS, GPU node pools, NVIDIA software, teams (issue 4)
+    # --- AKS, GPU node pools, NVIDIA software, teams
     # The cluster (None without AKS) gives the alerts and the budget its id, name and node group.
     cluster = build_aks(
         cfg,
@@ -197,12 +197,12 @@ def build(cfg: StackConfig) -> None:
         reservations=reservations,
     )
 
-    # --- registry, inference entry point, CPU pools, training storage (issue 9)
+    # --- registry, inference entry point, CPU pools, training storage
     # The registry's endpoint reuses the zones above; AcrPull goes to the kubelet and VM node
     # identities only. The gateway's and Lustre's own subnets are written after the network's.
     build_serving(cfg, context, net, storage, identities.refs, cluster, private_endpoints)
 
-    # --- alerts, action group and budget (issue 6)
+    # --- alerts, action group and budget
     alert_cfg = cfg.monitoring
     aks_pools = cfg.aks.gpu_pools if cfg.aks is not None and cfg.aks.enabled else []
     watched = [WatchedPool(p.name, "aks", p.max_count, spot=p.spot) for p in aks_pools] + [

@@ -1,4 +1,4 @@
-"""Serving and supply chain of an environment (issue 9): the registry, the inference entry point,
+"""Serving and supply chain of an environment: the registry, the inference entry point,
 CPU pools for data preparation, and the optional high-throughput training file system."""
 
 from __future__ import annotations

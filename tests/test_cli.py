@@ -61,7 +61,8 @@ def test_default_table_prints_a_tree_and_a_summary() -> None:
     assert result.returncode == 0, result.stderr
     assert "gpustack:network:GpuNetwork" in result.stdout
     assert "├─ azure-native:network:" in result.stdout
-    assert result.stdout.strip().splitlines()[-1].startswith("plan azure-gpu-stacks/dev:")
+    # The summary is the last paragraph (wrapped to fit 100 columns).
+    assert result.stdout.strip().split("\n\n")[-1].startswith("plan azure-gpu-stacks/dev:")
 
 
 def test_markdown_renders_the_plan_for_a_pr_comment() -> None:

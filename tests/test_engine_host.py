@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from gpustack.engine import Plan, ProgramError, capture, run_plan
-from gpustack.hosts import run_program
 from gpustack.hosts.python import STAMP, interpreter
-from gpustack.project import StackProject, load_project
+from gpustack.project import load_project
 from gpustack.report import plan_document, render_json
 from tests.conftest import ENVIRONMENTS, FIXTURES, ROOT, planned
 
@@ -187,17 +185,6 @@ def test_a_missing_module_is_the_environments_fault() -> None:
     assert "No module named 'pulumi_not_installed_anywhere'" in result.stderr
     assert "at __main__.py:3" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_an_unknown_runtime_module_is_reported_not_crashed() -> None:
-    if importlib.util.find_spec("gpustack.hosts.nodejs") is not None:
-        pytest.skip("the Node.js host exists")
-    project = StackProject(
-        "ts", PROGRAMS, PROGRAMS, "dev", PROGRAMS / "Pulumi.dev.yaml", {}, [], runtime="nodejs"
-    )
-    with pytest.raises(ProgramError, match="runtime nodejs not supported yet") as failure:
-        run_program(project, "127.0.0.1:1", "127.0.0.1:1", {}, [], False, {})
-    assert failure.value.fault == "environment"
 
 
 def test_virtualenv_is_created_once_and_reinstalled_when_requirements_change(

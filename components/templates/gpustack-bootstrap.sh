@@ -4,7 +4,10 @@
 # run at every boot. CPU nodes (GPUSTACK_GPU_COUNT=0) skip the GPU steps.
 # Each step logs and carries on when it fails, so one broken download does not hide the others;
 # the exit status reports whether every step worked.
+# The steps' functions run through step(), which shellcheck does not follow.
+# shellcheck disable=SC2329
 set -uo pipefail
+# shellcheck source=node.env
 . /etc/gpustack/node.env
 export DEBIAN_FRONTEND=noninteractive
 
@@ -31,11 +34,12 @@ enable_local_disk() {
 mount_blob_containers() {
   [ -n "$GPUSTACK_BLOB_CONTAINERS" ] || return 0
   if ! command -v blobfuse2 >/dev/null; then
+    local packages
+    read -ra packages <<<"$GPUSTACK_BLOBFUSE2_PACKAGES"
     retry curl -fsSL -o /tmp/packages-microsoft-prod.deb "$GPUSTACK_BLOBFUSE2_REPO_PACKAGE" &&
       dpkg -i /tmp/packages-microsoft-prod.deb &&
       retry apt-get update -q &&
-      # shellcheck disable=SC2086 # a list of package names
-      retry apt-get install -y -q $GPUSTACK_BLOBFUSE2_PACKAGES || return 1
+      retry apt-get install -y -q "${packages[@]}" || return 1
   fi
   grep -q '^user_allow_other' /etc/fuse.conf 2>/dev/null || echo user_allow_other >>/etc/fuse.conf
   local container

@@ -5,6 +5,7 @@
 # unit (systemctl --failed).
 set -uo pipefail
 # Overridable so the check can be exercised off a VM (tests/test_bootstrap.py).
+# shellcheck source=node.env
 . "${GPUSTACK_ENV_FILE:-/etc/gpustack/node.env}"
 sysfs="${GPUSTACK_SYSFS:-/sys}"
 

@@ -3,6 +3,7 @@
 # without local NVMe the caches use the temp disk instead. Runs at every boot: local NVMe and the
 # temp disk are wiped when the VM is deallocated, evicted or redeployed.
 set -euo pipefail
+# shellcheck source=node.env
 . /etc/gpustack/node.env
 
 log() { logger -t gpustack-local-disk -p "user.$1" -- "$2"; echo "$2"; }
