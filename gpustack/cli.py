@@ -193,7 +193,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
         quota_region = _quota_region(args.quota_region)
         policy_config = None
         if not args.no_policy:
-            program_dir = args.program
+            program_dir = args.program if args.program is not None else find_program(Path.cwd())
             given = args.policy_config or default_policy_config(
                 program_dir, args.policy_pack, args.stack)
             policy_config = load_policy_config(given)
