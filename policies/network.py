@@ -27,6 +27,7 @@ from policies.rulebook import (
     nic_configurations,
     one_of,
     policy_fact,
+    port_ranges,
     resource_rule,
     stack_rule,
 )
@@ -56,24 +57,6 @@ def _rules(resource: Resource) -> list[Any]:
     if resource.is_a(SECURITY_RULE):
         return [resource.props]
     return items(resource.get("securityRules"))
-
-
-def _port_ranges(rule: Any) -> list[tuple[int, int]]:
-    """A rule's destination ports as inclusive (low, high) ranges; '*' is every port."""
-    ranges = []
-    for value in [dig(rule, "destinationPortRange"), *items(dig(rule, "destinationPortRanges"))]:
-        if value is None:
-            continue
-        text = str(value).strip()
-        if text in ("*", ""):
-            ranges.append((0, 65535))
-            continue
-        low, _, high = text.partition("-")
-        try:
-            ranges.append((int(float(low)), int(float(high or low))))
-        except ValueError:
-            continue
-    return ranges
 
 
 def _from_internet(rule: Any) -> bool:
@@ -115,7 +98,7 @@ def _is_bastion_ingress(rule: Any) -> bool:
     """True for exactly the Internet-to-443/TCP rule users reach Bastion through."""
     mandated = _bastion_ingress()
     ports = [(int(p), int(p)) for p in mandated["ports"]]
-    return one_of(dig(rule, "protocol"), mandated["protocol"]) and _port_ranges(rule) == ports
+    return one_of(dig(rule, "protocol"), mandated["protocol"]) and port_ranges(rule) == ports
 
 
 @resource_rule(
@@ -159,7 +142,7 @@ def nsg_no_internet_inbound(resource: Resource, report: Report) -> None:
             continue
         open_ranges = [
             (low, high)
-            for low, high in _port_ranges(rule)
+            for low, high in port_ranges(rule)
             if not all(port in allowed for port in range(low, high + 1))
         ]
         if open_ranges:
@@ -193,7 +176,7 @@ def nsg_no_deny_all_inbound(resource: Resource, report: Report) -> None:
             continue
         sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
         if any(lower(s) in ("*", "any", "0.0.0.0/0") for s in sources) and (0, 65535) in (
-            _port_ranges(rule)
+            port_ranges(rule)
         ):
             report(f"rule {dig(rule, 'name') or resource.name!r} denies all inbound traffic from "
                    "every source")

@@ -205,6 +205,25 @@ def arm_leaf(arm_id: Any) -> str | None:
     return arm_id.rstrip("/").rsplit("/", 1)[-1]
 
 
+def port_ranges(rule: object) -> list[tuple[int, int]]:
+    """A rule's destination ports as inclusive (low, high) ranges; '*' is every port."""
+    values = [dig(rule, "destinationPortRange"), *items(dig(rule, "destinationPortRanges"))]
+    ranges = []
+    for value in values:
+        if value is None:
+            continue
+        text = str(value).strip()
+        if text in ("*", ""):
+            ranges.append((0, 65535))
+            continue
+        low, _, high = text.partition("-")
+        try:
+            ranges.append((int(float(low)), int(float(high or low))))
+        except ValueError:
+            continue
+    return ranges
+
+
 # --- facts ---------------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from policies.rulebook import (
     one_of,
     plain,
     policy_fact,
+    port_ranges,
     resource_rule,
     taints,
     vm_profile,
@@ -788,25 +789,6 @@ def vm_managed_identity(resource: Resource, report: Report) -> None:
 # --- network security groups and public IPs ------------------------------------------------
 
 
-def _port_ranges(rule: object) -> list[tuple[int, int]]:
-    """A rule's destination ports as inclusive (low, high) ranges; '*' is every port."""
-    values = [dig(rule, "destinationPortRange"), *items(dig(rule, "destinationPortRanges"))]
-    ranges = []
-    for value in values:
-        if value is None:
-            continue
-        text = str(value).strip()
-        if text in ("*", ""):
-            ranges.append((0, 65535))
-            continue
-        low, _, high = text.partition("-")
-        try:
-            ranges.append((int(float(low)), int(float(high or low))))
-        except ValueError:
-            continue
-    return ranges
-
-
 def _open_management_ports(rule: object) -> list[int]:
     if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Allow"):
         return []
@@ -815,7 +797,7 @@ def _open_management_ports(rule: object) -> list[int]:
     if not any(lower(source) in internet for source in sources):
         return []
     ports = policy_fact("management_ports")["ports"]
-    ranges = _port_ranges(rule)
+    ranges = port_ranges(rule)
     return [port for port in ports if any(low <= port <= high for low, high in ranges)]
 
 
@@ -1025,7 +1007,6 @@ def rbac_no_privileged_workload_roles(assignment: Resource, report: Report) -> N
     if scope is not None and any(re.match(pattern, scope) for pattern in _BROAD_SCOPE):
         report(f"role {role} is privileged and scoped to {assignment.get('scope')!r}; assign a "
                "narrower role on the resource itself")
-
 
 
 # --- storage: containers and local users ----------------------------------------------------
