@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 _plans: dict[str, Plan] = {}
+_previews: dict[str, Plan] = {}
 
 
 def planned(stack: str) -> Plan:
@@ -20,6 +22,20 @@ def planned(stack: str) -> Plan:
     if stack not in _plans:
         _plans[stack] = run_plan(ROOT, stack, in_process=True)
     return _plans[stack]
+
+
+def previewed(stack: str) -> Plan:
+    """This project's `--preview` plan for `stack` through `gpustack plan`'s out-of-process
+    path, computed once per session."""
+    if stack not in _previews:
+        _previews[stack] = run_plan(ROOT, stack, preview=True)
+    return _previews[stack]
+
+
+@functools.cache
+def bootstrap_plan() -> Plan:
+    """The state-backend bootstrap program's plan (its one stack, `state`), once per session."""
+    return run_plan(ROOT / "bootstrap", "state")
 
 
 @pytest.fixture(params=ENVIRONMENTS)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import re
 import shlex
@@ -21,9 +20,8 @@ import pytest
 from pydantic.alias_generators import to_camel
 
 from gpustack.cli import build_parser
-from gpustack.engine import run_plan
 from stacks.config import StackConfig
-from tests.conftest import ROOT, planned
+from tests.conftest import ROOT, bootstrap_plan, planned
 
 BOOTSTRAP = ROOT / "bootstrap"
 
@@ -129,11 +127,8 @@ def test_the_docs_show_at_least_the_main_commands() -> None:
     assert {"plan", "diff", "catalog", "prices"} <= seen
 
 
-@functools.cache
 def bootstrap_outputs() -> frozenset[str]:
-    stacks = sorted(BOOTSTRAP.glob("Pulumi.*.yaml"))
-    stack = stacks[0].name.split(".")[1]
-    return frozenset(run_plan(BOOTSTRAP, stack).outputs)
+    return frozenset(bootstrap_plan().outputs)
 
 
 def program_outputs(path: Path) -> frozenset[str]:

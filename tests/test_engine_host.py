@@ -14,7 +14,7 @@ from gpustack.engine import Plan, ProgramError, capture, run_plan
 from gpustack.hosts.python import STAMP, interpreter
 from gpustack.project import load_project
 from gpustack.report import plan_document, render_json
-from tests.conftest import ENVIRONMENTS, FIXTURES, ROOT, planned
+from tests.conftest import ENVIRONMENTS, FIXTURES, ROOT, planned, previewed
 
 PROGRAMS = FIXTURES / "programs"
 _out_of_process: dict[str, Plan] = {}
@@ -52,7 +52,7 @@ def test_out_of_process_plan_is_byte_identical_to_in_process(stack: str) -> None
 
 def test_preview_plans_are_identical_too() -> None:
     in_process = run_plan(ROOT, "dev", preview=True, in_process=True)
-    assert plan_bytes(run_plan(ROOT, "dev", preview=True)) == plan_bytes(in_process)
+    assert plan_bytes(previewed("dev")) == plan_bytes(in_process)
 
 
 def test_same_program_gives_the_same_resource_order_run_after_run() -> None:

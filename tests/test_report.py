@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gpustack.engine import Plan, run_plan
+from gpustack.engine import Plan
 from gpustack.estimates import plan_estimates
 from gpustack.report import (
     COMPUTED,
@@ -22,7 +22,7 @@ from gpustack.report import (
     render_markdown,
     render_table,
 )
-from tests.conftest import ENVIRONMENTS, ROOT, planned
+from tests.conftest import ENVIRONMENTS, planned, previewed
 
 NGINX = "kubernetes:approuting.kubernetes.azure.com/v1alpha1:NginxIngressController"
 # The kinds of `[...]` marker the tree prints, as the legend names them.
@@ -43,10 +43,9 @@ def document(stack: str) -> dict[str, Any]:
     return result
 
 
-@functools.cache
 def preview_plan() -> Plan:
-    # The one preview plan of this project in the suite: unknowns only exist under --preview.
-    return run_plan(ROOT, "dev", preview=True)
+    # Unknowns only exist under --preview; the session shares one dev preview plan.
+    return previewed("dev")
 
 
 def legend_section(text: str) -> str:

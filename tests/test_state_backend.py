@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 
 from gpustack.analyzer import run_policy_pack
-from gpustack.engine import Plan, PlannedResource, run_plan
-from tests.conftest import ROOT
+from gpustack.engine import Plan, PlannedResource
+from tests.conftest import ROOT, bootstrap_plan
 
 BOOTSTRAP = ROOT / "bootstrap"
 
 
-@cache
 def plan() -> Plan:
-    return run_plan(BOOTSTRAP, "state")
+    return bootstrap_plan()
 
 
 def one(token: str) -> PlannedResource:
