@@ -8,10 +8,9 @@ from `pulumi destroy`. Deployers get data roles on the container and the key, no
 from pathlib import Path
 
 import pulumi
-import yaml
 from pulumi_azure_native import authorization, keyvault, monitor, resources, storage
 
-from gpustack import facts
+from gpustack import facts, yaml_loader
 
 # State files are small and precious: zone-redundant, 30 days to undo a delete or overwrite.
 STORAGE_SKU = storage.SkuName.STANDARD_ZRS
@@ -33,7 +32,7 @@ allowed_ip_ranges: list[str] = config.get_object("allowedIpRanges") or []
 deployers: list[dict[str, str]] = config.get_object("deployers") or []
 workspace_id = config.get("logAnalyticsWorkspaceId")
 tags: dict[str, str] = {"managedBy": "pulumi", **(config.get_object("tags") or {})}
-roles = yaml.safe_load((Path(__file__).parent / "roles.yaml").read_text())["roles"]
+roles = yaml_loader.read(Path(__file__).parent / "roles.yaml")["roles"]
 client = authorization.get_client_config_output()
 durable = pulumi.ResourceOptions(protect=True, retain_on_delete=True)
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from components.storage import BlobCache, blobfuse2_document
-from gpustack import facts
+from gpustack import facts, yaml_loader
 from gpustack.catalog import VmSize
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -163,7 +163,7 @@ def template_values(spec: NodeBootstrap) -> dict[str, str]:
 
 def render_cloud_init(spec: NodeBootstrap) -> str:
     """The node's cloud-config (YAML text starting with `#cloud-config`)."""
-    document = yaml.load(_read(CLOUD_INIT_TEMPLATE), Loader=_SafeLoader)
+    document = yaml_loader.safe_load(_read(CLOUD_INIT_TEMPLATE))
     values = template_values(spec)
     features = {
         "blob": spec.blob is not None and bool(spec.blob.containers),
@@ -254,7 +254,6 @@ def _read(name: str) -> str:
 
 # libyaml's emitter when PyYAML has it (much faster); the pure-Python one otherwise.
 _SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _CloudConfigDumper(_SafeDumper):

@@ -31,6 +31,7 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime.proto import analyzer_pb2 as pb
 
+from gpustack import yaml_loader
 from gpustack.engine import SECRET_KEY
 
 __all__ = [
@@ -456,7 +457,7 @@ class _Requests:
 def _read_pack_project(pack_dir: Path) -> dict[str, Any]:
     project_file = pack_dir / "PulumiPolicy.yaml"
     try:
-        project = yaml.safe_load(project_file.read_text()) or {}
+        project = yaml_loader.read(project_file) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise PolicyPackError(
             f"failed to load the policy pack project {project_file}: {exc}; a pack folder needs "

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from gpustack import prices as price_snapshot
+from gpustack import yaml_loader
 
 CATALOG_PATH = Path(__file__).parent / "data" / "vm_sizes.yaml"
 
@@ -407,7 +408,7 @@ _FIELD_NAMES = {f.name for f in fields(VmSize)}
 @functools.cache
 def _raw_catalog() -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(CATALOG_PATH.read_text(encoding="utf-8"))
+        raw = yaml_loader.read(CATALOG_PATH)
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read the VM size catalog {CATALOG_PATH}: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("sizes"), dict):

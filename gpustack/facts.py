@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+from gpustack import yaml_loader
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -26,7 +26,7 @@ _REGION_PLACEHOLDER = "{region}"
 def load(name: str) -> dict[str, Any]:
     """The parsed data file `gpustack/data/<name>.yaml`, read once per process."""
     path = DATA_DIR / f"{name}.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = yaml_loader.read(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data

@@ -11,9 +11,7 @@ from typing import Any
 import yaml
 
 from gpustack.placeholders import secret_text
-
-# libyaml's safe loader when PyYAML was built with it (same documents, a tenth of the time).
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from gpustack.yaml_loader import DuplicateKeyError, UniqueKeyLoader
 
 ConfigOverride = tuple[str, str, bool]
 """`--config KEY=VALUE` on the command line: (key, value, secret)."""
@@ -128,37 +126,15 @@ def _stack_file(config_dir: Path, stack: str) -> Path:
     raise ProjectError(f"no stack file Pulumi.{stack}.yaml in {config_dir} (stacks here: {listed})")
 
 
-class _DuplicateKey(yaml.YAMLError):
-    """A mapping gives one key twice."""
-
-
-class _UniqueKeyLoader(_SAFE_LOADER):  # type: ignore[misc,valid-type]
-    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, str | int | float | bool) and key in seen:
-                raise _DuplicateKey(
-                    f"line {line}: key {key!r} is given twice (lines {seen[key]} and {line}); "
-                    "a YAML reader keeps only one of them silently, so keep one"
-                )
-            if isinstance(key, str | int | float | bool):
-                seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         # A safe loader: no arbitrary Python objects, only the duplicate-key check added.
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except UnicodeDecodeError:
         raise ProjectError(f"{path}: not a text file (not UTF-8); expected YAML") from None
     except OSError as error:
         raise ProjectError(f"{path}: cannot read ({error.strerror})") from None
-    except _DuplicateKey as error:
+    except DuplicateKeyError as error:
         raise ProjectError(f"{path.name}, {error}") from None
     except yaml.YAMLError as error:
         raise ProjectError(f"{path.name}: not valid YAML ({error})") from None

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gpustack import yaml_loader
 from policies import RULES, all_policies
 
 COVERAGE_DIR = Path(__file__).resolve().parent / "coverage"
@@ -63,7 +62,7 @@ def load(directory: Path = COVERAGE_DIR) -> Coverage:
     rows: list[Row] = []
     empty: list[str] = []
     for path in sorted(directory.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml_loader.read(path) or {}
         area = path.stem
         if not isinstance(data.get("source"), Mapping) or not isinstance(data.get("types"),
                                                                            Mapping):
