@@ -1,8 +1,8 @@
 """How this project parses YAML: PyYAML's safe loader, on libyaml's parser when it is there.
 
-PyYAML's pure-Python parser takes about a tenth of a second per 40 KB; every fresh process
-(`gpustack plan`, the program under `pulumi up`, the policy pack) reads ~20 data files, so the
-C parser (`yaml.CSafeLoader`, same documents, same Python constructors) saves most of that.
+Every fresh process (`gpustack plan`, the program under `pulumi up`, the policy pack) reads the
+data files; PyYAML's pure-Python parser took 0.25 s for this repository's YAML, libyaml's
+(`yaml.CSafeLoader`: same documents, same Python constructors) 0.03 s (measured 2026-11-25).
 Without libyaml the pure-Python loader reads the same documents the same way.
 """
 
