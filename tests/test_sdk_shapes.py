@@ -152,3 +152,17 @@ def test_the_planner_does_not_import_the_sdk_the_program_already_described() -> 
     count, imported = done.stdout.splitlines()
     assert int(count) > 100
     assert imported == "[]"
+
+
+def test_each_sdk_module_resolves_its_own_forward_references() -> None:
+    # Both classes annotate `systemData` with the text 'outputs.SystemDataResponse', which
+    # typing turns into one shared ForwardRef: each must still name its own module's type.
+    from pulumi_azure_native import managedidentity
+
+    fields = {}
+    for cls in (managedidentity.UserAssignedIdentity, compute.VirtualMachineScaleSet):
+        fields[cls] = {row[0]: row for row in sdk_shapes.field_rows(cls)}["systemData"]
+    identity_ref = fields[managedidentity.UserAssignedIdentity][3]
+    compute_ref = fields[compute.VirtualMachineScaleSet][3]
+    assert identity_ref == "pulumi_azure_native.managedidentity.outputs:SystemDataResponse"
+    assert compute_ref == "pulumi_azure_native.compute.outputs:SystemDataResponse"

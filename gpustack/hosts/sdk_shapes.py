@@ -137,8 +137,12 @@ def _describe_nested(
 
 
 def _annotation(prop: property) -> Any:
+    # A local namespace that is not the module's makes typing evaluate each forward reference
+    # here: the SDKs share one ForwardRef object per annotation text across modules, and
+    # typing otherwise reuses whichever module resolved it first ('outputs.SystemDataResponse'
+    # of managedidentity for a compute class).
     try:
-        return typing.get_type_hints(prop.fget).get("return", Any)
+        return typing.get_type_hints(prop.fget, localns={}).get("return", Any)
     except Exception:  # an unresolvable forward reference means "any shape"
         return Any
 
