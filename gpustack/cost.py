@@ -476,10 +476,11 @@ def _vm_extension(estimate: _Estimate, resource: Resource) -> None:
     if key not in _prices()["prices"]:
         raise _Unpriced(f"no price known for VM extension {extension}")
     usd, note = estimate.service(key, resource)
+    why = _prices()["prices"][key].get("note")
     estimate.add(
         resource,
         Monthly.flat(usd),
-        f"VM extension {extension}: ${usd:g}/month{note}; {_prices()['prices'][key]['note']}",
+        f"VM extension {extension}: ${usd:g}/month{note}" + (f"; {why}" if why else ""),
     )
 
 
