@@ -218,6 +218,8 @@ def run_plan_command(args: argparse.Namespace) -> int:
     except PlanFailed as failure:
         print(failure, file=sys.stderr)
         return EXIT_ERROR
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
     document = plan_document(plan)
     document.update(plan_estimates(plan, quota_usage, quota_region))
     quota_regions = sorted({row["region"] for row in document["capacity"]["quota"]})

@@ -41,6 +41,7 @@ from gpustack.sdk_types import Field
 ANSWERS_FILE = Path(__file__).parent / "data" / "mock_answers.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z0-9_:.\-]+)\}")
 _RESOURCE_GROUP = "azure-native:resources:ResourceGroup"
+_STACK_REFERENCE = "pulumi:pulumi:StackReference"
 _SUBNET = "azure-native:network:Subnet"
 _VNET = "azure-native:network:VirtualNetwork"
 WHOLLY_UNKNOWN_KEY = "__unknown__"
@@ -160,6 +161,11 @@ class AzureMocks(pulumi.runtime.Mocks):
     # --- resources -------------------------------------------------------------------------
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        if args.custom is None:
+            # A read (`Resource.get`, a stack reference): always a custom resource.
+            if args.typ == _STACK_REFERENCE:
+                return self._stack_reference(args)
+            return self._read(args)
         if not args.custom:
             return "", {}
         urn = self._urn(args)
@@ -252,6 +258,45 @@ class AzureMocks(pulumi.runtime.Mocks):
             return "", state
         resource_id = str(state.get("id") or f"{args.name}-{stable_hex(urn)}")
         return resource_id, _mark_secret(state, self.shapes.secret_outputs(args.typ))
+
+    def _stack_reference(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        """Another stack's outputs: unknown under preview, none in a full plan.
+
+        The engine reads them from the backend; offline there is no backend and no other
+        stack's state. Under preview a value taken from them is unknown, as a new resource's
+        output is, and a callback on it does not run. A full plan cannot carry unknowns (the SDK
+        reads them as None), so the stack has no outputs: `get_output` gives None and
+        `require_output` fails with the SDK's own message, and this note says why.
+        """
+        name = args.inputs.get("name") or args.resource_id or args.name
+        self._note(
+            f"stack reference {name}: its outputs are unknown offline (no backend to read "
+            "them from); plan with --preview to keep values taken from them unknown"
+        )
+        if self.preview:
+            state = {"name": name, "outputs": UNKNOWN, "secretOutputNames": UNKNOWN}
+        else:
+            state = {"name": name, "outputs": {}, "secretOutputNames": []}
+        return str(args.resource_id or name), state
+
+    def _read(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        """`Resource.get(name, id)`: an existing resource, which the engine reads from the cloud.
+
+        Offline nothing exists to read: its id (and, for ARM ids, its name) is what the program
+        gave; every property is unknown, in both modes, never invented.
+        """
+        resource_id = str(args.resource_id or "")
+        state = dict(args.inputs)
+        if args.typ.startswith("azure-native:") and resource_id.startswith("/"):
+            state.setdefault("id", resource_id)
+            state.setdefault("name", resource_id.rstrip("/").rsplit("/", 1)[-1])
+        for field in self.shapes.resource_outputs(args.typ):
+            state.setdefault(field.name, UNKNOWN)
+        self._note(
+            f"{args.typ} {args.name}: read from an existing resource; its properties are "
+            "unknown offline"
+        )
+        return resource_id, state
 
     def _fill_declared(self, token: str, state: dict[str, Any], urn: str) -> None:
         """Every output the SDK declares and the state lacks: unknown, or a typed placeholder.
