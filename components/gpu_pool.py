@@ -19,6 +19,7 @@ from pulumi_azure_native import compute, managedidentity, monitor, network
 from components.bootstrap import BlobMounts, NodeBootstrap, encode_custom_data, render_cloud_init
 from components.conventions import BlobMountTarget, ComponentContext, IdentityRef, child_options
 from components.diagnostics import send_diagnostics
+from components.monitoring import monitoring_agent_extension
 from gpustack import catalog, facts
 from gpustack.catalog import VmSize
 
@@ -187,6 +188,10 @@ class GpuVmPoolArgs:
     capacity_reservation_group_id: pulumi.Input[str] | None = None
     # The group's reservations: a VM naming the group fails unless one matches already.
     depends_on: Sequence[pulumi.Resource] = ()
+    # Install the Azure Monitor Agent, authenticating as `identity`. It collects only what a
+    # data collection rule associated with the pool asks for (VmPoolMonitoring), so the stack
+    # turns it on for the pools it collects from.
+    monitoring_agent: bool = False
 
     @property
     def instances_at_deploy(self) -> int:
@@ -240,6 +245,9 @@ class GpuVmPool(pulumi.ComponentResource):
     identity_client_id: pulumi.Output[str]
     resource_id: pulumi.Output[str]
     autoscale_setting_id: pulumi.Output[str] | None
+    # What installs the Azure Monitor Agent: the VM's extension, or the scale set (its model
+    # carries the extension); None without `monitoring_agent`.
+    monitoring_agent: pulumi.Resource | None
     gpu_count: pulumi.Output[int]
     gpus_per_node: int
     capacity: PoolCapacity
@@ -286,6 +294,7 @@ class GpuVmPool(pulumi.ComponentResource):
         custom_data = self._custom_data(args, size, blob_identity)
 
         self.autoscale_setting: monitor.AutoscaleSetting | None = None
+        self.monitoring_agent = None
         if args.kind == "vm":
             self.resource_id = self._vm(name, args, size, context, identity_ids, custom_data)
         else:
@@ -312,6 +321,7 @@ class GpuVmPool(pulumi.ComponentResource):
                 "capacity": self.capacity.as_dict(),
                 "image": f"{self.image.publisher}:{self.image.offer}:{self.image.sku}",
                 "ephemeralOsDisk": self.ephemeral_os_disk,
+                "monitoringAgent": args.monitoring_agent,
                 "orchestration": (
                     pool["scale_set"]["orchestration_mode"] if args.kind == "scaleSet" else None
                 ),
@@ -538,9 +548,10 @@ class GpuVmPool(pulumi.ComponentResource):
             ),
         )
         extension = self._driver_extension()
+        driver: compute.VirtualMachineExtension | None = None
         if extension is not None:
             vendor = (size.gpu_vendor or "gpu").lower()
-            self.driver_extension = compute.VirtualMachineExtension(
+            driver = self.driver_extension = compute.VirtualMachineExtension(
                 f"{name}-{vendor}-driver",
                 resource_group_name=context.resource_group_name,
                 location=context.location,
@@ -548,6 +559,21 @@ class GpuVmPool(pulumi.ComponentResource):
                 tags=dict(context.tags),
                 opts=child_options(self),
                 **extension,
+            )
+        if args.monitoring_agent:
+            agent = monitoring_agent_extension(self.identity.id)
+            self.monitoring_agent = compute.VirtualMachineExtension(
+                f"{name}-monitoring-agent",
+                resource_group_name=context.resource_group_name,
+                location=context.location,
+                vm_name=self.vm.name,
+                # The name Microsoft's templates give it, so the portal and `az vm extension`
+                # find it under its type.
+                vm_extension_name=agent["type"],
+                tags=dict(context.tags),
+                # One extension operation on the VM at a time: after the driver's.
+                opts=child_options(self, depends_on=[driver] if driver is not None else None),
+                **agent,
             )
         return self.vm.id
 
@@ -563,7 +589,16 @@ class GpuVmPool(pulumi.ComponentResource):
         custom_data: pulumi.Output[str],
     ) -> pulumi.Output[str]:
         pool = _pool_facts()
-        extension = self._driver_extension()
+        extensions = [
+            compute.VirtualMachineScaleSetExtensionArgs(name=extension["type"], **extension)
+            for extension in (
+                self._driver_extension(),
+                # In the model, not a separate VirtualMachineScaleSetExtension: with the Manual
+                # upgrade policy, instances created before a model change would never get it.
+                monitoring_agent_extension(self.identity.id) if args.monitoring_agent else None,
+            )
+            if extension is not None
+        ]
         self.scale_set = compute.VirtualMachineScaleSet(
             f"{name}-vmss",
             resource_group_name=context.resource_group_name,
@@ -625,14 +660,8 @@ class GpuVmPool(pulumi.ComponentResource):
                 diagnostics_profile=self._boot_diagnostics(),
                 capacity_reservation=self._capacity_reservation(args),
                 extension_profile=(
-                    compute.VirtualMachineScaleSetExtensionProfileArgs(
-                        extensions=[
-                            compute.VirtualMachineScaleSetExtensionArgs(
-                                name=extension["type"], **extension
-                            )
-                        ]
-                    )
-                    if extension is not None
+                    compute.VirtualMachineScaleSetExtensionProfileArgs(extensions=extensions)
+                    if extensions
                     else None
                 ),
                 **self._priority(args),
@@ -645,6 +674,8 @@ class GpuVmPool(pulumi.ComponentResource):
                 ignore_changes=["sku.capacity"] if args.autoscale is not None else [],
             ),
         )
+        if args.monitoring_agent:
+            self.monitoring_agent = self.scale_set
         return self.scale_set.id
 
     def _autoscale(

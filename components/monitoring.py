@@ -316,6 +316,31 @@ def dashboard_import_command(grafana_name: str, group: str, file: str) -> str:
 # --- GPU VM pools ------------------------------------------------------------------------------
 
 
+def monitoring_agent_extension(identity_id: pulumi.Input[str]) -> dict[str, Any]:
+    """The Azure Monitor Agent (Linux) extension as `compute` extension arguments take it.
+
+    It authenticates as the user-assigned identity `identity_id` (a VM with several identities
+    must name one) and upgrades itself; versions and names come from
+    gpustack/data/azure_monitor.yaml, `monitoring_agent`.
+    """
+    agent = _monitor_facts("monitoring_agent")
+    return {
+        "publisher": agent["publisher"],
+        "type": agent["types"]["linux"],
+        "type_handler_version": agent["type_handler_version"],
+        "auto_upgrade_minor_version": agent["auto_upgrade_minor_version"],
+        "enable_automatic_upgrade": agent["enable_automatic_upgrade"],
+        "settings": {
+            "authentication": {
+                "managedIdentity": {
+                    "identifier-name": agent["identity_identifier_name"],
+                    "identifier-value": identity_id,
+                }
+            }
+        },
+    }
+
+
 @dataclass(frozen=True)
 class VmPoolTarget:
     """A GPU VM or scale set to collect from, and the identity its Prometheus agent uses."""
@@ -323,6 +348,9 @@ class VmPoolTarget:
     pool: str
     resource_id: pulumi.Input[str]
     identity: IdentityRef | None = None
+    # What installs the Azure Monitor Agent there (`GpuVmPool.monitoring_agent`); None when
+    # something outside this program installs it (an Azure Policy DeployIfNotExists, say).
+    agent: pulumi.Resource | None = None
 
 
 @dataclass(frozen=True)
@@ -337,8 +365,9 @@ class VmPoolMonitoringArgs:
 class VmPoolMonitoring(pulumi.ComponentResource):
     """Syslog through the Azure Monitor Agent, and the right to remote-write DCGM metrics.
 
-    The VMs need the AzureMonitorLinuxAgent extension and a Prometheus agent configured with
-    `vm_prometheus_agent_config` (node bootstrap).
+    A rule association collects nothing without the Azure Monitor Agent on the VMs: pools install
+    it with `GpuVmPoolArgs(monitoring_agent=True)` and hand it over as `VmPoolTarget.agent`. The
+    nodes also run a Prometheus agent configured with `vm_prometheus_agent_config`.
     """
 
     def __init__(
@@ -354,7 +383,11 @@ class VmPoolMonitoring(pulumi.ComponentResource):
                 resource_uri=target.resource_id,
                 association_name="gpu-node-syslog",
                 data_collection_rule_id=args.collection.syslog_rule_id,
-                opts=child_options(self),
+                # After the agent: a failed agent install stops the rollout before an
+                # association that would collect nothing.
+                opts=child_options(
+                    self, depends_on=[target.agent] if target.agent is not None else None
+                ),
             )
             if target.identity is not None and target.identity not in granted:
                 # Remote write authenticates as the pool's identity; publishing into this one

@@ -218,6 +218,8 @@ def run_plan_command(args: argparse.Namespace) -> int:
     except PlanFailed as failure:
         print(failure, file=sys.stderr)
         return EXIT_ERROR
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
     document = plan_document(plan)
     document.update(plan_estimates(plan, quota_usage, quota_region))
     quota_regions = sorted({row["region"] for row in document["capacity"]["quota"]})
@@ -405,5 +407,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def run() -> NoReturn:
+    """The console script: `main`, then exit without tearing the interpreter down.
+
+    Everything gpustack writes is flushed first and every resource it holds is released by
+    then (the monitor server, temporary directories); what teardown would still do is free
+    the objects of a few hundred imported modules, which the OS does faster at exit.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            silence_stdout()
+        except (OSError, ValueError):  # a closed stream has nothing left to write
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -469,6 +469,21 @@ def _private_zone(estimate: _Estimate, resource: Resource) -> None:
     estimate.add(resource, Monthly.flat(usd), text)
 
 
+def _vm_extension(estimate: _Estimate, resource: Resource) -> None:
+    """Extensions the price table lists by publisher/type; any other stays unpriced."""
+    extension = f"{resource.get('publisher')}/{resource.get('type')}"
+    key = f"vmextension.{extension}"
+    if key not in _prices()["prices"]:
+        raise _Unpriced(f"no price known for VM extension {extension}")
+    usd, note = estimate.service(key, resource)
+    why = _prices()["prices"][key].get("note")
+    estimate.add(
+        resource,
+        Monthly.flat(usd),
+        f"VM extension {extension}: ${usd:g}/month{note}" + (f"; {why}" if why else ""),
+    )
+
+
 def _capacity_reservation(estimate: _Estimate, resource: Resource) -> None:
     """Reserved slots bill like VMs; slots a pool's VMs fill are already in the pool's line."""
     from gpustack.capacity import capacity_reservations  # capacity owns the reservation maths
@@ -511,6 +526,7 @@ _PRICERS: dict[str, Callable[[_Estimate, Resource], None]] = {
     "azure-native:containerregistry:Replication": _registry_replication,
     "azure-native:storagecache:AmlFilesystem": _lustre,
     "azure-native:privatedns:PrivateZone": _private_zone,
+    "azure-native:compute:VirtualMachineExtension": _vm_extension,
 }
 
 

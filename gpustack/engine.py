@@ -125,7 +125,8 @@ class Plan:
     outputs: dict[str, Any]
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
-    """What the offline engine could not answer faithfully (e.g. Helm charts not rendered)."""
+    """What the offline engine could not answer faithfully (a Helm chart not rendered, another
+    stack's outputs), once each, sorted: requests arrive in a racy order."""
 
     def custom_resources(self) -> list[PlannedResource]:
         """Resources a provider would create (components and providers excluded)."""
@@ -408,7 +409,7 @@ def run_plan(
         resources=resources,
         outputs=outputs,
         config=project.config,
-        notes=list(mocks.notes),
+        notes=sorted(mocks.notes),
     )
 
 
@@ -504,7 +505,7 @@ def _run_in_process(project: StackProject, preview: bool, optimize: bool = True)
         resources=in_constructor_order(monitor.registrations, order),
         outputs=outputs,
         config=project.config,
-        notes=list(mocks.notes),
+        notes=sorted(mocks.notes),
     )
 
 

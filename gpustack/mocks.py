@@ -35,11 +35,13 @@ from pulumi.runtime import rpc
 from pulumi.runtime.rpc import UNKNOWN
 
 from gpustack import placeholders, sdk_types
+from gpustack.hosts.sdk_shapes import PLACEHOLDER_DEPTH
 from gpustack.sdk_types import Field
 
 ANSWERS_FILE = Path(__file__).parent / "data" / "mock_answers.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z0-9_:.\-]+)\}")
 _RESOURCE_GROUP = "azure-native:resources:ResourceGroup"
+_STACK_REFERENCE = "pulumi:pulumi:StackReference"
 _SUBNET = "azure-native:network:Subnet"
 _VNET = "azure-native:network:VirtualNetwork"
 WHOLLY_UNKNOWN_KEY = "__unknown__"
@@ -48,7 +50,7 @@ monitor answers it with `ResourceInvokeResponse.unknown`, as the engine does for
 resources still being created. (A typed result cannot carry unknown fields: the SDK's result
 classes check each field's type.)"""
 # Depth to which nested output types get placeholders; ARM responses rarely nest deeper.
-_MAX_DEPTH = 4
+_MAX_DEPTH = PLACEHOLDER_DEPTH
 
 
 @functools.cache
@@ -131,6 +133,8 @@ class AzureMocks(pulumi.runtime.Mocks):
         self.preview = preview
         self.table = answers()
         self.config = config
+        self.shapes = sdk_types.Shapes()
+        """What each type declares: the program's own SDK where its process described it."""
         self.notes: list[str] = []
         """What the mocks could not answer faithfully (e.g. Helm charts not rendered), once each."""
         self._providers: dict[str, dict[str, Any]] = {}
@@ -157,6 +161,11 @@ class AzureMocks(pulumi.runtime.Mocks):
     # --- resources -------------------------------------------------------------------------
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        if args.custom is None:
+            # A read (`Resource.get`, a stack reference): always a custom resource.
+            if args.typ == _STACK_REFERENCE:
+                return self._stack_reference(args)
+            return self._read(args)
         if not args.custom:
             return "", {}
         urn = self._urn(args)
@@ -212,13 +221,13 @@ class AzureMocks(pulumi.runtime.Mocks):
         for key, value in (("name", name), ("id", resource_id), ("type", _arm_type(resource_id))):
             state.setdefault(key, value)
         # azure-native's Check sets it to the API version the SDK class was generated from.
-        version = sdk_types.api_version(args.typ)
+        version = self.shapes.api_version(args.typ)
         if version:
             state.setdefault("azureApiVersion", version)
         _fill_missing(state, self._render(copy.deepcopy(spec.get("outputs", {})), context))
         self._fill_declared(args.typ, state, urn)
         self._remember_subnets(args.typ, resource_id, inputs)
-        return resource_id, _mark_secret(state, sdk_types.secret_outputs(args.typ))
+        return resource_id, _mark_secret(state, self.shapes.secret_outputs(args.typ))
 
     def _kubernetes(self, args: pulumi.runtime.MockResourceArgs, urn: str) -> tuple[str, dict]:
         state = copy.deepcopy(dict(args.inputs))
@@ -248,14 +257,53 @@ class AzureMocks(pulumi.runtime.Mocks):
         if self.preview:
             return "", state
         resource_id = str(state.get("id") or f"{args.name}-{stable_hex(urn)}")
-        return resource_id, _mark_secret(state, sdk_types.secret_outputs(args.typ))
+        return resource_id, _mark_secret(state, self.shapes.secret_outputs(args.typ))
+
+    def _stack_reference(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        """Another stack's outputs: unknown under preview, none in a full plan.
+
+        The engine reads them from the backend; offline there is no backend and no other
+        stack's state. Under preview a value taken from them is unknown, as a new resource's
+        output is, and a callback on it does not run. A full plan cannot carry unknowns (the SDK
+        reads them as None), so the stack has no outputs: `get_output` gives None and
+        `require_output` fails with the SDK's own message, and this note says why.
+        """
+        name = args.inputs.get("name") or args.resource_id or args.name
+        self._note(
+            f"stack reference {name}: its outputs are unknown offline (no backend to read "
+            "them from); plan with --preview to keep values taken from them unknown"
+        )
+        if self.preview:
+            state = {"name": name, "outputs": UNKNOWN, "secretOutputNames": UNKNOWN}
+        else:
+            state = {"name": name, "outputs": {}, "secretOutputNames": []}
+        return str(args.resource_id or name), state
+
+    def _read(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        """`Resource.get(name, id)`: an existing resource, which the engine reads from the cloud.
+
+        Offline nothing exists to read: its id (and, for ARM ids, its name) is what the program
+        gave; every property is unknown, in both modes, never invented.
+        """
+        resource_id = str(args.resource_id or "")
+        state = dict(args.inputs)
+        if args.typ.startswith("azure-native:") and resource_id.startswith("/"):
+            state.setdefault("id", resource_id)
+            state.setdefault("name", resource_id.rstrip("/").rsplit("/", 1)[-1])
+        for field in self.shapes.resource_outputs(args.typ):
+            state.setdefault(field.name, UNKNOWN)
+        self._note(
+            f"{args.typ} {args.name}: read from an existing resource; its properties are "
+            "unknown offline"
+        )
+        return resource_id, state
 
     def _fill_declared(self, token: str, state: dict[str, Any], urn: str) -> None:
         """Every output the SDK declares and the state lacks: unknown, or a typed placeholder.
 
         Nested output types get their always-present fields only, which keeps the answer small.
         """
-        for field in sdk_types.resource_outputs(token):
+        for field in self.shapes.resource_outputs(token):
             if field.name in state:
                 continue
             if self.preview:
@@ -272,9 +320,9 @@ class AzureMocks(pulumi.runtime.Mocks):
                 return self._rule_value(value, seed)
         if field.kind == "str":
             return stable_uuid(seed)
-        if field.kind == "enum" and field.object_type is not None:
+        if field.kind == "enum" and field.enum_value is not None:
             # The SDK instantiates the enum from the answer: only a member's value will do.
-            return next(iter(field.object_type)).value
+            return field.enum_value
         if field.kind in ("int", "float"):
             return 0 if field.kind == "int" else 0.0
         if field.kind == "bool":
@@ -289,12 +337,12 @@ class AzureMocks(pulumi.runtime.Mocks):
             return {}
         return UNKNOWN
 
-    def _object_placeholder(self, cls: type, seed: str, depth: int) -> dict[str, Any]:
+    def _object_placeholder(self, reference: str, seed: str, depth: int) -> dict[str, Any]:
         if depth > _MAX_DEPTH:
             return {}
         return {
             field.name: self._placeholder(field, f"{seed}.{field.name}", depth)
-            for field in sdk_types.object_fields(cls)
+            for field in self.shapes.object_fields(reference)
             if not field.optional
         }
 
@@ -357,7 +405,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         that group's name is unknown). A group this program does not create would be looked up
         in ARM; offline that location is unknown.
         """
-        if "location" not in sdk_types.resource_inputs(token):
+        if "location" not in self.shapes.resource_inputs(token):
             return None
         configured = self._provider_setting("location", provider)
         if configured:
@@ -392,7 +440,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             return self._render(copy.deepcopy(answer), {"_seed": token, "_inputs": {}}), []
         if self.preview:
             return self._unknown_result(), []
-        fields = sdk_types.invoke_result_fields(token)
+        fields = self.shapes.invoke_result_fields(token)
         if fields is None:
             self._note(f"{token}: no result type in the installed SDK; answered empty")
             return {}, []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from pulumi.runtime.rpc import deserialize_properties, serialize_properties
 from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.engine import MOCKS_LOCK, DuplicateUrnError, RecordingMonitor, from_struct
+from gpustack.hosts.python_exec import DESCRIBE_TOKEN
 from gpustack.mocks import AzureMocks
 
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -109,6 +111,8 @@ class _Monitor(resource_pb2_grpc.ResourceMonitorServicer):
         return self.server.guarded(context, self.server.recorder.ReadResource, request)
 
     def Invoke(self, request: Any, context: Any) -> Any:
+        if request.tok == DESCRIBE_TOKEN:
+            return self.server.guarded(context, self.server.describe, request)
         return self.server.guarded(context, self.server.recorder.Invoke, request)
 
     def Call(self, request: Any, context: Any) -> Any:
@@ -233,6 +237,13 @@ class MonitorServer:
             self.root_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
         return self.recorder.RegisterResource(request)
+
+    def describe(self, request: Any) -> Any:
+        """The exec shim's description of a resource class (`TypeDescriber`): kept for the mocks
+        to answer that type in the shapes of the program's own SDK; not part of the plan."""
+        message = json.loads(request.args.fields["describe"].string_value)
+        self.recorder.mocks.shapes.report(str(message["token"]), message["described"])
+        return resource_pb2.ResourceInvokeResponse()
 
     def register_outputs(self, request: Any) -> Any:
         """RegisterResourceOutputs: keep the root stack's outputs (`pulumi.export`)."""

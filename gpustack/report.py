@@ -58,6 +58,7 @@ def plan_document(
         "preview": plan.preview,
         "resources": [resource.to_json() for resource in plan.resources],
         "outputs": plan.outputs,
+        "notes": plan.notes,
         "policy": policy,
         "cost": cost,
         "capacity": capacity,

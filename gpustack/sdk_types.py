@@ -4,25 +4,26 @@ Pulumi's Python SDKs declare every output of a resource as a `@pulumi.getter` pr
 resource class, and every field of an invoke's result as a getter of its `<Name>Result` output
 type, each with a type annotation. The offline engine reads these instead of keeping a hand-made
 list per type, so a type it has never seen still gets the outputs the real provider returns.
+
+Two sources, one reader (`gpustack.hosts.sdk_shapes`): the program's own SDK, whose classes the
+exec shim describes in the program's process before a type's first registration (`Shapes`, one
+per plan), and the planner's SDK, imported here for anything not described that way (an
+invoke's result, a TypeScript program, an in-process plan).
 """
 
 from __future__ import annotations
 
-import collections.abc
-import enum
 import functools
 import importlib
-import inspect
 import re
 import threading
-import types
-import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi import _types as pulumi_types
+
+from gpustack.hosts import sdk_shapes
 
 KINDS = ("str", "enum", "int", "float", "bool", "list", "map", "object", "any")
 
@@ -34,8 +35,22 @@ class Field:
     name: str
     kind: str
     optional: bool
-    object_type: type | None = None
-    """The output type of an object, or of a list's or map's items when they are objects."""
+    object_type: str | None = None
+    """Reference (`module:QualName`) of an object's output type, or of a list's or map's
+    object items; `object_fields` reads it."""
+    enum_value: Any = None
+    """An enum's first member value: the SDK instantiates the enum from the answer."""
+
+
+def _fields(rows: Any) -> tuple[Field, ...]:
+    fields = []
+    for name, kind, optional, detail in rows:
+        if kind == "enum":
+            fields.append(Field(name, kind, bool(optional), None, detail))
+        else:
+            reference = detail if isinstance(detail, str) else None
+            fields.append(Field(name, kind, bool(optional), reference))
+    return tuple(fields)
 
 
 # azure-native loads its modules lazily (importlib.util.LazyLoader). On Python before 3.12, two
@@ -108,31 +123,20 @@ def resource_class(token: str) -> type | None:
 def resource_outputs(token: str) -> tuple[Field, ...]:
     """Every output property the resource class declares."""
     cls = resource_class(token)
-    return object_fields(cls) if cls is not None else ()
+    return _fields(sdk_shapes.field_rows(cls)) if cls is not None else ()
 
 
 @_sdk_lookup
 def resource_inputs(token: str) -> frozenset[str]:
     """The wire names of the resource's inputs (its `<Name>Args` class)."""
     cls = resource_class(token)
-    if cls is None:
-        return frozenset()
-    module = importlib.import_module(cls.__module__)
-    args_class = getattr(module, f"{cls.__name__}Args", None)
-    if not isinstance(args_class, type):
-        return frozenset()
-    return frozenset(field.name for field in object_fields(args_class))
+    return frozenset(sdk_shapes.input_names(cls)) if cls is not None else frozenset()
 
 
 @_sdk_lookup
 def _class_source(token: str) -> str:
     cls = resource_class(token)
-    if cls is None:
-        return ""
-    try:
-        return inspect.getsource(importlib.import_module(cls.__module__))
-    except (OSError, TypeError):
-        return ""
+    return sdk_shapes.class_source(cls) if cls is not None else ""
 
 
 @_sdk_lookup
@@ -141,18 +145,13 @@ def secret_outputs(token: str) -> frozenset[str]:
 
     The engine makes these secret whatever the provider answers; the mocks do the same.
     """
-    names: set[str] = set()
-    for listed in re.findall(r"additional_secret_outputs=\[([^\]]*)\]", _class_source(token)):
-        names.update(re.findall(r"[\"']([^\"']+)[\"']", listed))
-    return frozenset(names)
+    return frozenset(sdk_shapes.secret_outputs(_class_source(token)))
 
 
 @_sdk_lookup
 def api_version(token: str) -> str | None:
     """The ARM API version an azure-native class uses ("Uses Azure REST API version ...")."""
-    pattern = r"Uses Azure REST API version ([0-9]{4}-[0-9]{2}-[0-9]{2}[a-z-]*)"
-    found = re.search(pattern, _class_source(token))
-    return found.group(1) if found else None
+    return sdk_shapes.api_version(_class_source(token))
 
 
 @_sdk_lookup
@@ -167,66 +166,72 @@ def invoke_result_fields(token: str) -> tuple[Field, ...] | None:
         module = _import(candidate)
         result = getattr(module, result_name, None) if module is not None else None
         if isinstance(result, type):
-            return object_fields(result)
+            return _fields(sdk_shapes.field_rows(result))
     return None
 
 
 @_sdk_lookup
-def object_fields(cls: type) -> tuple[Field, ...]:
-    """The getters of a resource, args or output-type class, with their kinds."""
-    fields: dict[str, Field] = {}
-    for python_name, wire_name, prop in pulumi_types._py_properties(cls):
-        del python_name
-        kind, optional, object_type = _kind(_annotation(prop))
-        fields[wire_name] = Field(wire_name, kind, optional, object_type)
-    return tuple(fields.values())
+def object_fields(reference: str) -> tuple[Field, ...]:
+    """The getters of the output type a `Field.object_type` names, with their kinds."""
+    cls = sdk_shapes.resolve(reference)
+    return _fields(sdk_shapes.field_rows(cls)) if cls is not None else ()
 
 
-def _annotation(prop: property) -> Any:
-    getter = prop.fget
-    try:
-        return typing.get_type_hints(getter).get("return", Any)
-    except Exception:  # an unresolvable forward reference means "any shape"
-        return Any
+class Shapes:
+    """What each resource type declares, for one plan.
 
+    A type the program's process described (`report`) is answered from its own SDK, the version
+    the program pinned; anything else from the planner's SDK, as the module functions do.
+    """
 
-def _kind(annotation: Any) -> tuple[str, bool, type | None]:
-    """(kind, optional, output type) of an annotation such as `Output[Optional[str]]`."""
-    optional = False
-    while True:
-        origin = typing.get_origin(annotation)
-        args = typing.get_args(annotation)
-        if origin is pulumi.Output or (
-            isinstance(origin, type) and origin.__name__ in ("Output", "Awaitable")
-        ):
-            annotation = args[0] if args else Any
-            continue
-        if origin in (typing.Union, types.UnionType):
-            members = [a for a in args if a is not type(None)]
-            optional = optional or len(members) < len(args)
-            annotation = members[0] if len(members) == 1 else Any
-            continue
-        break
-    origin = typing.get_origin(annotation) or annotation
-    if annotation is Any or not isinstance(origin, type):
-        return "any", optional, None
-    if pulumi_types.is_output_type(origin):
-        return "object", optional, origin
-    if issubclass(origin, enum.Enum):
-        return "enum", optional, origin
-    if issubclass(origin, bool):
-        return "bool", optional, None
-    if issubclass(origin, str):
-        return "str", optional, None
-    if issubclass(origin, int):
-        return "int", optional, None
-    if issubclass(origin, float):
-        return "float", optional, None
-    item_args = typing.get_args(annotation)
-    item = item_args[-1] if item_args else None
-    item_type = item if isinstance(item, type) and pulumi_types.is_output_type(item) else None
-    if issubclass(origin, collections.abc.Mapping):
-        return "map", optional, item_type
-    if issubclass(origin, collections.abc.Sequence):
-        return "list", optional, item_type
-    return "any", optional, None
+    def __init__(self) -> None:
+        self._resources: dict[str, Mapping[str, Any]] = {}
+        self._outputs: dict[str, tuple[Field, ...]] = {}
+        self._types: dict[str, tuple[Field, ...]] = {}
+
+    def report(self, token: str, described: Mapping[str, Any]) -> None:
+        """Record `sdk_shapes.describe_resource` of `token`'s class, as the program sent it."""
+        self._resources[token] = described
+        self._outputs[token] = _fields(described.get("outputs") or ())
+        for reference, rows in (described.get("types") or {}).items():
+            self._types.setdefault(reference, _fields(rows))
+
+    def reported(self, token: str) -> bool:
+        """Whether the program's process described `token`."""
+        return token in self._resources
+
+    def resource_outputs(self, token: str) -> tuple[Field, ...]:
+        """Every output property the resource class declares."""
+        if token in self._outputs:
+            return self._outputs[token]
+        return resource_outputs(token)
+
+    def resource_inputs(self, token: str) -> frozenset[str]:
+        """The wire names of the resource's inputs."""
+        if token in self._resources:
+            return frozenset(self._resources[token].get("inputs") or ())
+        return resource_inputs(token)
+
+    def secret_outputs(self, token: str) -> frozenset[str]:
+        """Outputs the resource class marks secret."""
+        if token in self._resources:
+            return frozenset(self._resources[token].get("secrets") or ())
+        return secret_outputs(token)
+
+    def api_version(self, token: str) -> str | None:
+        """The ARM API version the resource class uses."""
+        if token in self._resources:
+            version = self._resources[token].get("api_version")
+            return str(version) if version else None
+        return api_version(token)
+
+    def object_fields(self, reference: str) -> tuple[Field, ...]:
+        """The getters of an output type, from the program's SDK when it described them."""
+        if reference in self._types:
+            return self._types[reference]
+        return object_fields(reference)
+
+    @staticmethod
+    def invoke_result_fields(token: str) -> tuple[Field, ...] | None:
+        """The fields of an invoke's typed result (the planner's SDK)."""
+        return invoke_result_fields(token)

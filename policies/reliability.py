@@ -6,7 +6,9 @@ import ipaddress
 from typing import Any
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UnknownValueError
 
+from gpustack import facts
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
@@ -512,6 +514,156 @@ def aks_cni_subnet_size(stack: Stack, report: StackReport) -> None:
                     report(f"{cluster.name}: node subnet {subnet_id.rsplit('/', 1)[-1]} is "
                            f"{prefix}; use /{longest:g} or larger, or CNI overlay", cluster.urn)
 
+
+# --- the Azure Monitor Agent behind VM data collection rules ---------------------------------
+
+VM = "compute:VirtualMachine"
+SCALE_SET = "compute:VirtualMachineScaleSet"
+VM_EXTENSION = "compute:VirtualMachineExtension"
+SCALE_SET_EXTENSION = "compute:VirtualMachineScaleSetExtension"
+DCR_ASSOCIATION = "monitor:DataCollectionRuleAssociation"
+
+# How an association or an extension names its machine: ARM type segment and name input.
+_MACHINE_NAMES = {
+    VM: ("virtualMachines", "vmName"),
+    SCALE_SET: ("virtualMachineScaleSets", "vmScaleSetName"),
+}
+# The input of an extension resource that names its machine, by extension kind.
+_EXTENSION_OWNER = {
+    VM_EXTENSION: (VM, "vmName"),
+    SCALE_SET_EXTENSION: (SCALE_SET, "vmScaleSetName"),
+}
+
+
+def _machines(stack: Stack, source: Resource, prop: str, *kinds: str) -> set[str]:
+    """VMs or scale sets `source`'s input `prop` designates: by dependency, else by ARM id."""
+    direct = {urn for urn in source.depends_on(prop)
+              if urn in stack.by_urn and stack.by_urn[urn].kind in kinds}
+    if direct:
+        return direct
+    return stack.named_by(source.known(prop), {kind: _MACHINE_NAMES[kind] for kind in kinds})
+
+
+def _machine_profile(machine: Resource, *path: str) -> Any:
+    """A known VM property, read from a scale set's virtualMachineProfile when it is one."""
+    if machine.is_a(SCALE_SET):
+        return machine.known("virtualMachineProfile", *path)
+    return machine.known(*path)
+
+
+def _guest_os(machine: Resource) -> str | None:
+    """'linux' or 'windows' from the OS profile or the OS disk; None when neither says."""
+    for os_name in ("linux", "windows"):
+        if _machine_profile(machine, "osProfile", f"{os_name}Configuration") is not None:
+            return os_name
+    os_type = _machine_profile(machine, "storageProfile", "osDisk", "osType")
+    return os_type.lower() if one_of(os_type, "Linux", "Windows") else None
+
+
+def _extension_field(extension: Any, key: str) -> Any:
+    """An extension's property: flat as azure-native takes it, or under ARM's `properties`."""
+    value = dig(extension, key)
+    return value if value is not None else dig(extension, "properties", key)
+
+
+def _extensions_by_machine(stack: Stack) -> dict[str, list[Any]]:
+    """Every extension of the stack by its machine's URN: scale set models and child resources."""
+    found: dict[str, list[Any]] = {}
+    for scale_set in stack.of(SCALE_SET):
+        inline = items(scale_set.known("virtualMachineProfile", "extensionProfile", "extensions"))
+        found.setdefault(scale_set.urn, []).extend(inline)
+    for kind, (owner, name_input) in _EXTENSION_OWNER.items():
+        for extension in stack.of(kind):
+            props = extension.plain_view()["inputs"]
+            for urn in _machines(stack, extension, name_input, owner):
+                found.setdefault(urn, []).append(props)
+    return found
+
+
+def _names_its_identity(extension: Any) -> bool | None:
+    """Whether the agent's settings name the identity to authenticate as; None if unknown."""
+    settings = _extension_field(extension, "settings")
+    if settings is not None and not isinstance(settings, dict):
+        return None  # computed during a preview
+    identity = dig(settings, "authentication", "managedIdentity")
+    return bool(dig(identity, "identifier-name")) and dig(identity, "identifier-value") is not None
+
+
+def _identity_type(machine: Resource) -> str | None:
+    """The machine's identity type, lowercased ('' for none); None while it is unknown."""
+    try:
+        value = machine.get("identity", "type")
+    except UnknownValueError:
+        return None
+    return value.lower() if isinstance(value, str) else ""
+
+
+@stack_rule(
+    Rule(
+        id="gpustack-vm-monitoring-agent",
+        area="reliability",
+        title="VMs and scale sets with a data collection rule run the Azure Monitor Agent",
+        why="A data collection rule association only says what to collect; the Azure Monitor "
+        "Agent extension collects it, authenticating with the machine's managed identity. "
+        "Without the agent, or without an identity it can use, GPU XID errors in syslog never "
+        "reach the workspace and the alerts built on them stay silent.",
+        fix="Install the Microsoft.Azure.Monitor AzureMonitorLinuxAgent extension "
+        "(AzureMonitorWindowsAgent on Windows): a compute.VirtualMachineExtension for a VM, an "
+        "entry in a scale set's extension_profile. Give the machine a managed identity; with "
+        "user-assigned identities only, name one in the extension's "
+        "settings.authentication.managedIdentity (identifier-name 'mi_res_id', "
+        "identifier-value its resource id). components.GpuVmPool does all of this with "
+        "monitoring_agent=True.",
+        severity=Severity.MEDIUM,
+        level=MANDATORY,
+        references=(
+            "https://learn.microsoft.com/azure/azure-monitor/agents/azure-monitor-agent-manage",
+            "https://azure.github.io/PSRule.Rules.Azure/en/rules/Azure.VM.AMA/",
+            "https://azure.github.io/PSRule.Rules.Azure/en/rules/Azure.VMSS.AMA/",
+        ),
+        mirrors=("Azure.VM.AMA", "Azure.VMSS.AMA"),
+    )
+)
+def vm_monitoring_agent(stack: Stack, report: StackReport) -> None:
+    associated: dict[str, list[str]] = {}
+    for association in stack.of(DCR_ASSOCIATION):
+        for urn in _machines(stack, association, "resourceUri", VM, SCALE_SET):
+            associated.setdefault(urn, []).append(association.name)
+    if not associated:
+        return
+    agent = facts.load("azure_monitor")["monitoring_agent"]
+    extensions = _extensions_by_machine(stack)
+    for machine in stack.of(VM, SCALE_SET):
+        if machine.urn not in associated:
+            continue
+        guest = _guest_os(machine)
+        wanted = [agent["types"][guest]] if guest else list(agent["types"].values())
+        agents = [
+            extension for extension in extensions.get(machine.urn, [])
+            if one_of(_extension_field(extension, "publisher"), agent["publisher"])
+            and one_of(_extension_field(extension, "type"), *wanted)
+        ]
+        what = "scale set" if machine.is_a(SCALE_SET) else "VM"
+        links = names(sorted(associated[machine.urn]))
+        if not agents:
+            report(f"{what} {machine.name} has a data collection rule association ({links}) but "
+                   f"no {agent['publisher']} {' or '.join(wanted)} extension: nothing collects",
+                   machine.urn)
+            continue
+        identity = _identity_type(machine)
+        if identity is None:
+            continue
+        if "assigned" not in identity:
+            report(f"{what} {machine.name} runs the Azure Monitor Agent without a managed "
+                   "identity to authenticate with; add one", machine.urn)
+        elif "systemassigned" not in identity and not any(
+            _names_its_identity(extension) is not False for extension in agents
+        ):
+            report(f"{what} {machine.name} has only user-assigned identities and its Azure "
+                   "Monitor Agent does not name one in settings.authentication.managedIdentity "
+                   f"(identifier-name '{agent['identity_identifier_name']}')", machine.urn)
+
+
 POLICIES = [
     storage_blob_soft_delete,
     storage_blob_versioning,
@@ -525,5 +677,6 @@ POLICIES = [
     aks_maintenance_window,
     aks_diagnostic_categories,
     aks_cni_subnet_size,
+    vm_monitoring_agent,
 ]
 

@@ -40,8 +40,9 @@ def build_vm_pools(
 ) -> dict[str, GpuVmPool]:
     """Every configured pool on the GPU subnet, its nodes running as the node identity.
 
-    With `collection`, the pools' syslog goes to the workspace and their identity may
-    remote-write the nodes' DCGM metrics (components/monitoring.py).
+    With `collection`, the pools run the Azure Monitor Agent, their syslog goes to the
+    workspace and their identity may remote-write the nodes' DCGM metrics
+    (components/monitoring.py).
     """
     node_identity = identities.get(NODE_IDENTITY)
     groups = reservations or {}
@@ -63,6 +64,8 @@ def build_vm_pools(
                 depends_on=(
                     tuple(group_of[pool.name].reservations) if pool.name in group_of else ()
                 ),
+                # The syslog rule below is associated with every pool: it needs the agent.
+                monitoring_agent=collection is not None,
             ),
         )
         for pool in cfg.vm_pools
@@ -74,7 +77,7 @@ def build_vm_pools(
                 context=context,
                 collection=collection,
                 targets=[
-                    VmPoolTarget(name, pool.resource_id, pool.identity)
+                    VmPoolTarget(name, pool.resource_id, pool.identity, pool.monitoring_agent)
                     for name, pool in pools.items()
                 ],
             ),

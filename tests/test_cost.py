@@ -135,6 +135,25 @@ def test_free_types_get_an_explicit_zero_line_and_components_none() -> None:
     assert report.unpriced == []
 
 
+def test_the_monitoring_agent_extension_is_free_and_other_extensions_stay_unpriced() -> None:
+    agent = facts.load("azure_monitor")["monitoring_agent"]
+    extension = "azure-native:compute:VirtualMachineExtension"
+    ama = resource(extension, "box-monitoring-agent", {
+        "location": "eastus", "publisher": agent["publisher"], "type": agent["types"]["linux"]})
+    driver = resource(extension, "box-nvidia-driver", {
+        "location": "eastus", "publisher": "Microsoft.HpcCompute", "type": "NvidiaGpuDriverLinux"})
+    report = estimate_monthly_cost([ama, driver])
+
+    entry = facts.load("service_prices")["prices"][
+        f"vmextension.{agent['publisher']}/{agent['types']['linux']}"]
+    assert entry["usd"] == 0.0 and entry["source"].startswith("https://learn.microsoft.com/")
+    (line,) = report.lines
+    assert (line.urn, line.monthly.max) == (ama["urn"], 0.0)
+    assert "workspace" in line.assumption
+    assert report.unpriced == [driver["urn"]]
+    assert "Microsoft.HpcCompute/NvidiaGpuDriverLinux" in report.unpriced_reasons[driver["urn"]][0]
+
+
 def test_storage_and_logs_scale_with_the_config_estimates() -> None:
     workspace = resource(
         "azure-native:operationalinsights:Workspace",

@@ -531,3 +531,116 @@ def test_mi300x_scale_set_gets_the_rocm_hpc_image_and_no_driver_extension() -> N
     rocm = facts.load("amd_gpu")["hpc_image"]
     assert (image["offer"], image["sku"]) == (rocm["offer"], rocm["sku"])
     assert "extensionProfile" not in profile
+
+
+# --- the Azure Monitor Agent --------------------------------------------------------------------
+
+AGENT = facts.load("azure_monitor")["monitoring_agent"]
+READER = IdentityRef(
+    id=f"{GROUP}/Microsoft.ManagedIdentity/userAssignedIdentities/reader",
+    principal_id="00000000-0000-4000-8000-0000000000cc",
+    client_id="00000000-0000-4000-8000-0000000000dd",
+)
+
+
+@pytest.fixture(scope="module")
+def with_agent() -> tuple[list[PlannedResource], dict[str, GpuVmPool]]:
+    """A T4 scale set and an A100 VM with the agent; both also carry a storage identity."""
+    original = AzureMocks._azure
+
+    def _azure(self: AzureMocks, args: Any, urn: str) -> tuple[str, dict[str, Any]]:
+        resource_id, state = original(self, args, urn)
+        return resource_id, _identity_maps(state)
+
+    context = ComponentContext("rg-test", "eastus", {"environment": "test"}, WORKSPACE)
+    pools: dict[str, GpuVmPool] = {}
+
+    def declare() -> None:
+        for name, kind, size in (
+            ("amaset", "scaleSet", "Standard_NC4as_T4_v3"),
+            ("amabox", "vm", "Standard_NC24ads_A100_v4"),
+        ):
+            pools[name] = GpuVmPool(
+                name,
+                GpuVmPoolArgs(
+                    context=context,
+                    vm_size=size,
+                    subnet_id=SUBNET,
+                    ssh_public_key=KEY,
+                    identity=GIVEN,
+                    storage=BlobMountTarget("stmodels", ["models"], READER),
+                    kind=kind,  # type: ignore[arg-type]
+                    max_count=1 if kind == "vm" else 2,
+                    monitoring_agent=True,
+                ),
+            )
+
+    AzureMocks._azure = _azure  # type: ignore[method-assign]
+    try:
+        return capture(declare), pools
+    finally:
+        AzureMocks._azure = original  # type: ignore[method-assign]
+
+
+def _is_agent(extension: dict[str, Any]) -> bool:
+    return (extension["publisher"], extension["type"]) == (
+        AGENT["publisher"],
+        AGENT["types"]["linux"],
+    )
+
+
+def _assert_agent_as_documented(extension: dict[str, Any]) -> None:
+    assert extension["typeHandlerVersion"] == AGENT["type_handler_version"]
+    assert extension["autoUpgradeMinorVersion"] is True
+    assert extension["enableAutomaticUpgrade"] is True
+    # The nodes carry two identities: the agent is told to use the pool's, by resource id.
+    assert extension["settings"] == {
+        "authentication": {
+            "managedIdentity": {"identifier-name": "mi_res_id", "identifier-value": GIVEN.id}
+        }
+    }
+
+
+def test_scale_set_carries_the_agent_in_its_model_beside_the_driver(
+    with_agent: tuple[list[PlannedResource], dict[str, GpuVmPool]],
+) -> None:
+    planned, pools = with_agent
+    scale_set = one(planned, VMSS, "amaset")
+    assert scale_set.inputs["identity"]["userAssignedIdentities"] == [GIVEN.id, READER.id]
+    extensions = scale_set.inputs["virtualMachineProfile"]["extensionProfile"]["extensions"]
+    assert [e["type"] for e in extensions] == [
+        POOL["nvidia_driver_extension"]["type"],
+        AGENT["types"]["linux"],
+    ]
+    (agent,) = [e for e in extensions if _is_agent(e)]
+    assert agent["name"] == AGENT["types"]["linux"]
+    _assert_agent_as_documented(agent)
+    # No separate extension resource: the model is what new instances are built from.
+    assert not [r for r in planned if "VirtualMachineScaleSetExtension" in r.type]
+    assert pools["amaset"].monitoring_agent is not None
+    assert pools["amaset"].monitoring_agent is pools["amaset"].scale_set
+
+
+def test_vm_gets_the_agent_extension_after_the_driver(
+    with_agent: tuple[list[PlannedResource], dict[str, GpuVmPool]],
+) -> None:
+    planned, pools = with_agent
+    extensions = {r.inputs["type"]: r for r in of(planned, EXTENSION, "amabox")}
+    agent = extensions[AGENT["types"]["linux"]]
+    assert _is_agent(agent.inputs)
+    _assert_agent_as_documented(agent.inputs)
+    assert agent.inputs["vmExtensionName"] == AGENT["types"]["linux"]
+    assert agent.inputs["vmName"] == one(planned, VM, "amabox").outputs["name"]
+    driver = extensions[POOL["nvidia_driver_extension"]["type"]]
+    assert driver.urn in agent.options["dependsOn"]
+    assert pools["amabox"].monitoring_agent is not None
+
+
+def test_pools_install_no_agent_unless_asked(planned: list[PlannedResource]) -> None:
+    for pool in ("ibtrain", "t4spot", "fixed"):
+        profile = one(planned, VMSS, pool).inputs["virtualMachineProfile"]
+        extensions = profile.get("extensionProfile", {}).get("extensions", [])
+        assert not [e for e in extensions if _is_agent(e)], pool
+    assert [r.inputs["type"] for r in of(planned, EXTENSION, "a100box")] == [
+        POOL["nvidia_driver_extension"]["type"]
+    ]

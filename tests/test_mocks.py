@@ -19,6 +19,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from gpustack import cli, placeholders
 from gpustack.engine import Plan, run_plan, to_display
 from gpustack.estimates import plan_estimates
+from gpustack.hosts import ProgramError
 from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
 from gpustack.project import ProjectError, _config, parse_override
 from tests.conftest import ENVIRONMENTS, FIXTURES, ROOT, planned
@@ -434,3 +435,57 @@ def test_resolving_an_sdk_class_leaves_its_lazily_loaded_package_whole() -> None
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split() == ["True", "True"]
+
+
+# --- what a program reads but does not manage --------------------------------------------------
+
+
+def test_another_stacks_outputs_are_unknown_under_preview() -> None:
+    plan = fixture_plan("py_reads", preview=True)
+    assert plan.outputs["subnetId"] == "<computed>"
+    assert plan.outputs["subnetIdLength"] == "<computed>"
+    assert any("stack reference acme/network/prod" in note for note in plan.notes)
+
+
+def test_a_full_plan_reads_no_outputs_from_another_stack_and_says_so() -> None:
+    plan = fixture_plan("py_reads")
+    assert "subnetId" not in plan.outputs  # None: not sent, as the SDK does
+    assert plan.outputs["subnetIdLength"] == 0
+    assert plan.outputs["groupLocation"] == "westeurope"
+    assert any("stack reference acme/network/prod" in note for note in plan.notes)
+    # A read is not a resource of this plan: nothing to price or check.
+    assert {r.type for r in plan.resources} == {"azure-native:resources:ResourceGroup"}
+
+
+def test_requiring_another_stacks_output_fails_clearly_with_the_reason() -> None:
+    with pytest.raises(ProgramError) as raised:
+        run_plan(PROGRAMS / "py_reads", "strict")
+    assert raised.value.fault == "program"
+    message = str(raised.value)
+    assert "gpuSubnetId" in message
+    assert "stack reference acme/network/prod: its outputs are unknown offline" in message
+    assert run_plan(PROGRAMS / "py_reads", "strict", preview=True).outputs["subnetId"] == (
+        "<computed>"
+    )
+
+
+def test_an_existing_resource_read_keeps_its_id_and_invents_no_property() -> None:
+    full = fixture_plan("py_reads").outputs
+    assert full["sharedName"] == "sharedmodels"
+    assert "sharedBlobEndpoint" not in full  # None, never a made-up endpoint
+    previewed = fixture_plan("py_reads", preview=True).outputs
+    assert previewed["sharedName"] == "sharedmodels"
+    assert previewed["sharedBlobEndpoint"] == "<computed>"
+
+
+def test_notes_reach_the_plan_json_and_stderr() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gpustack.cli", "plan", "--program", str(PROGRAMS / "py_reads"),
+         "--no-policy", "--format", "json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    notes = json.loads(done.stdout)["notes"]
+    assert notes == sorted(notes) and len(notes) == 2
+    for note in notes:
+        assert f"note: {note}" in done.stderr

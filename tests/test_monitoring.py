@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pulumi_azure_native import network
+from pulumi_azure_native import compute, network
 
 from components.alerts import AlertThresholds, WatchedPool, pool_alert_rules
 from components.conventions import ComponentContext, IdentityRef
@@ -23,6 +23,7 @@ from components.monitoring import (
     VmPoolMonitoring,
     VmPoolMonitoringArgs,
     VmPoolTarget,
+    monitoring_agent_extension,
     vm_prometheus_agent_config,
 )
 from gpustack import facts
@@ -38,6 +39,7 @@ WORKSPACE = (
 )
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
+VMSS = "azure-native:compute:VirtualMachineScaleSet"
 
 
 def _monitoring(**overrides: Any) -> dict[str, PlannedResource]:
@@ -193,6 +195,69 @@ def test_vm_pools_send_syslog_and_may_publish_only_into_the_prometheus_rule() ->
     assert grant.inputs["scope"] == "/dcr/prometheus"
     assert grant.inputs["principalId"] == identity.principal_id
     assert _role_guid(grant) == facts.role_definition_id("monitoring_metrics_publisher")
+
+
+def test_each_syslog_association_waits_for_its_pools_monitoring_agent() -> None:
+    collection = VmCollection("/dcr/syslog", "/dcr/prometheus", "https://ingest")
+
+    def declare() -> None:
+        agent = compute.VirtualMachineExtension(
+            "devbox-monitoring-agent",
+            resource_group_name="rg",
+            vm_name="devbox",
+            **monitoring_agent_extension("/identities/nodes"),
+        )
+        targets = [
+            VmPoolTarget("devbox", "/vm/devbox", agent=agent),
+            # An agent installed outside the program (Azure Policy): nothing to wait for.
+            VmPoolTarget("legacy", "/vm/legacy"),
+        ]
+        VmPoolMonitoring(
+            "vm", VmPoolMonitoringArgs(context=CONTEXT, collection=collection, targets=targets)
+        )
+
+    resources = capture(declare)
+    (agent,) = [r for r in resources if r.name == "devbox-monitoring-agent"]
+    waits = {
+        r.inputs["resourceUri"]: r.options["dependsOn"]
+        for r in resources
+        if r.type == "azure-native:monitor:DataCollectionRuleAssociation"
+    }
+    assert waits == {"/vm/devbox": [agent.urn], "/vm/legacy": []}
+
+
+def test_every_vm_pool_the_syslog_rule_reaches_runs_the_agent_first(env_plan: Plan) -> None:
+    agent = facts.load("azure_monitor")["monitoring_agent"]
+    wanted = (agent["publisher"], agent["types"]["linux"])
+    machines = {
+        r.id: r
+        for r in env_plan.resources
+        if r.type in ("azure-native:compute:VirtualMachine", VMSS)
+    }
+    agents = {
+        r.inputs["vmName"]: r
+        for r in env_plan.by_type("azure-native:compute:VirtualMachineExtension")
+        if (r.inputs["publisher"], r.inputs["type"]) == wanted
+    }
+    associated = set()
+    for association in env_plan.by_type("azure-native:monitor:DataCollectionRuleAssociation"):
+        machine = machines.get(association.inputs["resourceUri"])
+        if machine is None:
+            continue  # the AKS cluster's rules
+        associated.add(machine.name)
+        if machine.type == VMSS:
+            extensions = machine.inputs["virtualMachineProfile"]["extensionProfile"]["extensions"]
+            assert wanted in {(e["publisher"], e["type"]) for e in extensions}, machine.name
+        else:
+            extension = agents[machine.outputs["name"]]
+            assert extension.urn in association.options["dependsOn"], machine.name
+    assert associated, "the stack associates the syslog rule with no VM pool"
+    # The CPU scale sets get no syslog rule, so no agent either.
+    for machine in machines.values():
+        if machine.name not in associated and machine.type == VMSS:
+            profile = machine.inputs["virtualMachineProfile"]
+            extensions = profile.get("extensionProfile", {}).get("extensions", [])
+            assert wanted not in {(e["publisher"], e["type"]) for e in extensions}, machine.name
 
 
 def test_vm_agent_config_scrapes_dcgm_exporter_and_labels_the_pool() -> None:

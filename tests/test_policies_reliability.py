@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pulumi_policy import ResourceValidationPolicy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies import reliability
 from tests.policy_runs import Declared, check_resource, check_stack
@@ -163,6 +164,7 @@ def test_every_reliability_rule_is_tested() -> None:
         "gpustack-aks-diagnostic-categories", "gpustack-aks-cni-subnet-size",
         "gpustack-reliability-autoscaler-owns-count",
         "gpustack-reliability-storage-zone-redundant",
+        "gpustack-vm-monitoring-agent",
     }
 
 
@@ -264,3 +266,136 @@ def test_node_subnet_mode_cni_needs_a_large_subnet() -> None:
     overlay = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu", "networkProfile": {
         "networkPlugin": "azure", "networkPluginMode": "overlay"}})
     assert check_stack(policy, [small, overlay, pool]) == []
+
+
+# --- the Azure Monitor Agent behind VM data collection rules -----------------------------------
+
+VM = "azure-native:compute:VirtualMachine"
+VMSS = "azure-native:compute:VirtualMachineScaleSet"
+VM_EXTENSION = "azure-native:compute:VirtualMachineExtension"
+VMSS_EXTENSION = "azure-native:compute:VirtualMachineScaleSetExtension"
+DCRA = "azure-native:monitor:DataCollectionRuleAssociation"
+RG_IDS = "/subscriptions/s/resourceGroups/rg/providers"
+UAI = f"{RG_IDS}/Microsoft.ManagedIdentity/userAssignedIdentities/nodes"
+LINUX_AGENT = {"publisher": "Microsoft.Azure.Monitor", "type": "AzureMonitorLinuxAgent",
+               "typeHandlerVersion": "1.36", "enableAutomaticUpgrade": True,
+               "settings": {"authentication": {"managedIdentity": {
+                   "identifier-name": "mi_res_id", "identifier-value": UAI}}}}
+LINUX = {"osProfile": {"computerName": "box", "linuxConfiguration": {
+    "disablePasswordAuthentication": True}}}
+USER_ASSIGNED = {"type": "UserAssigned", "userAssignedIdentities": [UAI]}
+
+
+def _vm(**props: object) -> Declared:
+    return Declared(VM, "box", {"vmName": "box", "identity": USER_ASSIGNED, **LINUX, **props})
+
+
+def _association(target: str = "box", **props: object) -> Declared:
+    return Declared(DCRA, "box-syslog", {"associationName": "syslog",
+                                         "dataCollectionRuleId": "/dcr/syslog", **props},
+                    deps={"resourceUri": [target]})
+
+
+def _agent(machine: str = "box", **props: object) -> Declared:
+    return Declared(VM_EXTENSION, f"{machine}-agent", {**LINUX_AGENT, **props},
+                    deps={"vmName": [machine]})
+
+
+def monitoring_agent(*resources: Declared) -> list[tuple[str, str | None]]:
+    return check_stack(reliability.vm_monitoring_agent, list(resources))
+
+
+def test_a_vm_with_a_collection_rule_and_no_agent_is_flagged() -> None:
+    vm = _vm()
+    ((message, urn),) = monitoring_agent(vm, _association())
+    assert urn == vm.urn
+    assert "VM box has a data collection rule association (box-syslog)" in message
+    assert "no Microsoft.Azure.Monitor AzureMonitorLinuxAgent extension" in message
+    assert monitoring_agent(vm, _association(), _agent()) == []
+
+
+def test_the_agent_is_found_by_arm_ids_when_there_are_no_dependencies() -> None:
+    """A foreign program that wires resources with literal ids and names."""
+    vm_id = f"{RG_IDS}/Microsoft.Compute/virtualMachines/box"
+    association = Declared(DCRA, "box-syslog", {"resourceUri": vm_id,
+                                                "dataCollectionRuleId": "/dcr/syslog"})
+    agent = Declared(VM_EXTENSION, "agent", {**LINUX_AGENT, "vmName": "box"})
+    ((_, urn),) = monitoring_agent(_vm(), association)
+    assert urn == _vm().urn
+    assert monitoring_agent(_vm(), association, agent) == []
+    elsewhere = Declared(VM_EXTENSION, "agent", {**LINUX_AGENT, "vmName": "other-box"})
+    assert len(monitoring_agent(_vm(), association, elsewhere)) == 1
+
+
+def test_machines_without_a_collection_rule_need_no_agent() -> None:
+    assert monitoring_agent(_vm()) == []
+    cluster = Declared(CLUSTER, "aks", {"resourceName": "aks"})
+    assert monitoring_agent(_vm(), cluster, _association("aks")) == []
+
+
+def test_another_extension_is_not_the_agent() -> None:
+    driver = Declared(VM_EXTENSION, "box-driver", {"publisher": "Microsoft.HpcCompute",
+                                                   "type": "NvidiaGpuDriverLinux"},
+                      deps={"vmName": ["box"]})
+    assert len(monitoring_agent(_vm(), _association(), driver)) == 1
+
+
+def test_a_windows_vm_needs_the_windows_agent() -> None:
+    windows = _vm(osProfile={"computerName": "box", "windowsConfiguration": {}})
+    ((message, _),) = monitoring_agent(windows, _association(), _agent())
+    assert "AzureMonitorWindowsAgent extension" in message
+    assert monitoring_agent(windows, _association(),
+                            _agent(type="AzureMonitorWindowsAgent")) == []
+    # An OS the profile does not name: either agent will do.
+    unknown = Declared(VM, "box", {"vmName": "box", "identity": USER_ASSIGNED})
+    assert monitoring_agent(unknown, _association(), _agent()) == []
+
+
+def test_a_scale_set_carries_the_agent_in_its_model_or_as_a_child() -> None:
+    def scale_set(*extensions: dict[str, object]) -> Declared:
+        profile: dict[str, object] = {**LINUX}
+        if extensions:
+            profile["extensionProfile"] = {"extensions": list(extensions)}
+        return Declared(VMSS, "pool", {"vmScaleSetName": "pool", "identity": USER_ASSIGNED,
+                                       "virtualMachineProfile": profile})
+
+    association = _association("pool")
+    ((message, urn),) = monitoring_agent(scale_set(), association)
+    assert message.startswith("scale set pool has a data collection rule association")
+    assert urn == scale_set().urn
+    assert monitoring_agent(scale_set({"name": "ama", **LINUX_AGENT}), association) == []
+    # ARM's own shape, properties nested, as exported templates write it.
+    arm = {"name": "ama", "properties": LINUX_AGENT}
+    assert monitoring_agent(scale_set(arm), association) == []
+    child = Declared(VMSS_EXTENSION, "pool-ama", {**LINUX_AGENT, "vmScaleSetName": "pool"})
+    assert monitoring_agent(scale_set(), association, child) == []
+
+
+def test_the_agent_needs_an_identity_it_can_authenticate_as() -> None:
+    association = _association()
+    bare = {key: value for key, value in LINUX_AGENT.items() if key != "settings"}
+    ((message, _),) = monitoring_agent(_vm(), association, _agent(settings=None))
+    assert "does not name one in settings.authentication.managedIdentity" in message
+    assert "'mi_res_id'" in message
+    no_settings = Declared(VM_EXTENSION, "box-agent", bare, deps={"vmName": ["box"]})
+    assert len(monitoring_agent(_vm(), association, no_settings)) == 1
+    # A system-assigned identity is the agent's default: no settings needed.
+    system = _vm(identity={"type": "SystemAssigned, UserAssigned",
+                           "userAssignedIdentities": [UAI]})
+    assert monitoring_agent(system, association, no_settings) == []
+    ((message, _),) = monitoring_agent(_vm(identity=None), association, _agent())
+    assert "without a managed identity" in message
+    ((message, _),) = monitoring_agent(_vm(identity={"type": "None"}), association, _agent())
+    assert "without a managed identity" in message
+
+
+def test_values_computed_during_a_preview_do_not_fail_the_check() -> None:
+    association = _association()
+    computed = {"authentication": {"managedIdentity": {
+        "identifier-name": "mi_res_id", "identifier-value": UNKNOWN_STRING_VALUE}}}
+    assert monitoring_agent(_vm(), association, _agent(settings=computed)) == []
+    assert monitoring_agent(_vm(), association, _agent(settings=UNKNOWN_STRING_VALUE)) == []
+    unknown_identity = _vm(identity={"type": UNKNOWN_STRING_VALUE})
+    assert monitoring_agent(unknown_identity, association, _agent(settings=None)) == []
+    # What is known still decides: no agent at all is reported.
+    assert len(monitoring_agent(unknown_identity, association)) == 1

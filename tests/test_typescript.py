@@ -228,3 +228,55 @@ def test_missing_node_is_the_environments_fault(
     assert raised.value.fault == "environment"
     assert "`node` is not on PATH" in str(raised.value)
     assert "Node.js 20 or later" in str(raised.value)
+
+
+# --- bounded runs: the Node.js host stops a program as the Python host does ---------------------
+
+
+def gpustack_with_env(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "gpustack.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def test_a_node_program_with_unbounded_output_is_stopped() -> None:
+    result = gpustack_with_env("plan", "--program", str(PROGRAMS / "js_noisy"), "--no-policy")
+    assert result.returncode == 2
+    assert "wrote more than 8 MB to stdout and was stopped" in result.stderr
+    assert str(PROGRAMS / "js_noisy") in result.stderr
+    assert len(result.stderr) < 10_000
+    assert result.stdout == ""
+
+
+def test_a_node_program_running_too_long_is_stopped() -> None:
+    # Starting Node and compiling the TypeScript alone takes longer than this.
+    result = gpustack_with_env(
+        "plan", "--program", str(PROGRAMS / "ts_throws"), "--stack", "staging", "--no-policy",
+        GPUSTACK_PLAN_TIMEOUT="0.2",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "the program did not finish within 0.2 s and was stopped" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("program", ["ts_throws", "py_noisy"])
+@pytest.mark.parametrize("value", ["soon", "-5", "nan", "0"])
+def test_a_bad_plan_timeout_is_a_clear_error_for_every_runtime(program: str, value: str) -> None:
+    stack = "staging" if program == "ts_throws" else "dev"
+    result = gpustack_with_env(
+        "plan", "--program", str(PROGRAMS / program), "--stack", stack, "--no-policy",
+        GPUSTACK_PLAN_TIMEOUT=value,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"GPUSTACK_PLAN_TIMEOUT={value!r}: expected a positive number of seconds" in (
+        result.stderr
+    )
+    assert "internal error" not in result.stderr

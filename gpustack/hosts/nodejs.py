@@ -43,7 +43,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from gpustack.hosts import ProgramError, ProgramRun, ProgramRunError
-from gpustack.hosts.python import DEFAULT_TIMEOUT_S, TIMEOUT_ENV
+from gpustack.hosts.process import run_bounded, timeout_seconds
 from gpustack.project import StackProject
 
 # The SDK module pulumi-language-nodejs runs (`defaultRunPath` in its main.go).
@@ -104,6 +104,7 @@ def run_program(
     program_dir = project.program_dir
     options = runtime_options(project)
     base_env = dict(env)
+    timeout = timeout_seconds(base_env)
     node = _require_tool("node", base_env)
     _require_node_version(node, base_env)
     notes: list[str] = []
@@ -138,34 +139,24 @@ def run_program(
             run_env["PULUMI_NODEJS_TSCONFIG_PATH"] = options.tsconfig
         run_env["GPUSTACK_NODE_RUN_PATH"] = run_path
         run_env["GPUSTACK_NODE_ORDER_FILE"] = str(order_file)
-        timeout = float(base_env.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
-        try:
-            completed = subprocess.run(
-                args,
-                cwd=work_dir,
-                env=run_env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ProgramError(
-                f"the program did not finish within {timeout:.0f} s and was stopped "
-                f"({project.main}; set {TIMEOUT_ENV} to allow longer)"
-            ) from None
-        except OSError as error:
-            raise environment_error(f"cannot start {node}: {error}") from None
+        outcome = run_bounded(args, run_env, work_dir, timeout)
         errors = tap.errors()
         order = _read_order(order_file)
 
-    if completed.returncode != 0:
-        raise describe_failure(program_dir, completed.returncode, errors, completed.stderr)
+    stopped = outcome.stopped_error(project.main, timeout)
+    if stopped is not None:
+        raise stopped
+    stderr = outcome.stderr.text(limit=None)
+    if outcome.returncode != 0:
+        raise describe_failure(program_dir, outcome.returncode or 1, errors, stderr)
     if errors:
         # The SDK logged an error but exited 0 (a `pulumi.log.error` call): a failed run too.
-        raise describe_failure(program_dir, 1, errors, completed.stderr)
+        raise describe_failure(program_dir, 1, errors, stderr)
     return ProgramRun(
-        constructor_order=order, stdout=completed.stdout, stderr=completed.stderr, notes=notes
+        constructor_order=order,
+        stdout=outcome.stdout.text(),
+        stderr=outcome.stderr.text(),
+        notes=notes,
     )
 
 

@@ -24,25 +24,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
 
 from gpustack.hosts import ProgramError, ProgramRun, ProgramRunError
+from gpustack.hosts.process import OUTPUT_SHOWN_CHARS, Outcome, run_bounded, timeout_seconds
 from gpustack.project import StackProject
 
 SHIM = Path(__file__).with_name("python_exec.py")
 STAMP = ".gpustack-requirements.sha256"
-OUTPUT_LIMIT_BYTES = 8 * 1024 * 1024
-"""A program writing more than this to stdout or stderr is stopped: it would never end well."""
-OUTPUT_SHOWN_CHARS = 4000
-"""How much of a failed program's output (the end of it) the error message shows."""
-OUTPUT_SHOWN_LINES = 20
-OUTPUT_LINE_CHARS = 200
-TIMEOUT_ENV = "GPUSTACK_PLAN_TIMEOUT"
-DEFAULT_TIMEOUT_S = 900.0
 INSTALL_TIMEOUT_S = 1800.0
 
 
@@ -56,6 +46,7 @@ def run_program(
     env: Mapping[str, str],
 ) -> ProgramRun:
     """Run a Python program as `pulumi-language-python` would; see `gpustack.hosts.run_program`."""
+    timeout = timeout_seconds(env)
     notes: list[str] = []
     python = interpreter(project, notes)
     child_env = dict(env)
@@ -80,10 +71,10 @@ def run_program(
             "--result", str(result_file),
             str(project.main),
         ]  # fmt: skip
-        outcome = _run(command, child_env, project)
+        outcome = run_bounded(command, child_env, project.program_dir, timeout)
         result = _read_result(result_file)
     try:
-        return _judge(project, python, outcome, result, notes)
+        return _judge(project, python, outcome, timeout, result, notes)
     except ProgramRunError:
         raise
     except ProgramError as error:
@@ -195,112 +186,6 @@ def _step(project: StackProject, command: list[str], what: str, venv: Path) -> N
 # --- the child process -------------------------------------------------------------------------
 
 
-class _Outcome:
-    def __init__(self) -> None:
-        self.returncode: int | None = None
-        self.stdout = _Capture()
-        self.stderr = _Capture()
-        self.overflow: str | None = None
-        self.timed_out = False
-
-
-class _Capture:
-    """Keeps the last part of a stream and counts the rest; reading never blocks the child."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.tail = b""
-
-    def feed(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        self.tail = (self.tail + chunk)[-OUTPUT_SHOWN_CHARS * 4 :]
-
-    def text(self) -> str:
-        text = self.tail.decode("utf-8", errors="replace")
-        text = text[-OUTPUT_SHOWN_CHARS:]
-        if self.size > len(self.tail):
-            text = "...\n" + text
-        return text
-
-
-def _run(command: list[str], env: Mapping[str, str], project: StackProject) -> _Outcome:
-    outcome = _Outcome()
-    timeout = _timeout()
-    try:
-        child = subprocess.Popen(
-            command,
-            cwd=project.program_dir,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    except OSError as error:
-        raise ProgramError(
-            f"cannot start {command[0]}: {error}", fault="environment"
-        ) from None
-    readers = [
-        threading.Thread(target=_drain, args=(child, stream, capture, name, outcome), daemon=True)
-        for stream, capture, name in (
-            (child.stdout, outcome.stdout, "stdout"),
-            (child.stderr, outcome.stderr, "stderr"),
-        )
-    ]
-    for reader in readers:
-        reader.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                outcome.returncode = child.wait(timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                if outcome.overflow is not None:
-                    child.kill()
-                elif time.monotonic() > deadline:
-                    outcome.timed_out = True
-                    child.kill()
-    except BaseException:
-        child.kill()
-        child.wait()
-        raise
-    for reader in readers:
-        reader.join(timeout=5)
-    return outcome
-
-
-def _timeout() -> float:
-    raw = os.environ.get(TIMEOUT_ENV) or str(DEFAULT_TIMEOUT_S)
-    try:
-        timeout = float(raw)
-    except ValueError:
-        timeout = 0.0
-    if timeout <= 0:
-        raise ProgramError(
-            f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds", fault="environment"
-        )
-    return timeout
-
-
-def _drain(
-    child: subprocess.Popen[bytes],
-    stream: IO[bytes] | None,
-    capture: _Capture,
-    name: str,
-    outcome: _Outcome,
-) -> None:
-    if stream is None:
-        return
-    while True:
-        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
-        if not chunk:
-            return
-        capture.feed(chunk)
-        if capture.size > OUTPUT_LIMIT_BYTES and outcome.overflow is None:
-            outcome.overflow = name
-            child.kill()
-
-
 def _read_result(path: Path) -> dict[str, object] | None:
     try:
         loaded = json.loads(path.read_text())
@@ -315,21 +200,15 @@ def _read_result(path: Path) -> dict[str, object] | None:
 def _judge(
     project: StackProject,
     python: Path,
-    outcome: _Outcome,
+    outcome: Outcome,
+    timeout: float,
     result: dict[str, object] | None,
     notes: list[str],
 ) -> ProgramRun:
-    output = _output_excerpt(outcome)
-    if outcome.overflow is not None:
-        raise ProgramError(
-            f"the program wrote more than {OUTPUT_LIMIT_BYTES // (1024 * 1024)} MB to "
-            f"{outcome.overflow} and was stopped ({project.main}){output}"
-        )
-    if outcome.timed_out:
-        raise ProgramError(
-            f"the program did not finish within {_timeout():g} s and was stopped "
-            f"({project.main}; set {TIMEOUT_ENV} to allow longer){output}"
-        )
+    stopped = outcome.stopped_error(project.main, timeout)
+    if stopped is not None:
+        raise stopped
+    output = outcome.excerpt()
     if result is None:
         # The shim never got to report: the interpreter could not run it (environment), or the
         # shim itself broke (planner).
@@ -375,16 +254,3 @@ def failure_from_result(
         message + output,
         fault="environment" if fault == "environment" else "program",
     )
-
-
-def _output_excerpt(outcome: _Outcome) -> str:
-    parts = []
-    for name, capture in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
-        lines = capture.text().strip().splitlines()[-OUTPUT_SHOWN_LINES:]
-        if lines:
-            indented = "\n".join(
-                f"    {line[:OUTPUT_LINE_CHARS]}{'...' if len(line) > OUTPUT_LINE_CHARS else ''}"
-                for line in lines
-            )
-            parts.append(f"\n  the program's {name} (end):\n{indented}")
-    return "".join(parts)

@@ -11,6 +11,9 @@ plan:
   which registration RPC happens to arrive first;
 - it drops the SDKs' type-only aliases before registration: they only map old type tokens of a
   resource in existing state, mean nothing to a plan, and cost a URN computation each;
+- it describes each SDK resource class to the planner before the type's first registration
+  (`TypeDescriber`): the planner answers in the shapes of the program's own SDK, which is
+  already imported here, instead of importing (another version of) it itself;
 - it runs with the garbage collector off and exits with `os._exit` after flushing, skipping
   interpreter teardown (the process is short-lived; both are pure time);
 - it never lets the program end the process on its own terms: `sys.exit(n)`, KeyboardInterrupt
@@ -36,18 +39,29 @@ import traceback
 from typing import Any
 
 _ALIAS_FIELDS = ("name", "parent", "stack", "project", "urn")
+DESCRIBE_TOKEN = "gpustack:internal:describeType"
+"""The invoke by which the shim hands the planner a resource class's `describe_resource`; the
+planner's monitor answers it itself, and it is not part of the plan."""
 
 
 class StackRecorder:
     """A stack transformation: records constructor order and drops type-only aliases."""
 
-    def __init__(self, pulumi_module: Any, drop_type_aliases: bool = True) -> None:
+    def __init__(
+        self,
+        pulumi_module: Any,
+        drop_type_aliases: bool = True,
+        describer: TypeDescriber | None = None,
+    ) -> None:
         self.pulumi = pulumi_module
         self.drop_type_aliases = drop_type_aliases
+        self.describer = describer
         self.resources: list[Any] = []
 
     def __call__(self, args: Any) -> Any:
         self.resources.append(args.resource)
+        if self.describer is not None:
+            self.describer(args.resource, args.type_)
         if not self.drop_type_aliases:
             return None
         opts = args.opts
@@ -74,6 +88,57 @@ class StackRecorder:
             *(resource.urn.future() for resource in self.resources), return_exceptions=True
         )
         return [urn for urn in results if isinstance(urn, str)]
+
+
+class TypeDescriber:
+    """Sends the planner what the program's SDK declares for each resource type it registers.
+
+    Called from the stack transformation, so synchronously, before the type's first
+    RegisterResource goes out: the planner has the shape when it answers. Only classes the
+    type's own SDK package generated are described (a bare `CustomResource` with that token
+    is not its class). Any failure here leaves the planner to read its own SDK, as before.
+    """
+
+    def __init__(self, pulumi_module: Any, nested: bool) -> None:
+        self.pulumi = pulumi_module
+        self.nested = nested
+        self.seen: set[str] = set()
+        self._shapes: Any = None
+
+    def __call__(self, resource: Any, token: str) -> None:
+        if token in self.seen:
+            return
+        self.seen.add(token)
+        cls = type(resource)
+        package = "pulumi_" + token.split(":")[0].replace("-", "_")
+        if not isinstance(resource, self.pulumi.CustomResource) or not (
+            cls.__module__ == package or cls.__module__.startswith(package + ".")
+        ):
+            return
+        try:
+            described = self._sdk_shapes().describe_resource(cls, self.nested)
+            payload = json.dumps({"token": token, "described": described})
+            from google.protobuf import struct_pb2
+            from pulumi.runtime import settings
+            from pulumi.runtime.proto import resource_pb2
+
+            args = struct_pb2.Struct()
+            args.update({"describe": payload})
+            request = resource_pb2.ResourceInvokeRequest(tok=DESCRIBE_TOKEN, args=args)
+            settings.get_monitor().Invoke(request)
+        except Exception:  # the planner falls back to reading its own SDK
+            return
+
+    def _sdk_shapes(self) -> Any:
+        if self._shapes is None:
+            import importlib.util
+
+            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sdk_shapes.py")
+            spec = importlib.util.spec_from_file_location("gpustack_sdk_shapes", path)
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            self._shapes = module
+        return self._shapes
 
 
 class FirstTracebacks:
@@ -332,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     # As the real exec does: the SDK leaves futures unobserved when a program fails on purpose.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
-    recorder = StackRecorder(pulumi)
+    recorder = StackRecorder(pulumi, describer=TypeDescriber(pulumi, nested=args.dry_run != "true"))
     if supports_fast_settle():
         from pulumi.runtime import stack as stack_module
 
