@@ -168,13 +168,11 @@ def _uv_interpreter(project: StackProject) -> Path:
     python = _venv_python(venv)
     if python.exists():
         return python
-    uv = shutil.which("uv")
-    if uv is None:
-        raise ProgramError(
-            f"the uv toolchain's virtualenv {venv} does not exist and `uv` is not on PATH: "
-            "install uv, or create the virtualenv with `pulumi install`",
-            fault="environment",
-        )
+    uv = _tool(
+        "uv",
+        f"the uv toolchain's virtualenv {venv} does not exist and `uv` is not on PATH: "
+        "install uv, or create the virtualenv with `pulumi install`",
+    )
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
     with _locked(venv):
         if python.exists():
@@ -193,13 +191,11 @@ def _uv_interpreter(project: StackProject) -> Path:
 
 
 def _poetry_interpreter(project: StackProject) -> Path:
-    poetry = shutil.which("poetry")
-    if poetry is None:
-        raise ProgramError(
-            f"{project.program_dir / 'Pulumi.yaml'} uses the poetry toolchain and `poetry` is "
-            "not on PATH: install poetry and run `poetry install` (or `pulumi install`)",
-            fault="environment",
-        )
+    poetry = _tool(
+        "poetry",
+        f"{project.program_dir / 'Pulumi.yaml'} uses the poetry toolchain and `poetry` is not "
+        "on PATH: install poetry and run `poetry install` (or `pulumi install`)",
+    )
     try:
         done = subprocess.run(
             [poetry, "env", "info", "--path"],
@@ -219,6 +215,14 @@ def _poetry_interpreter(project: StackProject) -> Path:
             fault="environment",
         )
     return _venv_python(venv)
+
+
+def _tool(name: str, missing: str) -> str:
+    """The path of a toolchain command, or the environment's fault saying `missing`."""
+    found = shutil.which(name)
+    if found is None:
+        raise ProgramError(missing, fault="environment")
+    return found
 
 
 def _search_up(start: Path, name: str) -> Path | None:
