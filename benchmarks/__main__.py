@@ -35,6 +35,7 @@ from typing import Any
 
 import pulumi
 
+from gpustack import sdk_types
 from gpustack.analyzer import run_policy_pack
 from gpustack.engine import Plan, PlannedResource, capture, run_plan
 
@@ -139,6 +140,7 @@ def bench_cli(repeats: int, stack: str = "prod") -> dict[str, Any]:
     commands = {
         "out_of_process": [sys.executable, "-m", "gpustack.cli", *arguments],
         "baseline": [sys.executable, "-m", "benchmarks.baseline_plan", *arguments],
+        "import_floor": [sys.executable, "-m", "benchmarks.import_floor", *sdk_classes(stack)],
     }
 
     cpu: dict[str, list[float]] = {name: [] for name in commands}
@@ -156,6 +158,7 @@ def bench_cli(repeats: int, stack: str = "prod") -> dict[str, Any]:
         return run
 
     samples, outputs = interleaved({k: runner(k, v) for k, v in commands.items()}, repeats)
+    floor_min = min(samples["import_floor"])
     # CPU time of the whole process tree (the program's child included), warm-up excluded.
     new_cpu, old_cpu = min(cpu["out_of_process"][1:]), min(cpu["baseline"][1:])
     new_min, old_min = min(samples["out_of_process"]), min(samples["baseline"])
@@ -172,10 +175,26 @@ def bench_cli(repeats: int, stack: str = "prod") -> dict[str, Any]:
         "out_of_process_cpu_min_s": round(new_cpu, 3),
         "baseline_cpu_min_s": round(old_cpu, 3),
         "ratio_cpu_min": round(new_cpu / old_cpu, 2),
+        "import_floor_min_s": round(floor_min, 3),
+        "import_floor_median_s": round(statistics.median(samples["import_floor"]), 3),
+        "import_floor_ratio_min": round(floor_min / old_min, 2),
         "goal_ratio": round(CLI_GOAL_RATIO, 2),
         "met": new_min / old_min <= CLI_GOAL_RATIO,
         "same_plan": outputs["out_of_process"] == outputs["baseline"],
     }
+
+
+def sdk_classes(stack: str) -> list[str]:
+    """`module:Member` of every SDK class the stack's plan registers, as a program imports it."""
+    specs = set()
+    for planned in run_plan(ROOT, stack, in_process=True).resources:
+        cls = sdk_types.resource_class(planned.type) if planned.custom else None
+        located = sdk_types.module_path(planned.type)
+        if cls is not None and located is not None:
+            module_name, member = located
+            exported = module_name if hasattr(sys.modules.get(module_name), member) else None
+            specs.add(f"{exported or cls.__module__}:{member}")
+    return sorted(specs)
 
 
 def profile_plan(stack: str, top: int = 12) -> list[dict[str, Any]]:
@@ -357,6 +376,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"({cli_row['ratio_cpu_min']:.2f}x) "
         f"| {'yes' if cli_row['same_plan'] else 'NO'} "
         f"| ≤ {cli_row['goal_ratio']}x ({'met' if cli_row['met'] else 'missed'}) |",
+        "",
+        f"The floor under any run of the program in a process of its own: a fresh interpreter "
+        f"that only loads the {cli_row['stack']} plan's SDK classes "
+        f"(`benchmarks/import_floor.py`) takes {cli_row['import_floor_min_s']:.2f} s "
+        f"({cli_row['import_floor_median_s']:.2f} s), "
+        f"{cli_row['import_floor_ratio_min']:.2f}x of the baseline, in the same interleaved run.",
     ]
     lines += ["", "Where prod's plan time goes (own time, top functions):", ""]
     lines += ["| function | calls | own (s) | share |", "|---|---:|---:|---:|"]

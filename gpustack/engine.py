@@ -204,6 +204,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             raise DuplicateUrnError(message)
         response = super().RegisterResource(request)
         inputs = from_struct(request.object)
+        if request.remote and isinstance(self.mocks, AzureMocks):
+            # The engine would have the provider construct it (a multi-language component
+            # such as helm.v4.Chart); offline there is no provider, so it has no children.
+            self.mocks.note(
+                f"{request.type} {request.name}: a component its provider builds; its "
+                "children are not planned offline"
+            )
         if isinstance(self.mocks, AzureMocks):
             # What the provider's Check adds (azure-native's default location), as policies see.
             inputs = self.mocks.checked_inputs(request.type, inputs, request.provider)

@@ -269,7 +269,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         `require_output` fails with the SDK's own message, and this note says why.
         """
         name = args.inputs.get("name") or args.resource_id or args.name
-        self._note(
+        self.note(
             f"stack reference {name}: its outputs are unknown offline (no backend to read "
             "them from); plan with --preview to keep values taken from them unknown"
         )
@@ -292,7 +292,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             state.setdefault("name", resource_id.rstrip("/").rsplit("/", 1)[-1])
         for field in self.shapes.resource_outputs(args.typ):
             state.setdefault(field.name, UNKNOWN)
-        self._note(
+        self.note(
             f"{args.typ} {args.name}: read from an existing resource; its properties are "
             "unknown offline"
         )
@@ -434,7 +434,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             return self._known_invoke(args, spec), []
         if token in self.table["empty_invokes"]:
             entry = self.table["empty_invokes"][token]
-            self._note(entry["note"])
+            self.note(entry["note"])
             answer = entry["preview"] if self.preview else entry["answer"]
             # `result` unknown, not the whole answer: the SDK reads `.get("result", [])`.
             return self._render(copy.deepcopy(answer), {"_seed": token, "_inputs": {}}), []
@@ -442,7 +442,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             return self._unknown_result(), []
         fields = self.shapes.invoke_result_fields(token)
         if fields is None:
-            self._note(f"{token}: no result type in the installed SDK; answered empty")
+            self.note(f"{token}: no result type in the installed SDK; answered empty")
             return {}, []
         seed = f"{token}:{sorted(args.args.items())!r}"
         answer = {f.name: self._placeholder(f, f"{seed}:{f.name}", 0) for f in fields}
@@ -478,7 +478,8 @@ class AzureMocks(pulumi.runtime.Mocks):
             isinstance(v, str) and v.lower() in self._pending for v in arguments.values()
         )
 
-    def _note(self, message: str) -> None:
+    def note(self, message: str) -> None:
+        """Record, once, something the plan could not answer as the cloud would."""
         if message not in self.notes:
             self.notes.append(message)
 

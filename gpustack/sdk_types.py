@@ -80,7 +80,7 @@ def snake_case(name: str) -> str:
     return re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name).lower()
 
 
-def _module_path(token: str) -> tuple[str, str] | None:
+def module_path(token: str) -> tuple[str, str] | None:
     """(python module, member name) for a `package:module:Member` token."""
     parts = token.split(":")
     if len(parts) != 3:
@@ -105,7 +105,7 @@ def _import(name: str) -> Any:
 @_sdk_lookup
 def resource_class(token: str) -> type | None:
     """The SDK's resource class for a type token, or None when that SDK is not importable."""
-    located = _module_path(token)
+    located = module_path(token)
     if located is None:
         return None
     module_name, member = located
@@ -157,7 +157,7 @@ def api_version(token: str) -> str | None:
 @_sdk_lookup
 def invoke_result_fields(token: str) -> tuple[Field, ...] | None:
     """The fields of an invoke's typed result, or None when the SDK does not declare one."""
-    located = _module_path(token)
+    located = module_path(token)
     if located is None:
         return None
     module_name, member = located

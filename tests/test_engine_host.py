@@ -262,3 +262,66 @@ def test_monitor_answers_feature_probes_honestly_and_keeps_the_root_and_logs() -
         channel.close()
     assert [(entry.severity, entry.message) for entry in server.logs] == [("WARNING", "careful")]
     assert server.registrations == []  # the root stack is not a planned resource
+
+
+# --- Python toolchains: which interpreter, as Pulumi picks it ----------------------------------
+
+
+def toolchain_program(directory: Path, runtime_options: str) -> Path:
+    """A one-resource program that exports the interpreter running it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Pulumi.yaml").write_text(
+        f"name: toolchain\nruntime:\n  name: python\n  options:\n{runtime_options}"
+    )
+    (directory / "Pulumi.dev.yaml").write_text("config:\n  azure-native:location: eastus\n")
+    (directory / "__main__.py").write_text(
+        "import sys\nimport pulumi\nfrom pulumi_azure_native import resources\n"
+        "resources.ResourceGroup('rg')\npulumi.export('python', sys.executable)\n"
+    )
+    return directory
+
+
+def borrowed_virtualenv(venv: Path) -> None:
+    """A virtualenv that sees this interpreter's packages (no install, no network)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    import sysconfig
+
+    (site,) = list(venv.glob("lib/python*/site-packages"))
+    (site / "planner.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+
+def test_the_uv_toolchain_runs_the_projects_dot_venv(tmp_path: Path) -> None:
+    program = toolchain_program(tmp_path / "uvprog", "    toolchain: uv\n")
+    borrowed_virtualenv(program / ".venv")
+    result = gpustack_plan(program)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"]["python"] == str(program / ".venv/bin/python")
+
+
+def test_the_uv_toolchain_puts_the_virtualenv_next_to_uv_lock(tmp_path: Path) -> None:
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    program = toolchain_program(tmp_path / "infra" / "gpu", "    toolchain: uv\n")
+    borrowed_virtualenv(tmp_path / ".venv")
+    result = gpustack_plan(program)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"]["python"] == str(tmp_path / ".venv/bin/python")
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ("    toolchain: uv\n", "does not exist and `uv` is not on PATH"),
+        ("    toolchain: poetry\n", "uses the poetry toolchain and `poetry` is not on PATH"),
+        ("    toolchain: conda\n", "Pulumi's Python toolchains are pip, poetry and uv"),
+    ],
+)
+def test_a_toolchain_that_cannot_run_is_the_environments_fault(
+    tmp_path: Path, options: str, says: str
+) -> None:
+    program = toolchain_program(tmp_path / "prog", options)
+    path = os.pathsep.join(str(Path(p)) for p in [Path(sys.executable).parent, "/usr/bin", "/bin"])
+    result = gpustack_plan(program, PATH=path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the program's environment is not usable: ")
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr

@@ -489,3 +489,14 @@ def test_notes_reach_the_plan_json_and_stderr() -> None:
     assert notes == sorted(notes) and len(notes) == 2
     for note in notes:
         assert f"note: {note}" in done.stderr
+
+
+def test_a_component_its_provider_builds_plans_empty_with_a_note() -> None:
+    plan = fixture_plan("py_helm_v4")
+    (chart,) = plan.by_type("kubernetes:helm.sh/v4:Chart")
+    assert not chart.custom
+    assert not [r for r in plan.resources if r.parent == chart.urn]
+    assert plan.notes == [
+        "kubernetes:helm.sh/v4:Chart gpu-operator: a component its provider builds; its "
+        "children are not planned offline"
+    ]

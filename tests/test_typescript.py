@@ -9,6 +9,7 @@ fail with a message, they are never skipped.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,13 +39,16 @@ def node_and_npm() -> None:
             )
 
 
-def gpustack(*args: str) -> subprocess.CompletedProcess[str]:
+def gpustack(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`gpustack ARGS` in a fresh process, with `env` added to this one's environment."""
     return subprocess.run(
         [sys.executable, "-m", "gpustack.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
+        env={**os.environ, **env},
+        check=False,
     )
 
 
@@ -233,22 +237,8 @@ def test_missing_node_is_the_environments_fault(
 # --- bounded runs: the Node.js host stops a program as the Python host does ---------------------
 
 
-def gpustack_with_env(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, **env},
-        check=False,
-    )
-
-
 def test_a_node_program_with_unbounded_output_is_stopped() -> None:
-    result = gpustack_with_env("plan", "--program", str(PROGRAMS / "js_noisy"), "--no-policy")
+    result = gpustack("plan", "--program", str(PROGRAMS / "js_noisy"), "--no-policy")
     assert result.returncode == 2
     assert "wrote more than 8 MB to stdout and was stopped" in result.stderr
     assert str(PROGRAMS / "js_noisy") in result.stderr
@@ -258,7 +248,7 @@ def test_a_node_program_with_unbounded_output_is_stopped() -> None:
 
 def test_a_node_program_running_too_long_is_stopped() -> None:
     # Starting Node and compiling the TypeScript alone takes longer than this.
-    result = gpustack_with_env(
+    result = gpustack(
         "plan", "--program", str(PROGRAMS / "ts_throws"), "--stack", "staging", "--no-policy",
         GPUSTACK_PLAN_TIMEOUT="0.2",
     )  # fmt: skip
@@ -271,7 +261,7 @@ def test_a_node_program_running_too_long_is_stopped() -> None:
 @pytest.mark.parametrize("value", ["soon", "-5", "nan", "0"])
 def test_a_bad_plan_timeout_is_a_clear_error_for_every_runtime(program: str, value: str) -> None:
     stack = "staging" if program == "ts_throws" else "dev"
-    result = gpustack_with_env(
+    result = gpustack(
         "plan", "--program", str(PROGRAMS / program), "--stack", stack, "--no-policy",
         GPUSTACK_PLAN_TIMEOUT=value,
     )  # fmt: skip

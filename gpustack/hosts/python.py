@@ -6,9 +6,15 @@ Which interpreter, as Pulumi's `pulumi-language-python` picks it:
   `requirements.txt` (`python -m venv`, then `pip install -r requirements.txt`), as `pulumi
   install` does, and a stamp file records the requirements' hash: the next plan reuses it, and
   a changed `requirements.txt` is installed again into it. A virtualenv that gpustack did not
-  create (no stamp) is used as it is, as `pulumi up` does. Only the `pip` toolchain creates
-  virtualenvs here.
-- no `virtualenv` option: the interpreter running gpustack (its SDK versions, not the
+  create (no stamp) is used as it is, as `pulumi up` does.
+- `runtime.options.toolchain: uv` (pulumi `sdk/python/toolchain/uv.go`): the `virtualenv`
+  option, else `.venv` next to the nearest `uv.lock`, else next to the nearest
+  `pyproject.toml`, else in the project directory. A missing one is made with `uv sync` (a
+  `uv.lock` or `pyproject.toml` above) or `uv venv` and `uv pip install -r requirements.txt`
+  (gpustack does not run `uv init`, which would rewrite the project), when `uv` is on PATH.
+- `toolchain: poetry`: the virtualenv `poetry env info --path` names; gpustack does not
+  install it (`poetry install`, or `pulumi install`, does).
+- pip and no `virtualenv` option: the interpreter running gpustack (its SDK versions, not the
   program's), like Pulumi's fallback to the `python3` on PATH.
 - a named virtualenv that does not exist and no `requirements.txt` to build it from: the
   interpreter running gpustack, with a note saying so.
@@ -89,6 +95,17 @@ def run_program(
 
 def interpreter(project: StackProject, notes: list[str]) -> Path:
     """The Python that runs `project`, creating its virtualenv when needed (see module doc)."""
+    toolchain = str(project.runtime_options.get("toolchain") or "pip")
+    if toolchain == "uv":
+        return _uv_interpreter(project)
+    if toolchain == "poetry":
+        return _poetry_interpreter(project)
+    if toolchain != "pip":
+        raise ProgramError(
+            f"runtime.options.toolchain in {project.program_dir / 'Pulumi.yaml'} is "
+            f"{toolchain!r}; Pulumi's Python toolchains are pip, poetry and uv",
+            fault="environment",
+        )
     option = project.runtime_options.get("virtualenv")
     if not option:
         return Path(sys.executable)
@@ -139,14 +156,84 @@ def _locked(venv: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _create(project: StackProject, venv: Path, requirements: Path) -> None:
-    toolchain = project.runtime_options.get("toolchain", "pip")
-    if toolchain != "pip":
+def _uv_interpreter(project: StackProject) -> Path:
+    option = project.runtime_options.get("virtualenv")
+    if option:
+        venv = (project.program_dir / str(option)).resolve()
+    else:
+        home = _search_up(project.program_dir, "uv.lock") or _search_up(
+            project.program_dir, "pyproject.toml"
+        )
+        venv = (home or project.program_dir) / ".venv"
+    python = _venv_python(venv)
+    if python.exists():
+        return python
+    uv = _tool(
+        "uv",
+        f"the uv toolchain's virtualenv {venv} does not exist and `uv` is not on PATH: "
+        "install uv, or create the virtualenv with `pulumi install`",
+    )
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
+    with _locked(venv):
+        if python.exists():
+            return python
+        requirements = project.program_dir / "requirements.txt"
+        if _search_up(project.program_dir, "uv.lock") or _search_up(
+            project.program_dir, "pyproject.toml"
+        ):
+            _step(project, [uv, "sync"], "uv sync", venv, env)
+        else:
+            _step(project, [uv, "venv", "--quiet", str(venv)], "creating the virtualenv", venv, env)
+            if requirements.exists():
+                install = [uv, "pip", "install", "--python", str(python), "-r", str(requirements)]
+                _step(project, install, f"installing {requirements.name}", venv, env)
+    return python
+
+
+def _poetry_interpreter(project: StackProject) -> Path:
+    poetry = _tool(
+        "poetry",
+        f"{project.program_dir / 'Pulumi.yaml'} uses the poetry toolchain and `poetry` is not "
+        "on PATH: install poetry and run `poetry install` (or `pulumi install`)",
+    )
+    try:
+        done = subprocess.run(
+            [poetry, "env", "info", "--path"],
+            cwd=project.program_dir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ProgramError(f"`poetry env info` failed: {error}", fault="environment") from None
+    venv = Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+    if venv is None or not _venv_python(venv).exists():
         raise ProgramError(
-            f"virtualenv {venv} does not exist and gpustack creates virtualenvs with the pip "
-            f"toolchain only (Pulumi.yaml says {toolchain!r}); create it with `pulumi install`",
+            f"poetry has no virtualenv for {project.program_dir}: run `poetry install` (or "
+            "`pulumi install`) there first",
             fault="environment",
         )
+    return _venv_python(venv)
+
+
+def _tool(name: str, missing: str) -> str:
+    """The path of a toolchain command, or the environment's fault saying `missing`."""
+    found = shutil.which(name)
+    if found is None:
+        raise ProgramError(missing, fault="environment")
+    return found
+
+
+def _search_up(start: Path, name: str) -> Path | None:
+    """The closest directory at or above `start` holding `name` (Pulumi's `searchup`)."""
+    for directory in (start.resolve(), *start.resolve().parents):
+        if (directory / name).exists():
+            return directory
+    return None
+
+
+def _create(project: StackProject, venv: Path, requirements: Path) -> None:
     base = os.environ.get("PULUMI_PYTHON_CMD") or sys.executable
     _step(project, [base, "-m", "venv", str(venv)], "creating the virtualenv", venv)
     _install(project, venv, _venv_python(venv), requirements)
@@ -161,12 +248,19 @@ def _install(project: StackProject, venv: Path, python: Path, requirements: Path
     (venv / STAMP).write_text(_digest(requirements) + "\n")
 
 
-def _step(project: StackProject, command: list[str], what: str, venv: Path) -> None:
+def _step(
+    project: StackProject,
+    command: list[str],
+    what: str,
+    venv: Path,
+    env: Mapping[str, str] | None = None,
+) -> None:
     print(f"gpustack: {what} for {venv} ...", file=sys.stderr, flush=True)
     try:
         done = subprocess.run(
             command,
             cwd=project.program_dir,
+            env=None if env is None else dict(env),
             capture_output=True,
             text=True,
             timeout=INSTALL_TIMEOUT_S,
