@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import config as pulumi_config
 from pulumi.runtime import rpc
 from pulumi.runtime.rpc import UNKNOWN
 
-from gpustack import placeholders, sdk_types
+from gpustack import placeholders, sdk_types, yaml_loader
 from gpustack.hosts.sdk_shapes import PLACEHOLDER_DEPTH
 from gpustack.sdk_types import Field
 
@@ -56,7 +55,7 @@ _MAX_DEPTH = PLACEHOLDER_DEPTH
 @functools.cache
 def answers() -> dict[str, Any]:
     """The answer table, loaded once."""
-    return yaml.safe_load(ANSWERS_FILE.read_text())
+    return yaml_loader.read(ANSWERS_FILE)
 
 
 def stable_hex(seed: str, length: int = 8) -> str:
