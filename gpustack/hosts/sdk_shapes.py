@@ -58,8 +58,10 @@ def resolve(ref: str) -> type | None:
 def field_rows(cls: type) -> list[tuple[str, str, bool, Any]]:
     """The getters of a resource or output-type class, with their kinds."""
     rows: dict[str, tuple[str, str, bool, Any]] = {}
+    hints = _sdk_return_hints(cls)
     for _, wire_name, prop in pulumi_types._py_properties(cls):
-        kind, optional, detail = _kind(_annotation(prop))
+        hint = hints.get(wire_name, Any) if hints is not None else _annotation(prop)
+        kind, optional, detail = _kind(hint)
         rows[wire_name] = (wire_name, kind, optional, detail)
     return list(rows.values())
 
@@ -134,6 +136,22 @@ def _describe_nested(
         follows = kind == "object" or (kind == "list" and depth < PLACEHOLDER_DEPTH)
         if follows and not optional and isinstance(detail, str):
             _describe_nested(detail, depth + 1, described)
+
+
+def _sdk_return_hints(cls: type) -> dict[str, Any] | None:
+    """The getters' return annotations as the SDK itself resolves them to translate outputs.
+
+    Current SDKs cache these per class (`pulumi._types._raw_return_hints`), resolving names in
+    the class's own module(s); reading them here costs nothing the SDK would not compute
+    anyway. Older SDKs lack it: None, and `_annotation` reads each getter instead.
+    """
+    raw = getattr(pulumi_types, "_raw_return_hints", None)
+    if raw is None:
+        return None
+    try:
+        return dict(raw(cls))
+    except Exception:  # an SDK whose helper fails on this class: read the getters directly
+        return None
 
 
 def _annotation(prop: property) -> Any:
