@@ -500,3 +500,13 @@ def test_a_component_its_provider_builds_plans_empty_with_a_note() -> None:
         "kubernetes:helm.sh/v4:Chart gpu-operator: a component its provider builds; its "
         "children are not planned offline"
     ]
+
+
+def test_a_dynamic_providers_code_never_runs_and_the_plan_says_so() -> None:
+    full = fixture_plan("py_dynamic")
+    assert "value" not in full.outputs
+    assert full.notes == [
+        "pulumi-python:dynamic:Resource doubled: a dynamic provider's code is not run offline; "
+        "the outputs it would compute are not in this plan"
+    ]
+    assert fixture_plan("py_dynamic", preview=True).outputs["value"] == "<computed>"
