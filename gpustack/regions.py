@@ -12,6 +12,11 @@ def azure_regions() -> list[str]:
     return list(facts.load("azure_regions")["regions"])
 
 
+def availability_zone_regions() -> frozenset[str]:
+    """Regions with availability zones (data/azure_regions.yaml, with its source and date)."""
+    return frozenset(facts.load("azure_regions")["availability_zone_regions"]["regions"])
+
+
 def check_region(value: str) -> str:
     """An Azure region name as ARM spells it (gpustack/data/azure_regions.yaml).
 
@@ -31,4 +36,4 @@ def check_region(value: str) -> str:
     )
 
 
-__all__ = ["azure_regions", "check_region"]
+__all__ = ["availability_zone_regions", "azure_regions", "check_region"]

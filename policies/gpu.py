@@ -6,6 +6,7 @@ VM size facts (GPU count, InfiniBand, MIG) come from the catalog (gpustack/data/
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from typing import Any
 
@@ -28,9 +29,11 @@ from policies.rulebook import (
     items,
     kind_of,
     known_size,
+    lower,
     names,
     nic_configurations,
     node_pools,
+    number,
     one_of,
     policy_fact,
     resource_rule,
@@ -457,6 +460,87 @@ def _compute_pools(stack: Stack) -> list[Any]:
     return compute_pools(Inventory(views))
 
 
+@resource_rule(
+    Rule(
+        id="gpustack-vm-disk-caching",
+        area="gpu",
+        title="VM and scale set disks use the host caching their storage type calls for",
+        why="Host caching serves reads from the host's cache instead of the storage network: "
+        "ReadWrite suits the OS disk, ReadOnly premium data disks (datasets, model weights); "
+        "ReadWrite on a data disk risks losing writes, and Standard disks gain nothing from a "
+        "cache.",
+        fix="Set caching='ReadWrite' on managed OS disks (ephemeral OS disks keep 'ReadOnly'); "
+        "on data disks set 'ReadOnly' for Premium_LRS and 'None' for other storage types.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=(
+            "https://learn.microsoft.com/azure/virtual-machines/premium-storage-performance#disk-caching",
+            "https://azure.github.io/PSRule.Rules.Azure/en/rules/Azure.VM.DiskCaching/",
+        ),
+        mirrors=("Azure.VM.DiskCaching",),
+    ),
+    VM,
+    SCALE_SET,
+)
+def vm_disk_caching(machine: Resource, report: Report) -> None:
+    caching = policy_fact("disk_caching")
+    try:
+        storage = vm_profile(machine, "storageProfile")
+    except UnknownValueError:
+        return  # the whole profile is unknown during preview: nothing to judge
+    if storage is None:
+        return  # e.g. a flexible scale set without a VM profile
+    # An unknown OS disk setting is left unjudged, not the data disks.
+    with contextlib.suppress(UnknownValueError):
+        _check_os_disk_caching(dig(storage, "osDisk"), caching, report)
+    try:
+        disks = items(dig(storage, "dataDisks"))
+    except UnknownValueError:
+        return
+    for index, disk in enumerate(disks):
+        try:
+            _check_data_disk_caching(index, disk, caching, report)
+        except UnknownValueError:
+            continue
+
+
+def _check_os_disk_caching(disk: Any, caching: dict[str, Any], report: Report) -> None:
+    if disk is None:
+        return  # no OS disk settings declared (a profile that only names its image elsewhere)
+    if one_of(dig(disk, "diffDiskSettings", "option"), caching["ephemeral_option"]):
+        return  # ephemeral OS disks take ReadOnly; Azure offers no other cache for them
+    value = dig(disk, "caching")
+    wanted = caching["os_disk"]
+    if value is None:
+        report(f"osDisk.caching is not set (Azure's documented default is ReadOnly on premium "
+               f"and None on standard storage); set '{wanted}'")
+    elif not one_of(value, wanted):
+        report(f"osDisk.caching is {value!r}; use '{wanted}'")
+
+
+def _check_data_disk_caching(index: int, disk: Any, caching: dict[str, Any],
+                             report: Report) -> None:
+    if dig(disk, "writeAcceleratorEnabled") is True:
+        return  # Write Accelerator prescribes the caching of these disks itself
+    value = dig(disk, "caching")
+    if value is None:
+        return  # Azure's default (ReadOnly on premium, None on standard) is the wanted value
+    lun = number(dig(disk, "lun"))
+    label = f"dataDisks[{index}]" + (f" (lun {lun:g})" if lun is not None else "")
+    storage_type = dig(disk, "managedDisk", "storageAccountType")
+    if storage_type is None:
+        # The type comes from an attached disk or Azure's choice: only ReadWrite is wrong for
+        # every type.
+        if one_of(value, "ReadWrite"):
+            report(f"{label} caching is 'ReadWrite'; data disks take 'ReadOnly' (premium) or "
+                   "'None'")
+        return
+    by_type = {lower(k): v for k, v in caching["data_disk_by_storage_type"].items()}
+    wanted = by_type.get(lower(storage_type), caching["data_disk_otherwise"])
+    if not one_of(value, wanted):
+        report(f"{label} ({storage_type}) caching is {value!r}; use '{wanted}'")
+
+
 POLICIES = [
     gpu_allowed_sizes,
     gpu_infiniband_hpc_image,
@@ -468,5 +552,6 @@ POLICIES = [
     gpu_total_ceiling,
     gpu_pools_separate,
     vm_accelerated_networking,
+    vm_disk_caching,
     vm_size_known,
 ]

@@ -8,7 +8,7 @@ from typing import Any
 from pulumi_policy import Severity
 from pulumi_policy.proxy import UnknownValueError
 
-from gpustack import facts
+from gpustack import facts, regions
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
@@ -23,6 +23,7 @@ from policies.rulebook import (
     in_scope,
     items,
     known_size,
+    lower,
     names,
     node_pools,
     number,
@@ -39,6 +40,7 @@ CLUSTER = "containerservice:ManagedCluster"
 AGENT_POOL = "containerservice:AgentPool"
 DIAGNOSTICS = "monitor:DiagnosticSetting"
 REGISTRY = "containerregistry:Registry"
+API_MANAGEMENT = "apimanagement:ApiManagementService"
 
 # How a diagnostic setting or blob service names the resource it belongs to: the ARM type
 # segment and the input holding the resource's name.
@@ -664,6 +666,74 @@ def vm_monitoring_agent(stack: Stack, report: StackReport) -> None:
                    f"(identifier-name '{agent['identity_identifier_name']}')", machine.urn)
 
 
+@resource_rule(
+    Rule(
+        id="gpustack-apim-zone-redundant",
+        area="reliability",
+        title="Premium API Management spreads at least 2 units over availability zones in "
+        "regions that have them",
+        why="One unit, or units pinned to one zone, go down with that zone, and with them the "
+        "inference gateway in front of every GPU pool; two or more units over zones keep it "
+        "answering through a zone outage.",
+        fix="Set sku.capacity to 2 or more and leave zones empty (Azure spreads the units over "
+        "zones), or list 2 or more zones with a capacity that is a multiple of their number; "
+        "the same for each additional location.",
+        severity=Severity.MEDIUM,
+        level=ADVISORY,
+        references=(
+            "https://learn.microsoft.com/azure/api-management/enable-availability-zone-support",
+            "https://azure.github.io/PSRule.Rules.Azure/en/rules/Azure.APIM.AvailabilityZone/",
+        ),
+        mirrors=("Azure.APIM.AvailabilityZone",),
+    ),
+    API_MANAGEMENT,
+)
+def apim_zone_redundant(service: Resource, report: Report) -> None:
+    zone_facts = policy_fact("apim_zone_redundancy")
+    try:
+        sku = service.get("sku", "name")
+    except UnknownValueError:
+        return
+    if not one_of(sku, *zone_facts["skus"]):
+        return  # zone redundancy is a Premium feature; other tiers are not judged
+    zonal = regions.availability_zone_regions()
+    places = [("the primary location", service.props, service.get("sku"))]
+    try:
+        for index, extra in enumerate(items(service.get("additionalLocations"))):
+            places.append((f"additionalLocations[{index}]", extra, dig(extra, "sku")))
+    except UnknownValueError:
+        pass  # unknown additional locations are left unjudged, not the primary one
+    for label, place, place_sku in places:
+        try:
+            problem = _apim_zone_problem(place, place_sku, zonal, zone_facts)
+        except UnknownValueError:
+            continue
+        if problem:
+            report(f"{label} ({dig(place, 'location')}): {problem}")
+
+
+def _apim_zone_problem(place: Any, sku: Any, zonal: frozenset[str],
+                       zone_facts: dict[str, Any]) -> str | None:
+    # ARM accepts display names ("East US") as locations; the region list has ARM names.
+    region = (lower(dig(place, "location")) or "").replace(" ", "")
+    if region not in zonal:
+        return None  # no zones in this region (or a location that is not known here)
+    units = number(dig(sku, "capacity"))
+    zones = [str(zone) for zone in items(dig(place, "zones"))]
+    if not zones:
+        if units is not None and units < zone_facts["minimum_units"]:
+            return (f"{units:g} unit with automatic zone placement sits in one zone; use "
+                    f"sku.capacity {zone_facts['minimum_units']} or more")
+        return None
+    if len(zones) < zone_facts["minimum_zones"]:
+        return (f"zones {names(zones)} pin the gateway to one zone; list "
+                f"{zone_facts['minimum_zones']} or more zones, or none for automatic placement")
+    if units is not None and (units < len(zones) or units % len(zones)):
+        return (f"{units:g} units cannot spread evenly over zones {names(zones)}; use a "
+                f"multiple of {len(zones)}")
+    return None
+
+
 POLICIES = [
     storage_blob_soft_delete,
     storage_blob_versioning,
@@ -678,5 +748,6 @@ POLICIES = [
     aks_diagnostic_categories,
     aks_cni_subnet_size,
     vm_monitoring_agent,
+    apim_zone_redundant,
 ]
 

@@ -199,7 +199,8 @@ def _prod_config(**inference: Any) -> dict[str, Any]:
     ("inference", "message"),
     [
         ({"apimVirtualNetwork": "External"}, "prod runs API Management Premium in Internal"),
-        ({"apimSku": "Developer"}, "prod runs API Management Premium in Internal"),
+        # One unit, as Developer allows: the tier is the only fault.
+        ({"apimSku": "Developer", "apimUnits": 1}, "prod runs API Management Premium in Internal"),
         ({"apimSubnet": "10.42.10.0/30"}, "too small"),
         ({"apimSubnet": "10.42.4.0/27"}, "overlaps gpuSubnet"),
         ({"sampleGpuPool": "nosuch"}, "is not an aks gpuPools name"),

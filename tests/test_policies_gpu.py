@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from pulumi_policy import EnforcementLevel
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from gpustack import catalog
+from gpustack.engine import Plan
 from policies import gpu, rulebook
 from tests.policy_runs import Declared, check_resource, check_stack
 
@@ -244,6 +246,128 @@ def test_every_gpu_rule_is_tested() -> None:
         "gpustack-gpu-mig-supported-size", "gpustack-gpu-pool-tainted",
         "gpustack-gpu-operator-for-driver-none", "gpustack-gpu-total-ceiling",
         "gpustack-gpu-pools-separate", "gpustack-vm-accelerated-networking",
-        "gpustack-vm-size-known",
+        "gpustack-vm-size-known", "gpustack-vm-disk-caching",
     }
     assert {p.name for p in gpu.POLICIES} == tested
+
+
+# --- disk caching ---------------------------------------------------------------------------
+
+MANAGED_OS = {"createOption": "FromImage", "caching": "ReadWrite",
+              "managedDisk": {"storageAccountType": "Premium_LRS"}}
+EPHEMERAL_OS = {"createOption": "FromImage", "caching": "ReadOnly",
+                "diffDiskSettings": {"option": "Local", "placement": "ResourceDisk"}}
+
+
+def data_disk(lun: int, storage_type: str | None = None, **props: Any) -> dict[str, Any]:
+    """An empty data disk at `lun`, of `storage_type` when given."""
+    disk: dict[str, Any] = {"lun": lun, "createOption": "Empty", "diskSizeGB": 1024, **props}
+    if storage_type is not None:
+        disk["managedDisk"] = {"storageAccountType": storage_type}
+    return disk
+
+
+def vm_storage(os_disk: Any = None, data_disks: Any = None) -> dict[str, Any]:
+    """A VM's inputs with this storage profile (keys left out when None)."""
+    storage: dict[str, Any] = {"imageReference": UBUNTU}
+    if os_disk is not None:
+        storage["osDisk"] = os_disk
+    if data_disks is not None:
+        storage["dataDisks"] = data_disks
+    return {"hardwareProfile": {"vmSize": T4}, "storageProfile": storage}
+
+
+def vmss_storage(os_disk: Any = None, data_disks: Any = None) -> dict[str, Any]:
+    """A scale set's inputs with this storage profile under virtualMachineProfile."""
+    storage = vm_storage(os_disk, data_disks)["storageProfile"]
+    return {"sku": {"name": T4, "capacity": 2},
+            "virtualMachineProfile": {"storageProfile": storage}}
+
+
+def caching(props: dict[str, Any], type_: str = VM) -> list[str]:
+    return check_resource(gpu.vm_disk_caching, type_, props)
+
+
+@pytest.mark.parametrize(("type_", "shape"), [(VM, vm_storage), (SCALE_SET, vmss_storage)])
+def test_disks_with_the_caching_their_storage_calls_for_pass(type_: str, shape: Any) -> None:
+    disks = [data_disk(0, "Premium_LRS", caching="ReadOnly"),
+             data_disk(1, "Standard_LRS", caching="None"),
+             data_disk(2, "StandardSSD_LRS", caching="None"),
+             data_disk(3, "UltraSSD_LRS", caching="None")]
+    assert caching(shape(MANAGED_OS, disks), type_) == []
+
+
+@pytest.mark.parametrize(("type_", "shape"), [(VM, vm_storage), (SCALE_SET, vmss_storage)])
+def test_wrong_os_and_data_disk_caching_is_flagged_per_disk(type_: str, shape: Any) -> None:
+    os_disk = {**MANAGED_OS, "caching": "None"}
+    disks = [data_disk(0, "Premium_LRS", caching="None"),
+             data_disk(1, "Standard_LRS", caching="ReadOnly"),
+             data_disk(2, "Premium_LRS", caching="ReadOnly")]
+    assert caching(shape(os_disk, disks), type_) == [
+        "osDisk.caching is 'None'; use 'ReadWrite'",
+        "dataDisks[0] (lun 0) (Premium_LRS) caching is 'None'; use 'ReadOnly'",
+        "dataDisks[1] (lun 1) (Standard_LRS) caching is 'ReadOnly'; use 'None'",
+    ]
+
+
+def test_storage_types_and_caching_values_compare_case_insensitively() -> None:
+    disks = [data_disk(0, "premium_lrs", caching="readonly")]
+    assert caching(vm_storage({**MANAGED_OS, "caching": "readwrite"}, disks)) == []
+
+
+def test_an_os_disk_without_caching_is_flagged_because_azure_would_not_pick_read_write() -> None:
+    os_disk = {key: value for key, value in MANAGED_OS.items() if key != "caching"}
+    (message,) = caching(vm_storage(os_disk))
+    assert message.startswith("osDisk.caching is not set")
+    assert message.endswith("set 'ReadWrite'")
+
+
+def test_ephemeral_os_disks_are_exempt() -> None:
+    assert caching(vm_storage(EPHEMERAL_OS)) == []
+    assert caching(vmss_storage(EPHEMERAL_OS), SCALE_SET) == []
+
+
+def test_data_disks_leaving_caching_to_azure_or_using_write_accelerator_pass() -> None:
+    disks = [data_disk(0, "Premium_LRS"), data_disk(1, "Standard_LRS"),
+             data_disk(2, "Premium_LRS", caching="None", writeAcceleratorEnabled=True)]
+    assert caching(vm_storage(MANAGED_OS, disks)) == []
+
+
+def test_a_data_disk_of_undeclared_type_is_flagged_only_for_read_write() -> None:
+    attached = {"lun": 4, "createOption": "Attach", "managedDisk": {"id": "/subscriptions/s/"
+                "resourceGroups/rg/providers/Microsoft.Compute/disks/scratch"}}
+    assert caching(vm_storage(MANAGED_OS, [{**attached, "caching": "ReadOnly"}])) == []
+    assert caching(vm_storage(MANAGED_OS, [{**attached, "caching": "None"}])) == []
+    assert caching(vm_storage(MANAGED_OS, [{**attached, "caching": "ReadWrite"}])) == [
+        "dataDisks[0] (lun 4) caching is 'ReadWrite'; data disks take 'ReadOnly' (premium) or "
+        "'None'"
+    ]
+
+
+def test_missing_storage_profiles_and_foreign_shapes_do_not_crash_or_flag() -> None:
+    assert caching({}) == []
+    assert caching({"sku": {"name": T4}}, SCALE_SET) == []  # flexible set without a profile
+    assert caching({"storageProfile": {"imageReference": UBUNTU}}) == []
+    assert caching(vm_storage(MANAGED_OS, ["not a disk", None, 7])) == []
+
+
+def test_unknown_values_during_preview_are_not_flagged() -> None:
+    unknown_os = {**MANAGED_OS, "caching": UNKNOWN_STRING_VALUE}
+    bad_data = [data_disk(0, "Standard_LRS", caching="ReadOnly")]
+    # An unknown OS disk setting leaves the data disks judged, and the other way round.
+    assert caching(vm_storage(unknown_os, bad_data)) == [
+        "dataDisks[0] (lun 0) (Standard_LRS) caching is 'ReadOnly'; use 'None'"
+    ]
+    unknown_type = [data_disk(0, UNKNOWN_STRING_VALUE, caching="ReadOnly"),
+                    data_disk(1, "Premium_LRS", caching=UNKNOWN_STRING_VALUE)]
+    assert caching(vm_storage(MANAGED_OS, unknown_type)) == []
+    assert caching(vm_storage(MANAGED_OS, UNKNOWN_STRING_VALUE)) == []
+    assert caching({"hardwareProfile": {"vmSize": T4},
+                    "storageProfile": UNKNOWN_STRING_VALUE}) == []
+
+
+def test_the_stacks_vms_and_scale_sets_pass_disk_caching(env_plan: Plan) -> None:
+    machines = [*env_plan.by_type(VM), *env_plan.by_type(SCALE_SET)]
+    assert machines
+    for machine in machines:
+        assert check_resource(gpu.vm_disk_caching, machine.type, machine.inputs) == [], machine.name

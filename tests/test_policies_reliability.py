@@ -6,6 +6,7 @@ import pytest
 from pulumi_policy import ResourceValidationPolicy
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
+from gpustack.engine import Plan
 from policies import reliability
 from tests.policy_runs import Declared, check_resource, check_stack
 
@@ -19,6 +20,7 @@ FILE_SERVICE = "azure-native:storage:FileServiceProperties"
 FILE_SHARE = "azure-native:storage:FileShare"
 MAINTENANCE = "azure-native:containerservice:MaintenanceConfiguration"
 SUBNET = "azure-native:network:Subnet"
+APIM = "azure-native:apimanagement:ApiManagementService"
 
 PROD = {"environment": "prod"}
 STAGING = {"environment": "staging"}
@@ -164,7 +166,7 @@ def test_every_reliability_rule_is_tested() -> None:
         "gpustack-aks-diagnostic-categories", "gpustack-aks-cni-subnet-size",
         "gpustack-reliability-autoscaler-owns-count",
         "gpustack-reliability-storage-zone-redundant",
-        "gpustack-vm-monitoring-agent",
+        "gpustack-vm-monitoring-agent", "gpustack-apim-zone-redundant",
     }
 
 
@@ -399,3 +401,90 @@ def test_values_computed_during_a_preview_do_not_fail_the_check() -> None:
     assert monitoring_agent(unknown_identity, association, _agent(settings=None)) == []
     # What is known still decides: no agent at all is reported.
     assert len(monitoring_agent(unknown_identity, association)) == 1
+
+
+# --- API Management zones -------------------------------------------------------------------
+
+
+def apim(sku: str = "Premium", units: object = 2, location: object = "eastus",
+         **props: object) -> dict[str, object]:
+    """An API Management service's inputs."""
+    return {"serviceName": "gateway", "location": location,
+            "sku": {"name": sku, "capacity": units}, **props}
+
+
+def apim_zones(props: dict[str, object], type_: str = APIM) -> list[str]:
+    return check_resource(reliability.apim_zone_redundant, type_, props)
+
+
+def test_premium_gateway_with_two_units_and_automatic_zones_passes() -> None:
+    assert apim_zones(apim(units=2)) == []
+    assert apim_zones(apim(units=3, zones=[])) == []
+
+
+def test_premium_gateway_with_one_unit_in_a_zonal_region_is_flagged() -> None:
+    assert apim_zones(apim(units=1)) == [
+        "the primary location (eastus): 1 unit with automatic zone placement sits in one zone; "
+        "use sku.capacity 2 or more"
+    ]
+
+
+def test_explicit_zones_need_two_zones_and_an_even_spread_of_units() -> None:
+    assert apim_zones(apim(units=2, zones=["1", "2"])) == []
+    assert apim_zones(apim(units=6, zones=["1", "2", "3"])) == []
+    assert apim_zones(apim(units=1, zones=["1"])) == [
+        "the primary location (eastus): zones 1 pin the gateway to one zone; list 2 or more "
+        "zones, or none for automatic placement"
+    ]
+    assert apim_zones(apim(units=2, zones=["1", "2", "3"])) == [
+        "the primary location (eastus): 2 units cannot spread evenly over zones 1, 2, 3; use a "
+        "multiple of 3"
+    ]
+    assert apim_zones(apim(units=3, zones=["1", "2"]))
+
+
+def test_additional_locations_are_checked_with_their_own_units_and_zones() -> None:
+    extra = [{"location": "West Europe", "sku": {"name": "Premium", "capacity": 1}},
+             {"location": "westus2", "sku": {"name": "Premium", "capacity": 2},
+              "zones": ["1", "2"]},
+             {"location": "westus", "sku": {"name": "Premium", "capacity": 1}}]
+    assert apim_zones(apim(additionalLocations=extra)) == [
+        "additionalLocations[0] (West Europe): 1 unit with automatic zone placement sits in "
+        "one zone; use sku.capacity 2 or more"
+    ]
+
+
+def test_other_tiers_regions_without_zones_and_unknown_locations_are_exempt() -> None:
+    assert apim_zones(apim(sku="Developer", units=1)) == []
+    assert apim_zones(apim(sku="StandardV2", units=1)) == []
+    assert apim_zones(apim(units=1, location="westus")) == []  # no availability zones there
+    assert apim_zones(apim(units=1, location=None)) == []  # the resource group's, not known here
+    assert apim_zones({"sku": {"name": "Premium"}}) == []
+    assert apim_zones({}) == []
+    assert apim_zones(apim(units=1, location="East US"))  # a display name is still eastus
+    assert apim_zones(apim(units=1), type_="azure-native:apimanagement/v20240501:"
+                      "ApiManagementService")
+
+
+def test_unknown_apim_values_during_preview_are_not_flagged() -> None:
+    assert apim_zones(apim(sku=UNKNOWN_STRING_VALUE, units=1)) == []
+    assert apim_zones(apim(units=1, location=UNKNOWN_STRING_VALUE)) == []
+    assert apim_zones(apim(units=UNKNOWN_STRING_VALUE)) == []
+    assert apim_zones(apim(units=1, zones=UNKNOWN_STRING_VALUE)) == []
+    # An unknown additional location leaves the primary one judged.
+    (message,) = apim_zones(apim(units=1, additionalLocations=UNKNOWN_STRING_VALUE))
+    assert message.startswith("the primary location (eastus): 1 unit")
+    extra = [{"location": UNKNOWN_STRING_VALUE, "sku": {"name": "Premium", "capacity": 1}}]
+    assert apim_zones(apim(units=2, additionalLocations=extra)) == []
+
+
+def test_the_stacks_gateways_pass_the_zone_rule(env_plan: Plan) -> None:
+    (service,) = env_plan.by_type(APIM)
+    assert check_resource(reliability.apim_zone_redundant, service.type, service.inputs) == []
+
+
+def test_prod_gateway_is_premium_with_units_azure_spreads_over_zones(prod_plan: Plan) -> None:
+    (service,) = prod_plan.by_type(APIM)
+    assert service.inputs["sku"]["name"] == "Premium"
+    assert service.inputs["sku"]["capacity"] >= 2
+    assert not service.inputs.get("zones")
