@@ -63,6 +63,9 @@ def emit(text: str, out: Path | None) -> None:
             sys.stdout.flush()
         except BrokenPipeError:
             silence_stdout()
+        except OSError as error:  # a full disk or a closed descriptor: not a bug of ours
+            silence_stdout()
+            raise UsageError(f"cannot write the report to stdout ({error.strerror})") from None
         return
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

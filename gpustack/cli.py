@@ -9,6 +9,8 @@ stderr; a Python traceback only with GPUSTACK_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import functools
 import json
 import os
@@ -396,15 +398,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    except Exception as error:  # the contract: exit 2, never a bare traceback
-        if os.environ.get("GPUSTACK_DEBUG") == "1":
-            traceback.print_exc()
-        print(
-            f"error: internal error in gpustack ({type(error).__name__}: {error}). This is a "
-            "bug; rerun with GPUSTACK_DEBUG=1 for the traceback and report it.",
-            file=sys.stderr,
-        )
+    except OSError as error:
+        if error.errno not in _ENVIRONMENT_ERRNOS:
+            return _internal_error(error)
+        # The machine, not gpustack: a full disk or a read-only place to write the report to.
+        silence_stdout()
+        print(f"error: cannot write the output ({error.strerror})", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as error:  # the contract: exit 2, never a bare traceback
+        return _internal_error(error)
+
+
+# Write failures that say the machine is full or read-only, not that gpustack has a bug.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+def _internal_error(error: BaseException) -> int:
+    """Exit 2 with one line naming the failure as gpustack's bug (the traceback on request)."""
+    if os.environ.get("GPUSTACK_DEBUG") == "1":
+        traceback.print_exception(error)
+    print(
+        f"error: internal error in gpustack ({type(error).__name__}: {error}). This is a "
+        "bug; rerun with GPUSTACK_DEBUG=1 for the traceback and report it.",
+        file=sys.stderr,
+    )
+    return EXIT_ERROR
 
 
 def run() -> NoReturn:
@@ -415,13 +433,16 @@ def run() -> NoReturn:
     the objects of a few hundred imported modules, which the OS does faster at exit.
     """
     code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BrokenPipeError:
-            silence_stdout()
-        except (OSError, ValueError):  # a closed stream has nothing left to write
-            pass
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+    except (OSError, ValueError) as error:
+        # What did not reach stdout is lost: that run did not succeed, whatever it found.
+        print(f"error: cannot write to stdout ({error})", file=sys.stderr)
+        code = EXIT_ERROR
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
     os._exit(code)
 
 

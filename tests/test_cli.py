@@ -150,3 +150,19 @@ def test_missing_stack_file_lists_the_stacks() -> None:
     result = gpustack("plan", "--stack", "qa")
     assert result.returncode == 2
     assert "Pulumi.qa.yaml" in result.stderr and "dev, prod, staging" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize(
+    "args", [("catalog",), ("plan", "-s", "dev", "--no-policy", "--format", "json")]
+)
+def test_a_full_disk_on_stdout_is_an_error_not_a_bug(args: tuple[str, ...]) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "gpustack.cli", *args],
+            cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, check=False,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert "No space left on device" in done.stderr
+    assert "internal error" not in done.stderr
+    assert "Traceback" not in done.stderr
