@@ -35,6 +35,7 @@ from typing import Any
 
 import pulumi
 
+from benchmarks.policy_throughput import replicate
 from gpustack import sdk_types
 from gpustack.analyzer import run_policy_pack
 from gpustack.engine import Plan, PlannedResource, capture, run_plan
@@ -134,13 +135,14 @@ def bench_plans(repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_cli(repeats: int, stack: str = "prod") -> dict[str, Any]:
+def bench_cli(repeats: int, plan: Plan) -> dict[str, Any]:
     """The whole `gpustack plan` process against the same command before this engine."""
+    stack = plan.stack
     arguments = ["plan", "-s", stack, "--no-policy", "--format", "json"]
     commands = {
         "out_of_process": [sys.executable, "-m", "gpustack.cli", *arguments],
         "baseline": [sys.executable, "-m", "benchmarks.baseline_plan", *arguments],
-        "import_floor": [sys.executable, "-m", "benchmarks.import_floor", *sdk_classes(stack)],
+        "import_floor": [sys.executable, "-m", "benchmarks.import_floor", *sdk_classes(plan)],
     }
 
     cpu: dict[str, list[float]] = {name: [] for name in commands}
@@ -184,10 +186,10 @@ def bench_cli(repeats: int, stack: str = "prod") -> dict[str, Any]:
     }
 
 
-def sdk_classes(stack: str) -> list[str]:
-    """`module:Member` of every SDK class the stack's plan registers, as a program imports it."""
+def sdk_classes(plan: Plan) -> list[str]:
+    """`module:Member` of every SDK class the plan registers, as a program imports it."""
     specs = set()
-    for planned in run_plan(ROOT, stack, in_process=True).resources:
+    for planned in plan.resources:
         cls = sdk_types.resource_class(planned.type) if planned.custom else None
         located = sdk_types.module_path(planned.type)
         if cls is not None and located is not None:
@@ -225,31 +227,6 @@ def profile_plan(stack: str, top: int = 12) -> list[dict[str, Any]]:
 
 
 # --- policy throughput -------------------------------------------------------------------------
-
-
-def replicate(resources: Sequence[dict[str, Any]], copies: int) -> list[dict[str, Any]]:
-    """`copies` copies of a plan with distinct URNs (parents and dependencies follow)."""
-    out = []
-    for copy in range(copies):
-
-        def rename(urn: str | None, n: int = copy) -> str | None:
-            return None if urn is None else f"{urn}-{n}"
-
-        for r in resources:
-            out.append(
-                {
-                    **r,
-                    "urn": rename(r["urn"]),
-                    "name": f"{r['name']}-{copy}",
-                    "parent": rename(r.get("parent")),
-                    "dependencies": [rename(u) for u in r.get("dependencies") or []],
-                    "propertyDependencies": {
-                        k: [rename(u) for u in v]
-                        for k, v in (r.get("propertyDependencies") or {}).items()
-                    },
-                }
-            )
-    return out
 
 
 def policy_pack_dir() -> tuple[Path, str]:
@@ -434,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     plan_rows = bench_plans(args.repeats)
     print(f"plan: {json.dumps(plan_rows)}", file=sys.stderr)
+    prod = run_plan(ROOT, "prod", in_process=True)
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.system()}",
@@ -441,8 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeats": args.repeats,
         "plan": plan_rows,
         "plan_profile": profile_plan("prod"),
-        "cli": bench_cli(args.repeats),
-        "policy": bench_policy(run_plan(ROOT, "prod", in_process=True), args.policy_resources),
+        "cli": bench_cli(args.repeats, prod),
+        "policy": bench_policy(prod, args.policy_resources),
         "growth": bench_growth(args.repeats),
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import gc
 import os
 import re
 import subprocess
@@ -32,7 +31,7 @@ from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime.proto import analyzer_pb2 as pb
 
 from gpustack import yaml_loader
-from gpustack.engine import SECRET_KEY
+from gpustack.engine import SECRET_KEY, collector_paused
 
 __all__ = [
     "SECRET_KEY",
@@ -939,7 +938,7 @@ class PolicyPackSession:
             return self._run(resources, config)
         pack = self._primary
         assert isinstance(pack, _InProcessPack)
-        with _collector_paused(), pack.captured_output():
+        with collector_paused(), pack.captured_output():
             return self._run(resources, config)
 
     def _run(
@@ -1027,24 +1026,6 @@ class PolicyPackSession:
             severity=_PB_TO_SEVERITY.get(diag.severity),
             description=diag.description or None,
         )
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No garbage collection while a run's short-lived objects pile up.
-
-    A run allocates a few proxies and dicts per resource and policy; the collector's full passes
-    over this interpreter's heap (the azure-native SDK leaves ~430k objects on it) cost more
-    than the run itself. What the run leaves behind is freed by reference counting or by the
-    first collection after it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _auto_workers(count: int) -> int:

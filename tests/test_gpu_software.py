@@ -37,6 +37,29 @@ WORKSPACE = (
 PROMETHEUS = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Monitor/accounts/amw"
 
 
+def _nvidia_software(
+    provider: k8s.Provider,
+    nodes: list[GpuNodePool],
+    monitoring: MonitoringTargets | None = None,
+) -> NvidiaGpuSoftware:
+    """The NVIDIA software for `nodes`, at the versions these tests pin."""
+    return NvidiaGpuSoftware(
+        "nvidia",
+        NvidiaGpuSoftwareArgs(
+            context=CONTEXT,
+            provider=provider,
+            pools=nodes,
+            device_plugin_version="v0.17.1",
+            dcgm_exporter_image_tag="4.2.3-4.1.3-ubuntu22.04",
+            gpu_operator_version="v25.3.0",
+            network_operator_version="v25.10.0",
+            doca_driver_version="doca3.2.0-25.10-1.2.8.0-2",
+            rdma_shared_device_plugin_version="network-operator-v25.10.0",
+            monitoring=monitoring,
+        ),
+    )
+
+
 def _software(
     pools: list[dict[str, Any]], monitoring: MonitoringTargets | None = None
 ) -> list[PlannedResource]:
@@ -56,21 +79,7 @@ def _software(
             )
             for pool in pools
         ]
-        NvidiaGpuSoftware(
-            "nvidia",
-            NvidiaGpuSoftwareArgs(
-                context=CONTEXT,
-                provider=provider,
-                pools=nodes,
-                device_plugin_version="v0.17.1",
-                dcgm_exporter_image_tag="4.2.3-4.1.3-ubuntu22.04",
-                gpu_operator_version="v25.3.0",
-                network_operator_version="v25.10.0",
-                doca_driver_version="doca3.2.0-25.10-1.2.8.0-2",
-                rdma_shared_device_plugin_version="network-operator-v25.10.0",
-                monitoring=monitoring,
-            ),
-        )
+        _nvidia_software(provider, nodes, monitoring)
 
     return capture(declare)
 
@@ -313,20 +322,7 @@ def _mixed_software() -> list[PlannedResource]:
                 ("mi300x", "Standard_ND96isr_MI300X_v5", "None"),
             )
         ]
-        NvidiaGpuSoftware(
-            "nvidia",
-            NvidiaGpuSoftwareArgs(
-                context=CONTEXT,
-                provider=provider,
-                pools=nodes,
-                device_plugin_version="v0.17.1",
-                dcgm_exporter_image_tag="4.2.3-4.1.3-ubuntu22.04",
-                gpu_operator_version="v25.3.0",
-                network_operator_version="v25.10.0",
-                doca_driver_version="doca3.2.0-25.10-1.2.8.0-2",
-                rdma_shared_device_plugin_version="network-operator-v25.10.0",
-            ),
-        )
+        _nvidia_software(provider, nodes)
         AmdGpuSoftware(
             "amd",
             AmdGpuSoftwareArgs(

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from gpustack.hosts import ProgramError, ProgramRun, ProgramRunError
-from gpustack.hosts.process import run_bounded, timeout_seconds
+from gpustack.hosts.process import require_tool, run_bounded, timeout_seconds
 from gpustack.project import StackProject
 
 # The SDK module pulumi-language-nodejs runs (`defaultRunPath` in its main.go).
@@ -382,14 +381,13 @@ def _search_up(start: Path, name: str) -> Path | None:
 
 
 def _require_tool(name: str, env: Mapping[str, str]) -> str:
-    found = shutil.which(name, path=env.get("PATH"))
-    if found is None:
-        raise environment_error(
-            f"`{name}` is not on PATH; "
-            f"gpustack plan runs `runtime: nodejs` programs with Node.js {MINIMUM_NODE_MAJOR} or "
-            "later and npm (https://nodejs.org/en/download)"
-        )
-    return found
+    return require_tool(
+        name,
+        f"`{name}` is not on PATH; "
+        f"gpustack plan runs `runtime: nodejs` programs with Node.js {MINIMUM_NODE_MAJOR} or "
+        "later and npm (https://nodejs.org/en/download)",
+        env.get("PATH"),
+    )
 
 
 def _require_node_version(node: str, env: Mapping[str, str]) -> None:

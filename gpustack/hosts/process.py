@@ -9,6 +9,7 @@ than `OUTPUT_LIMIT_BYTES` to either stream, or runs longer than the plan timeout
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -90,6 +91,15 @@ class Outcome:
                 )
                 parts.append(f"\n  the program's {name} (end):\n{indented}")
         return "".join(parts)
+
+
+def require_tool(name: str, missing: str, path: str | None = None) -> str:
+    """The path of command `name` on `path` (default PATH), or the environment's fault saying
+    `missing`."""
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise ProgramError(missing, fault="environment")
+    return found
 
 
 def timeout_seconds(env: Mapping[str, str] | None = None) -> float:

@@ -34,7 +34,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from gpustack.hosts import ProgramError, ProgramRun, ProgramRunError
-from gpustack.hosts.process import OUTPUT_SHOWN_CHARS, Outcome, run_bounded, timeout_seconds
+from gpustack.hosts.process import (
+    OUTPUT_SHOWN_CHARS,
+    Outcome,
+    require_tool,
+    run_bounded,
+    timeout_seconds,
+)
 from gpustack.project import StackProject
 
 SHIM = Path(__file__).with_name("python_exec.py")
@@ -168,7 +174,7 @@ def _uv_interpreter(project: StackProject) -> Path:
     python = _venv_python(venv)
     if python.exists():
         return python
-    uv = _tool(
+    uv = require_tool(
         "uv",
         f"the uv toolchain's virtualenv {venv} does not exist and `uv` is not on PATH: "
         "install uv, or create the virtualenv with `pulumi install`",
@@ -191,7 +197,7 @@ def _uv_interpreter(project: StackProject) -> Path:
 
 
 def _poetry_interpreter(project: StackProject) -> Path:
-    poetry = _tool(
+    poetry = require_tool(
         "poetry",
         f"{project.program_dir / 'Pulumi.yaml'} uses the poetry toolchain and `poetry` is not "
         "on PATH: install poetry and run `poetry install` (or `pulumi install`)",
@@ -215,14 +221,6 @@ def _poetry_interpreter(project: StackProject) -> Path:
             fault="environment",
         )
     return _venv_python(venv)
-
-
-def _tool(name: str, missing: str) -> str:
-    """The path of a toolchain command, or the environment's fault saying `missing`."""
-    found = shutil.which(name)
-    if found is None:
-        raise ProgramError(missing, fault="environment")
-    return found
 
 
 def _search_up(start: Path, name: str) -> Path | None:
