@@ -164,12 +164,13 @@ def _locked(venv: Path) -> Iterator[None]:
 
 def _uv_interpreter(project: StackProject) -> Path:
     option = project.runtime_options.get("virtualenv")
+    # Where the project's uv.lock, else its pyproject.toml, is: uv sync's project root.
+    home = _search_up(project.program_dir, "uv.lock") or _search_up(
+        project.program_dir, "pyproject.toml"
+    )
     if option:
         venv = (project.program_dir / str(option)).resolve()
     else:
-        home = _search_up(project.program_dir, "uv.lock") or _search_up(
-            project.program_dir, "pyproject.toml"
-        )
         venv = (home or project.program_dir) / ".venv"
     python = _venv_python(venv)
     if python.exists():
@@ -184,9 +185,7 @@ def _uv_interpreter(project: StackProject) -> Path:
         if python.exists():
             return python
         requirements = project.program_dir / "requirements.txt"
-        if _search_up(project.program_dir, "uv.lock") or _search_up(
-            project.program_dir, "pyproject.toml"
-        ):
+        if home is not None:
             _step(project, [uv, "sync"], "uv sync", venv, env)
         else:
             _step(project, [uv, "venv", "--quiet", str(venv)], "creating the virtualenv", venv, env)
