@@ -44,6 +44,8 @@ _STACK_REFERENCE = "pulumi:pulumi:StackReference"
 _DYNAMIC_RESOURCES = ("pulumi-python:dynamic:Resource", "pulumi-nodejs:dynamic:Resource")
 _SUBNET = "azure-native:network:Subnet"
 _VNET = "azure-native:network:VirtualNetwork"
+_NIC = "azure-native:network:NetworkInterface"
+_NETWORK_TYPES = "azure-native:network:"
 WHOLLY_UNKNOWN_KEY = "__unknown__"
 """An invoke answer `{WHOLLY_UNKNOWN_KEY: UNKNOWN}` means the whole result is unknown: the
 monitor answers it with `ResourceInvokeResponse.unknown`, as the engine does for an invoke on
@@ -214,6 +216,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             # not even those nested in an input object (a vault's properties.vaultUri).
             _fill_missing(state, _unknown_leaves(spec.get("outputs", {})))
             self._fill_declared(args.typ, state, urn)
+            self._unknown_nested(self.shapes.resource_outputs(args.typ), state, 1)
             return "", state
         context = self._context(urn, name, inputs, args.provider)
         resource_id = self._render(spec["id"], context)
@@ -226,6 +229,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             state.setdefault("azureApiVersion", version)
         _fill_missing(state, self._render(copy.deepcopy(spec.get("outputs", {})), context))
         self._fill_declared(args.typ, state, urn)
+        self._inline_child_ids(args.typ, resource_id, state)
         self._remember_subnets(args.typ, resource_id, inputs)
         return resource_id, _mark_secret(state, self.shapes.secret_outputs(args.typ))
 
@@ -317,6 +321,43 @@ class AzureMocks(pulumi.runtime.Mocks):
             else:
                 state[field.name] = self._placeholder(field, f"{urn}:{field.name}", 0)
 
+    def _unknown_nested(self, fields: tuple[Field, ...], state: dict[str, Any], depth: int) -> None:
+        """Under preview, every output field an input object lacks is unknown, at any depth.
+
+        azure-native previews a new resource from its inputs, mapped onto the output shape: a
+        property the inputs do not give is unknown, also inside objects and lists of objects
+        the program did give (a VNet's inline `subnets[0].id`, a NIC's
+        `ipConfigurations[0].privateIPAddress`). Source: pulumi-azure-native
+        provider/pkg/convert/previewOutputs.go `PreviewOutputs`. Without this the SDK reads
+        such a field as absent (None, or `undefined` in Node.js), not as unknown.
+        """
+        if depth > _MAX_DEPTH:
+            return
+        for field in fields:
+            value = state.get(field.name)
+            if field.object_type is None or not isinstance(value, (dict, list)):
+                continue
+            if field.kind == "object" and isinstance(value, dict):
+                state[field.name] = self._unknown_fields_of(field.object_type, value, depth)
+            elif field.kind == "list" and isinstance(value, list):
+                state[field.name] = [
+                    self._unknown_fields_of(field.object_type, item, depth)
+                    if isinstance(item, dict)
+                    else item
+                    for item in value
+                ]
+
+    def _unknown_fields_of(
+        self, reference: str, value: dict[str, Any], depth: int
+    ) -> dict[str, Any]:
+        fields = self.shapes.object_fields(reference)
+        filled = dict(value)
+        for field in fields:
+            if filled.get(field.name) is None:
+                filled[field.name] = UNKNOWN
+        self._unknown_nested(fields, filled, depth + 1)
+        return filled
+
     def _placeholder(self, field: Field, seed: str, depth: int) -> Any:
         """A deterministic value of the field's declared type (unknown for state and facts)."""
         if self._unknown_fields.search(field.name):
@@ -360,6 +401,8 @@ class AzureMocks(pulumi.runtime.Mocks):
             return placeholders.secret_text(seed)
         if kind == "url":
             return f"https://placeholder-{stable_hex(seed)}.invalid/"
+        if kind == "hostname":
+            return f"placeholder-{stable_hex(seed)}.invalid"
         if kind == "pem":
             return placeholders.pem("CERTIFICATE", seed)
         return UNKNOWN
@@ -377,6 +420,35 @@ class AzureMocks(pulumi.runtime.Mocks):
             "id": "/subscriptions/{subscription}/resourceGroups/{rg}/providers/"
             f"{namespace}/{lower}s/{{name}}",
         }
+
+    def _inline_child_ids(self, token: str, resource_id: str, state: dict[str, Any]) -> None:
+        """ARM's ids for child resources given inline (a VNet's `subnets`, a NIC's
+        `ipConfigurations`, an NSG's `securityRules`): `<parent id>/<property>/<name>`.
+
+        Microsoft.Network returns every inline child with its id, and programs read it
+        (`vnet.subnets[0].id` into a NIC); echoing the input without it leaves None. A NIC's
+        ip configuration also gets its private address from its subnet, as Azure assigns it
+        (dynamic allocation), when the subnet is one this plan declares; else it stays unknown.
+        Source: https://learn.microsoft.com/rest/api/virtualnetwork/virtual-networks/get and
+        https://learn.microsoft.com/rest/api/virtualnetwork/network-interfaces/get
+        """
+        if not token.startswith(_NETWORK_TYPES):
+            return
+        for field in self.shapes.resource_outputs(token):
+            items = state.get(field.name)
+            if field.kind != "list" or field.object_type is None or not isinstance(items, list):
+                continue
+            if not any(f.name == "id" for f in self.shapes.object_fields(field.object_type)):
+                continue
+            children = []
+            for item in items:
+                name = item.get("name") if isinstance(item, dict) else None
+                if isinstance(name, str) and not is_unknown(name) and not item.get("id"):
+                    item = {**item, "id": f"{resource_id}/{field.name}/{name}"}
+                if token == _NIC and isinstance(item, dict) and not item.get("privateIPAddress"):
+                    item = {**item, "privateIPAddress": self._address_in_subnet(item, "subnet.id")}
+                children.append(item)
+            state[field.name] = children
 
     def _remember_subnets(self, token: str, resource_id: str, inputs: Mapping[str, Any]) -> None:
         """Subnet ids and prefixes, so resources placed in a subnet get addresses from it."""
@@ -500,6 +572,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             "tenant": self.table["tenant"],
             "location": inputs.get("location", UNKNOWN),
             "rg": inputs.get("resourceGroupName", "rg"),
+            "dns_prefix": inputs.get("dnsPrefix") or inputs.get("fqdnSubdomain") or name,
             "hash8": stable_hex(seed),
             "_seed": seed,
             "_inputs": inputs,
