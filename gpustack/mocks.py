@@ -509,7 +509,20 @@ class AzureMocks(pulumi.runtime.Mocks):
             # The engine declines an invoke on resources this update creates: wholly unknown.
             return self._unknown_result(), []
         if spec is not None:
-            return self._known_invoke(args, spec), []
+            answer = self._known_invoke(args, spec)
+            unknown = sorted(key for key, value in answer.items() if contains_unknown(value))
+            if unknown:
+                # Something no input determines (a group this program does not create): the
+                # cloud would answer it, the plan cannot, and says so.
+                self.note(
+                    f"{token}({_described_args(args.args)}): {', '.join(unknown)} unknown "
+                    "offline (read from a resource this program does not create)"
+                )
+            if self.preview and unknown:
+                # A typed result cannot carry an unknown field (the SDK checks each field's
+                # type): part of it unknown (an existing group's location) makes it all unknown.
+                return self._unknown_result(), []
+            return answer, []
         if token in self.table["empty_invokes"]:
             entry = self.table["empty_invokes"][token]
             self.note(entry["note"])
@@ -631,6 +644,15 @@ class AzureMocks(pulumi.runtime.Mocks):
     @staticmethod
     def _urn(args: pulumi.runtime.MockResourceArgs) -> str:
         return f"{pulumi.get_stack()}::{pulumi.get_project()}::{args.typ}::{args.name}"
+
+
+def _described_args(arguments: Mapping[str, Any]) -> str:
+    """`resourceGroupName=shared-rg`: an invoke's plain string arguments, for a note."""
+    return ", ".join(
+        f"{key}={value}"
+        for key, value in sorted(arguments.items())
+        if isinstance(value, str) and not is_unknown(value)
+    )
 
 
 # --- generators for providers whose outputs follow from inputs -----------------------------

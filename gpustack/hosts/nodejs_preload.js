@@ -41,7 +41,12 @@ function install() {
     }
     const sdkRoot = path.resolve(path.dirname(runPath), "..", "..");
     // The SDK's tracing hooks gRPC and must load before it; load it first, as cmd/run does.
-    require(path.join(sdkRoot, "cmd", "run", "instrumentation"));
+    // SDKs before `cmd/run/instrumentation` existed (3.96 and other 2023 releases) load their
+    // `cmd/run/tracing` from run.js after runtime/stack themselves: nothing to load first.
+    const instrumentation = path.join(sdkRoot, "cmd", "run", "instrumentation.js");
+    if (fs.existsSync(instrumentation)) {
+        require(instrumentation);
+    }
     const stack = require(path.join(sdkRoot, "runtime", "stack"));
     const original = stack.runInPulumiStack;
     if (typeof original !== "function" || typeof stack.registerStackTransformation !== "function") {
