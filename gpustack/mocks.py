@@ -92,8 +92,12 @@ def contains_unknown(value: Any) -> bool:
     return is_unknown(value)
 
 
-def kubeconfig(cluster: str, location: str, seed: str) -> str:
-    """A valid, base64-encoded kubeconfig for a cluster, as listManagedCluster*Credentials gives."""
+def kubeconfig(cluster: str, location: str, seed: str, fqdn: str | None = None) -> str:
+    """A valid, base64-encoded kubeconfig for a cluster, as listManagedCluster*Credentials gives.
+
+    Its server is the cluster's API server, `https://<fqdn>:443`, when the plan knows the fqdn.
+    """
+    server = fqdn or f"{cluster}-{stable_hex(seed)}.hcp.{location}.azmk8s.io"
     fake_ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n")
     text = "\n".join(
         [
@@ -102,7 +106,7 @@ def kubeconfig(cluster: str, location: str, seed: str) -> str:
             "clusters:",
             "- cluster:",
             f"    certificate-authority-data: {fake_ca.decode()}",
-            f"    server: https://{cluster}-{stable_hex(seed)}.hcp.{location}.azmk8s.io:443",
+            f"    server: https://{server}:443",
             f"  name: {cluster}",
             "contexts:",
             "- context:",
@@ -142,6 +146,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         self._providers: dict[str, dict[str, Any]] = {}
         self._group_locations: dict[str, Any] = {}
         self._locations: dict[tuple[Any, Any], Any] = {}
+        self._fqdns: dict[tuple[Any, Any], str] = {}
         self._subnet_prefixes: dict[str, str] = {}
         self._pending: set[str] = set()
         self._unknown_fields = re.compile(self.table["unknown_fields"])
@@ -230,6 +235,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         _fill_missing(state, self._render(copy.deepcopy(spec.get("outputs", {})), context))
         self._fill_declared(args.typ, state, urn)
         self._inline_child_ids(args.typ, resource_id, state)
+        fqdn = state.get("fqdn")
+        if isinstance(fqdn, str) and not is_unknown(fqdn):
+            self._fqdns[(inputs.get("resourceGroupName"), name)] = fqdn
         self._remember_subnets(args.typ, resource_id, inputs)
         return resource_id, _mark_secret(state, self.shapes.secret_outputs(args.typ))
 
@@ -556,7 +564,9 @@ class AzureMocks(pulumi.runtime.Mocks):
         context["location"] = location
         # The server name in a kubeconfig is a placeholder, never reported; it needs a region.
         region = "region-unknown" if is_unknown(location) else location
-        context["kubeconfig"] = kubeconfig(resource or "cluster", region, seed)
+        context["kubeconfig"] = kubeconfig(
+            resource or "cluster", region, seed, self._fqdns.get((group, resource))
+        )
         context.update({f"arg:{key}": value for key, value in args.args.items()})
         return self._render(copy.deepcopy(spec), context)
 

@@ -1,0 +1,189 @@
+"""`gpustack plan --program` on programs written the way other teams write them.
+
+Each fixture follows public examples (pulumi/examples azure-py-* and azure-ts-*, the
+`pulumi new` templates), not this project's style: inline subnets read back by id, App Service
+with its publishing credentials, Application Insights connection strings, Key Vault secrets, an
+existing resource group read with an invoke, AKS credentials fed to a Kubernetes provider,
+`export = async () => {...}`, and SDKs pinned years back (azure-native 2.x in Python,
+@pulumi/pulumi 3.96 in TypeScript). Each program is planned once per mode for the whole module.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import cache
+
+import pytest
+
+from gpustack.engine import SECRET_KEY, Plan, run_plan
+from gpustack.project import load_project
+from gpustack.report import plan_document, render_json
+from tests.conftest import FIXTURES
+
+PROGRAMS = FIXTURES / "programs"
+EXISTING_GROUP_NOTE = (
+    "azure-native:resources:getResourceGroup(resourceGroupName=shared-services): location "
+    "unknown offline (read from a resource this program does not create)"
+)
+
+
+@cache
+def planned(program: str, preview: bool = False) -> Plan:
+    """One fixture program's plan, once per mode for the module."""
+    return run_plan(PROGRAMS / program, "dev", preview=preview)
+
+
+def one(plan: Plan, token: str) -> str:
+    """The id of the one resource of type `token`."""
+    (resource,) = plan.by_type(token)
+    assert resource.id is not None
+    return resource.id
+
+
+@pytest.fixture(scope="module")
+def node_and_npm() -> None:
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"`{tool}` is not on PATH: planning TypeScript programs needs it")
+
+
+# --- inline child resources (a VNet's subnets, a NIC's ip configurations) -----------------------
+
+
+def test_inline_subnets_get_arm_ids_and_a_nic_its_address_from_one() -> None:
+    plan = planned("py_foreign")
+    vnet = one(plan, "azure-native:network:VirtualNetwork")
+    assert plan.outputs["subnetId"] == f"{vnet}/subnets/apps"
+    # The first address Azure hands out in 10.20.1.0/24.
+    assert plan.outputs["nicAddress"] == "10.20.1.4"
+    (nic,) = plan.by_type("azure-native:network:NetworkInterface")
+    (config,) = nic.outputs["ipConfigurations"]
+    assert config["id"] == f"{nic.id}/ipConfigurations/ipconfig1"
+
+
+def test_under_preview_a_field_an_input_object_lacks_is_unknown_not_absent() -> None:
+    # azure-native previews nested fields the inputs do not give as unknown; absent, the SDK
+    # read them as None and the stack output vanished.
+    outputs = planned("py_foreign", preview=True).outputs
+    assert outputs["subnetId"] == "<computed>"
+    assert outputs["nicAddress"] == "<computed>"
+
+
+# --- App Service, Application Insights, Key Vault, AKS ----------------------------------------
+
+
+def test_a_web_app_answers_with_its_arm_id_host_name_and_deployment_user() -> None:
+    plan = planned("py_foreign")
+    name = plan.outputs["appName"]
+    assert one(plan, "azure-native:web:WebApp").endswith(f"/providers/Microsoft.Web/sites/{name}")
+    assert "/providers/Microsoft.Web/serverfarms/" in one(plan, "azure-native:web:AppServicePlan")
+    assert plan.outputs["appHost"] == f"{name}.azurewebsites.net"
+    assert plan.outputs["appUrl"] == f"https://{name}.azurewebsites.net"
+    assert plan.outputs["publishingUser"] == f"${name}"
+    # Outbound addresses are Azure's to choose: never a made-up value.
+    assert plan.outputs["outboundIps"] == "<computed>"
+
+
+def test_an_application_insights_connection_string_carries_its_key_and_region() -> None:
+    plan = planned("py_foreign")
+    connection = plan.outputs["insightsConnection"]
+    assert connection.startswith(f"InstrumentationKey={plan.outputs['insightsKey']};")
+    assert "IngestionEndpoint=https://westeurope-1.in.applicationinsights.azure.com/" in connection
+    assert "/providers/Microsoft.Insights/components/" in one(
+        plan, "azure-native:applicationinsights:Component"
+    )
+    # The app setting holds the same string the component answered.
+    (app,) = plan.by_type("azure-native:web:WebApp")
+    (setting,) = app.inputs["siteConfig"]["appSettings"]
+    assert setting["value"] == connection
+
+
+def test_a_key_vault_secret_lives_under_its_vault() -> None:
+    plan = planned("py_foreign")
+    vault = one(plan, "azure-native:keyvault:Vault")
+    assert plan.outputs["secretId"].startswith(f"{vault}/secrets/sql-password")
+    # Its properties carry the secret value, so the engine keeps the whole object secret.
+    assert plan.outputs["secretUri"] == "[secret]"
+
+
+def test_the_cluster_fqdn_starts_with_its_dns_prefix_and_the_kubeconfig_points_at_it() -> None:
+    outputs = planned("py_foreign").outputs
+    assert outputs["clusterFqdn"].startswith("examplesaks-")
+    assert outputs["clusterFqdn"].endswith(".hcp.westeurope.azmk8s.io")
+    assert outputs["kubeconfigServer"] == f"https://{outputs['clusterFqdn']}:443"
+
+
+def test_a_certificates_validity_window_is_unknown_not_a_guid() -> None:
+    assert planned("py_foreign").outputs["certExpires"] == "<computed>"
+
+
+def test_a_secure_config_value_never_reaches_the_plan_in_plain_text() -> None:
+    plan = planned("py_foreign")
+    project = load_project(PROGRAMS / "py_foreign", "dev")
+    password = project.config["foreign-webapp:sqlPassword"]
+    assert password and password not in render_json(plan_document(plan))
+    (secret,) = plan.by_type("azure-native:keyvault:Secret")
+    assert secret.inputs["properties"]["value"] == {SECRET_KEY: password}
+
+
+# --- reading a resource group this program does not create -----------------------------------
+
+
+def test_reading_an_existing_group_plans_under_preview_and_says_what_is_unknown() -> None:
+    # Before: the invoke's typed result carried an unknown location and the program failed
+    # with "TypeError: Expected argument 'location' to be a str".
+    preview = planned("py_foreign", preview=True)
+    assert preview.outputs["sharedLocation"] == "<computed>"
+    assert EXISTING_GROUP_NOTE in preview.notes
+    full = planned("py_foreign")
+    assert "sharedLocation" not in full.outputs  # None: never an invented region
+    assert EXISTING_GROUP_NOTE in full.notes
+
+
+# --- a program pinned to azure-native 2.x (its own virtualenv) --------------------------------
+
+
+def test_an_old_sdk_program_reads_inline_ids_and_connection_strings_from_its_own_shapes() -> None:
+    plan = planned("py_old_sdk_foreign")
+    vnet = one(plan, "azure-native:network:VirtualNetwork")
+    assert plan.outputs["subnetId"] == f"{vnet}/subnets/default"
+    assert plan.outputs["nicAddress"] == "10.40.2.4"
+    connection = plan.outputs["insightsConnection"]
+    assert connection.startswith(f"InstrumentationKey={plan.outputs['insightsKey']};")
+    assert "/providers/Microsoft.Insights/components/appi-old" in one(
+        plan, "azure-native:insights:Component"
+    )
+    assert EXISTING_GROUP_NOTE in plan.notes
+
+
+def test_an_old_sdk_program_previews_with_unknowns_where_arm_computes() -> None:
+    outputs = planned("py_old_sdk_foreign", preview=True).outputs
+    assert outputs["subnetId"] == outputs["nicAddress"] == "<computed>"
+
+
+# --- TypeScript ---------------------------------------------------------------------------------
+
+
+def test_an_async_typescript_program_reads_inline_ids_and_host_names(node_and_npm: None) -> None:
+    plan = planned("ts_foreign")
+    vnet = one(plan, "azure-native:network:VirtualNetwork")
+    app = one(plan, "azure-native:web:WebApp")
+    assert plan.outputs["subnetId"] == f"{vnet}/subnets/apps"
+    assert plan.outputs["nicAddress"] == "10.30.1.4"
+    assert plan.outputs["appUrl"] == f"https://{app.rsplit('/', 1)[1]}.azurewebsites.net"
+
+
+def test_a_typescript_preview_keeps_nested_unknowns_as_stack_outputs(node_and_npm: None) -> None:
+    # Before: `undefined`, and Node.js dropped them ("Undefined value (subnetId) will not show
+    # as a stack output").
+    outputs = planned("ts_foreign", preview=True).outputs
+    assert outputs["subnetId"] == outputs["nicAddress"] == "<computed>"
+
+
+def test_a_2023_nodejs_sdk_program_is_listed_in_constructor_order(node_and_npm: None) -> None:
+    # @pulumi/pulumi 3.96 has no cmd/run/instrumentation; the preload used to give up on it, so
+    # the plan listed resources in the order their requests arrived ("first" is delayed).
+    plan = planned("ts_old_sdk")
+    assert [r.name for r in plan.resources] == ["first", "second", "third"]
+    assert plan.outputs["names"].startswith("late-")
+    assert plan.outputs["password"] == "[secret]"
