@@ -39,6 +39,7 @@ from gpustack.sdk_types import Field
 
 ANSWERS_FILE = Path(__file__).parent / "data" / "mock_answers.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z0-9_:.\-]+)\}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _RESOURCE_GROUP = "azure-native:resources:ResourceGroup"
 _STACK_REFERENCE = "pulumi:pulumi:StackReference"
 _DYNAMIC_RESOURCES = ("pulumi-python:dynamic:Resource", "pulumi-nodejs:dynamic:Resource")
@@ -75,6 +76,9 @@ def auto_name(logical_name: str, urn: str, style: str = "suffix") -> str:
     """The Azure name azure-native would generate when the program sets none."""
     if style == "uuid":
         return stable_uuid(urn)
+    if style == "logical":
+        # Types the provider names after the resource itself (a storage Blob).
+        return logical_name
     return f"{logical_name}{stable_hex(urn)}"
 
 
@@ -506,7 +510,24 @@ class AzureMocks(pulumi.runtime.Mocks):
         return self._group_locations.get(group, UNKNOWN)
 
     def _subscription(self, provider: str) -> str:
-        return self._provider_setting("subscriptionId", provider) or self.table["subscription"]
+        """The subscription in ARM ids: the provider's, unless it is secret or not a GUID.
+
+        A secret subscription id (an explicit provider's `subscription_id` from
+        `require_secret`) never reaches the plan in plain text, and the stand-in a `secure:`
+        value gets offline is no subscription id at all: ids then use the placeholder
+        subscription, and a note says so.
+        """
+        configured = self._provider_setting("subscriptionId", provider)
+        if configured is None or configured == "":
+            return self.table["subscription"]
+        plain = isinstance(configured, str) and not is_unknown(configured)
+        if plain and _GUID.fullmatch(configured):
+            return configured
+        self.note(
+            "azure-native subscriptionId is secret, unknown or not a GUID offline: ARM ids in "
+            f"this plan use the placeholder subscription {self.table['subscription']}"
+        )
+        return self.table["subscription"]
 
     # --- invokes ---------------------------------------------------------------------------
 

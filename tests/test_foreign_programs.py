@@ -16,6 +16,7 @@ from functools import cache
 import pytest
 
 from gpustack.engine import SECRET_KEY, Plan, run_plan
+from gpustack.mocks import answers
 from gpustack.project import load_project
 from gpustack.report import plan_document, render_json
 from tests.conftest import FIXTURES
@@ -113,6 +114,17 @@ def test_the_cluster_fqdn_starts_with_its_dns_prefix_and_the_kubeconfig_points_a
     assert outputs["kubeconfigServer"] == f"https://{outputs['clusterFqdn']}:443"
 
 
+def test_a_static_websites_blob_lands_in_web_under_its_own_name() -> None:
+    # Before: the container was a made-up GUID and the blob got a random suffix, which the
+    # provider never adds to a blob.
+    plan = planned("py_foreign")
+    account = plan.outputs["siteAccount"]
+    assert plan.outputs["indexUrl"] == f"https://{account}.blob.core.windows.net/$web/index.html"
+    assert one(plan, "azure-native:storage:Blob").endswith(
+        f"/storageAccounts/{account}/blobServices/default/containers/$web/blobs/index.html"
+    )
+
+
 def test_a_certificates_validity_window_is_unknown_not_a_guid() -> None:
     assert planned("py_foreign").outputs["certExpires"] == "<computed>"
 
@@ -120,10 +132,24 @@ def test_a_certificates_validity_window_is_unknown_not_a_guid() -> None:
 def test_a_secure_config_value_never_reaches_the_plan_in_plain_text() -> None:
     plan = planned("py_foreign")
     project = load_project(PROGRAMS / "py_foreign", "dev")
-    password = project.config["foreign-webapp:sqlPassword"]
-    assert password and password not in render_json(plan_document(plan))
+    document = render_json(plan_document(plan))
+    for key in ("sqlPassword", "drSubscriptionId"):
+        value = project.config[f"foreign-webapp:{key}"]
+        assert value and value not in document, key
     (secret,) = plan.by_type("azure-native:keyvault:Secret")
+    password = project.config["foreign-webapp:sqlPassword"]
     assert secret.inputs["properties"]["value"] == {SECRET_KEY: password}
+
+
+def test_a_secret_subscription_id_gives_ids_in_the_placeholder_subscription() -> None:
+    # Before: the secret (the stand-in for a `secure:` value) was pasted into every ARM id of
+    # the provider's resources, as a Python dict: "/subscriptions/{'4dabf1...': ..., 'value':
+    # '<the secret>'}/resourceGroups/...".
+    plan = planned("py_foreign")
+    subscription = answers()["subscription"]
+    assert plan.outputs["drGroupId"].startswith(f"/subscriptions/{subscription}/resourceGroups/dr")
+    assert plan.outputs["drLocation"] == "swedencentral"
+    assert any("subscriptionId is secret" in note for note in plan.notes)
 
 
 # --- reading a resource group this program does not create -----------------------------------
