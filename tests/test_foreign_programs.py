@@ -125,6 +125,17 @@ def test_a_static_websites_blob_lands_in_web_under_its_own_name() -> None:
     )
 
 
+def test_a_sql_server_answers_on_its_documented_host_name_and_its_connection_stays_secret() -> (
+    None
+):
+    plan = planned("py_foreign")
+    assert plan.outputs["sqlFqdn"] == f"{plan.outputs['sqlServerName']}.database.windows.net"
+    assert plan.outputs["sqlConnection"] == "[secret]"
+    assert one(plan, "azure-native:sql:Database").startswith(
+        one(plan, "azure-native:sql:Server") + "/databases/db"
+    )
+
+
 def test_a_certificates_validity_window_is_unknown_not_a_guid() -> None:
     assert planned("py_foreign").outputs["certExpires"] == "<computed>"
 
