@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import shutil
 from functools import cache
+from pathlib import Path
 
 import pytest
 
 from gpustack.engine import SECRET_KEY, Plan, run_plan
+from gpustack.hosts import nodejs
 from gpustack.mocks import answers
 from gpustack.project import load_project
 from gpustack.report import plan_document, render_json
@@ -224,3 +226,19 @@ def test_a_2023_nodejs_sdk_program_is_listed_in_constructor_order(node_and_npm: 
     assert [r.name for r in plan.resources] == ["first", "second", "third"]
     assert plan.outputs["names"].startswith("late-")
     assert plan.outputs["password"] == "[secret]"
+
+
+def test_a_nodejs_error_that_refers_to_itself_reads_without_inspects_marker(
+    tmp_path: Path,
+) -> None:
+    # What @pulumi/pulumi logs for `requireOutput` of a missing stack output: Node's
+    # util.inspect marks the self-referencing error with `<ref *1>`, which is no part of it.
+    logged = (
+        "Running program '/work/app' failed with an unhandled exception:\n"
+        "<ref *1> Error: error serializing property \"resourceGroupName\": Required output "
+        "'resourceGroupName' does not exist on stack 'organization/network/dev'.\n"
+        "    at /work/app/node_modules/@pulumi/pulumi/runtime/rpc.js:120:27"
+    )
+    error = nodejs.describe_failure(tmp_path, 1, [logged], "")
+    assert str(error).startswith('the program failed: Error: error serializing property "')
+    assert "<ref" not in str(error)

@@ -59,6 +59,7 @@ INSTALL_TIMEOUT_S = 1800
 MINIMUM_NODE_MAJOR = 20
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_SELF_REFERENCE = re.compile(r"^\s*<ref \*\d+>\s*")
 # "index.ts(12,5): error TS2322: ..." (plain) or "index.ts:12:5 - error TS2322: ..." (pretty).
 _TS_DIAGNOSTIC = re.compile(
     r"(?P<file>[^\s()]+\.[cm]?tsx?)(?:\((?P<line>\d+),(?P<col>\d+)\)|:(?P<line2>\d+):(?P<col2>\d+))"
@@ -455,7 +456,9 @@ def describe_failure(
 
 def _headline(text: str) -> str | None:
     """The error's own line, without the SDK's "Running program ... failed" preamble."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    # Node prints an error that refers to itself (the SDK's serialization errors keep their
+    # cause) with util.inspect's `<ref *1> ` marker before its name: not part of the message.
+    lines = [_SELF_REFERENCE.sub("", line.rstrip()) for line in text.splitlines() if line.strip()]
     lines = [
         line
         for line in lines
