@@ -122,7 +122,11 @@ def _stack_file(config_dir: Path, stack: str) -> Path:
         if path.exists():
             return path
     known = available_stacks(config_dir)
-    listed = ", ".join(known) if known else "none"
+    if not known:
+        # No stack file at all, as in most public examples (`pulumi stack init` writes none
+        # until a value is set): a fresh stack with the project's config and any --config.
+        return config_dir / f"Pulumi.{stack}.yaml"
+    listed = ", ".join(known)
     raise ProjectError(f"no stack file Pulumi.{stack}.yaml in {config_dir} (stacks here: {listed})")
 
 

@@ -19,7 +19,7 @@ import pytest
 from gpustack.engine import SECRET_KEY, Plan, run_plan
 from gpustack.hosts import nodejs
 from gpustack.mocks import answers
-from gpustack.project import load_project
+from gpustack.project import ProjectError, load_project, parse_override
 from gpustack.report import plan_document, render_json
 from tests.conftest import FIXTURES
 
@@ -242,3 +242,23 @@ def test_a_nodejs_error_that_refers_to_itself_reads_without_inspects_marker(
     error = nodejs.describe_failure(tmp_path, 1, [logged], "")
     assert str(error).startswith('the program failed: Error: error serializing property "')
     assert "<ref" not in str(error)
+
+
+# --- a checkout of a public example: no stack file ------------------------------------------
+
+
+def test_a_project_without_any_stack_file_plans_as_a_fresh_stack(tmp_path: Path) -> None:
+    # Public examples commit no Pulumi.<stack>.yaml (`pulumi stack init` writes none until a
+    # value is set); their READMEs say `pulumi config set azure-native:location ...`.
+    (tmp_path / "Pulumi.yaml").write_text("name: example\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(
+        "import pulumi\nfrom pulumi_azure_native import resources\n"
+        "group = resources.ResourceGroup('rg')\npulumi.export('location', group.location)\n"
+    )
+    location = parse_override("azure-native:location=westus2")
+    plan = run_plan(tmp_path, "dev", config_overrides=[location])
+    assert plan.outputs["location"] == "westus2"
+    # Where stack files exist, a missing one is a mistake (a typo in --stack), as before.
+    (tmp_path / "Pulumi.prod.yaml").write_text("config: {}\n")
+    with pytest.raises(ProjectError, match=r"no stack file Pulumi.dev.yaml .*stacks here: prod"):
+        load_project(tmp_path, "dev")
