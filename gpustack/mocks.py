@@ -151,6 +151,8 @@ class AzureMocks(pulumi.runtime.Mocks):
         self._group_locations: dict[str, Any] = {}
         self._locations: dict[tuple[Any, Any], Any] = {}
         self._fqdns: dict[tuple[Any, Any], str] = {}
+        self._states: dict[str, dict[str, Any]] = {}
+        """Each Azure resource's planned state by lower-cased ARM id, for `get<Type>` reads."""
         self._subnet_prefixes: dict[str, str] = {}
         self._pending: set[str] = set()
         self._unknown_fields = re.compile(self.table["unknown_fields"])
@@ -243,6 +245,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         if isinstance(fqdn, str) and not is_unknown(fqdn):
             self._fqdns[(inputs.get("resourceGroupName"), name)] = fqdn
         self._remember_subnets(args.typ, resource_id, inputs)
+        self._states[resource_id.lower()] = dict(state)
         return resource_id, _mark_secret(state, self.shapes.secret_outputs(args.typ))
 
     def _kubernetes(self, args: pulumi.runtime.MockResourceArgs, urn: str) -> tuple[str, dict]:
@@ -570,7 +573,53 @@ class AzureMocks(pulumi.runtime.Mocks):
         names = [v for k, v in args.args.items() if k.endswith("Name") and k != "resourceGroupName"]
         if "name" in answer and len(names) == 1 and isinstance(names[0], str):
             answer["name"] = names[0]
+        self._answer_as_the_resource(args, seed, fields, answer)
         return answer, []
+
+    def _answer_as_the_resource(
+        self,
+        args: pulumi.runtime.MockCallArgs,
+        seed: str,
+        fields: tuple[Field, ...],
+        answer: dict[str, Any],
+    ) -> None:
+        """`get<Type>` reads one resource: its ARM id, and what the answer table says of it.
+
+        The getter's arguments are the resource's own inputs (`resourceGroupName`,
+        `virtualNetworkName`, `subnetName`), so its id is the one the resource would have,
+        never a GUID that a program then passes on as a subnet id. A resource this plan
+        creates answers with the values it was planned with (one `vaultUri`, not two).
+        """
+        package, module, member = args.token.split(":")
+        if package != "azure-native" or not member.startswith("get") or len(member) < 4:
+            return
+        token = f"{package}:{module}:{member[3:]}"
+        spec = self.table["types"].get(token)
+        if spec is None and self.shapes.resource_outputs(token):
+            spec = self._generic_spec(token, args.args)
+        name = args.args.get(spec["name_property"]) if spec is not None else None
+        if spec is None or not isinstance(name, str) or is_unknown(name):
+            return
+        declared = {field.name for field in fields}
+        context = self._context(seed, name, args.args, args.provider)
+        resource_id = self._render(spec["id"], context)
+        created = self._states.get(resource_id.lower()) if isinstance(resource_id, str) else None
+        if created is not None:
+            answer.update(
+                {k: copy.deepcopy(v) for k, v in created.items() if k in declared}
+            )
+            return
+        rendered = self._render(copy.deepcopy(spec.get("outputs", {})), context)
+        for key, value in rendered.items():
+            if key not in declared:
+                continue
+            if isinstance(value, dict) and isinstance(answer.get(key), dict):
+                answer[key] = {**answer[key], **value}
+            else:
+                answer[key] = value
+        for key, value in (("id", resource_id), ("name", name)):
+            if key in declared:
+                answer[key] = value
 
     def _known_invoke(self, args: pulumi.runtime.MockCallArgs, spec: Any) -> dict:
         seed = f"{args.token}:{sorted(args.args.items())!r}"

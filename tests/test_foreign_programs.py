@@ -165,6 +165,20 @@ def test_a_secret_subscription_id_gives_ids_in_the_placeholder_subscription() ->
     assert any("subscriptionId is secret" in note for note in plan.notes)
 
 
+def test_a_getter_answers_with_the_resources_arm_id_and_its_planned_values() -> None:
+    # Before: `get_subnet(...).id` was a GUID, which programs pass on as a subnet id, and a
+    # vault read back with get_vault had a second, made-up URI.
+    plan = planned("py_foreign")
+    subscription = answers()["subscription"]
+    assert plan.outputs["hubSubnetId"] == (
+        f"/subscriptions/{subscription}/resourceGroups/network-rg/providers/"
+        "Microsoft.Network/virtualNetworks/hub/subnets/aks"
+    )
+    assert "hubSubnetPrefix" not in plan.outputs  # another team's address range: not invented
+    assert plan.outputs["vaultUriRead"] == plan.outputs["vaultUri"]
+    assert plan.outputs["vaultUri"] == f"https://{plan.outputs['vaultName']}.vault.azure.net/"
+
+
 # --- reading a resource group this program does not create -----------------------------------
 
 
