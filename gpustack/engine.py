@@ -378,6 +378,8 @@ def run_plan(
     """
     project = load_project(Path(program_dir), stack, config_overrides)
     mocks = AzureMocks(preview=preview, config=project.config, stack_outputs=stack_outputs)
+    for note in project.notes:
+        mocks.note(note)
     if in_process:
         return _run_in_process(project, mocks, optimize)
     from gpustack.monitor_server import MonitorServer
