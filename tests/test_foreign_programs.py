@@ -138,6 +138,16 @@ def test_a_sql_server_answers_on_its_documented_host_name_and_its_connection_sta
     )
 
 
+def test_a_service_bus_answers_its_endpoint_and_a_connection_string_of_the_right_shape() -> None:
+    outputs = planned("py_foreign").outputs
+    name = outputs["busName"]
+    assert outputs["busEndpoint"] == f"https://{name}.servicebus.windows.net:443/"
+    assert outputs["busConnectionPrefix"] == (
+        f"Endpoint=sb://{name}.servicebus.windows.net/;"
+        "SharedAccessKeyName=RootManageSharedAccessKey"
+    )
+
+
 def test_a_certificates_validity_window_is_unknown_not_a_guid() -> None:
     assert planned("py_foreign").outputs["certExpires"] == "<computed>"
 
