@@ -237,9 +237,20 @@ class AzureMocks(pulumi.runtime.Mocks):
                 f"{args.typ} resource '{args.name}' has a problem: {failure}"
             ) from None
         name_property = spec["name_property"]
-        name = inputs.get(name_property) or args.resource_id or auto_name(
-            args.name, urn, spec.get("name_style", "suffix")
+        # `import_` (`ResourceOptions(import_=<ARM id>)`): the resource exists with that id,
+        # which the engine knows in preview too; its name is the id's last segment.
+        imported = args.resource_id if str(args.resource_id or "").startswith("/") else ""
+        name = (
+            inputs.get(name_property)
+            or (imported.rstrip("/").rsplit("/", 1)[-1] if imported else None)
+            or args.resource_id
+            or auto_name(args.name, urn, spec.get("name_style", "suffix"))
         )
+        if imported:
+            self.note(
+                f"{args.typ} {args.name}: imported ({imported}); Azure's state of it is read "
+                "on import, offline the plan takes the program's inputs"
+            )
         state = dict(inputs)
         state[name_property] = name
         if isinstance(name, str):
@@ -254,9 +265,9 @@ class AzureMocks(pulumi.runtime.Mocks):
             _fill_missing(state, _unknown_leaves(spec.get("outputs", {})))
             self._fill_declared(args.typ, state, urn)
             self._unknown_nested(self.shapes.resource_outputs(args.typ), state, 1)
-            return "", state
+            return imported, state
         context = self._context(urn, name, inputs, args.provider)
-        resource_id = self._render(spec["id"], context)
+        resource_id = imported or self._render(spec["id"], context)
         self._pending.add(resource_id.lower())
         for key, value in (("name", name), ("id", resource_id), ("type", _arm_type(resource_id))):
             state.setdefault(key, value)

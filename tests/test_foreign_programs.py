@@ -189,6 +189,18 @@ def test_a_getter_answers_with_the_resources_arm_id_and_its_planned_values() -> 
     assert plan.outputs["vaultUri"] == f"https://{plan.outputs['vaultName']}.vault.azure.net/"
 
 
+@pytest.mark.parametrize("preview", [False, True])
+def test_an_imported_resource_keeps_the_id_it_was_imported_with(preview: bool) -> None:
+    # Before: a made-up id in the placeholder subscription, and the whole ARM id as its name.
+    legacy = "/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/legacy-rg"
+    plan = planned("py_foreign", preview=preview)
+    assert plan.outputs["legacyId"] == legacy
+    (group,) = [r for r in plan.resources if r.name == "legacy"]
+    assert group.id == legacy
+    imported = "azure-native:resources:ResourceGroup legacy: imported"
+    assert any(note.startswith(imported) for note in plan.notes)
+
+
 # --- reading a resource group this program does not create -----------------------------------
 
 
