@@ -16,12 +16,14 @@ import json
 import re
 import struct
 from collections.abc import Callable, Collection, Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import pulumi
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -33,8 +35,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from gpustack import catalog, facts
-from gpustack.regions import check_region
+from gpustack.regions import availability_zone_regions, check_region
 from stacks.config_reservations import CapacityReservationConfig, check_capacity_reservations
+from stacks.config_yaml import refuse_boolean_numbers
 
 PROJECT = "azure-gpu-stacks"
 # Config namespaces of the Pulumi providers a stack file may configure besides this project's.
@@ -219,9 +222,9 @@ def _check_node_labels(labels: dict[str, str]) -> dict[str, str]:
         if (
             not name
             or len(name) > rules["name_max_length"]
-            or not _LABEL_NAME.match(name)
+            or not _LABEL_NAME.fullmatch(name)
             or (prefix and (len(prefix) > rules["prefix_max_length"]
-                            or not _DNS_SUBDOMAIN.match(prefix)))
+                            or not _DNS_SUBDOMAIN.fullmatch(prefix)))
         ):  # fmt: skip
             problems.append(
                 f"label key {key!r} is not a Kubernetes label key: an optional DNS-subdomain "
@@ -233,7 +236,7 @@ def _check_node_labels(labels: dict[str, str]) -> dict[str, str]:
                 f"label key {key!r} uses a prefix AKS reserves "
                 f"({', '.join(rules['aks_reserved_prefixes'])})"
             )
-        if len(value) > rules["value_max_length"] or not _LABEL_NAME.match(value):
+        if len(value) > rules["value_max_length"] or not _LABEL_NAME.fullmatch(value):
             problems.append(
                 f"label {key!r} value {value!r} is not a Kubernetes label value: at most "
                 f"{rules['value_max_length']} letters, digits, '-', '_' or '.', starting and "
@@ -296,6 +299,11 @@ class ConfigModel(BaseModel):
         allow_inf_nan=False,
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_boolean_numbers(cls, value, info)
+
 
 def _gpu_size(name: str) -> str:
     """A GPU size from the catalog (gpustack catalog)."""
@@ -317,6 +325,44 @@ GpuSizeName = Annotated[str, AfterValidator(_gpu_size)]
 CpuSizeName = Annotated[str, AfterValidator(_cpu_size)]
 
 
+def _zone_text(value: Any) -> Any:
+    """An availability zone "1", "2" or "3"; the numbers 1, 2 and 3 are read as that text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# An availability zone; written as a number or as text in the stack file.
+Zone = Annotated[Literal["1", "2", "3"], BeforeValidator(_zone_text)]
+
+
+def _check_kubernetes_version(value: str) -> str:
+    """A Kubernetes minor (or patch) version AKS still creates clusters on: not older than the
+    oldest supported minor in data/aks_versions.yaml. Newer minors pass (the data may lag)."""
+    versions = facts.load("aks_versions")
+    supported = sorted(
+        tuple(int(part) for part in minor.split("."))
+        for minor in versions["supported_minor_versions"]
+    )
+    wanted = tuple(int(part) for part in value.split(".")[:2])
+    if wanted[0] != supported[0][0] or wanted < supported[0]:
+        listed = ", ".join(".".join(map(str, minor)) for minor in supported)
+        raise ValueError(
+            f"{value} is not a Kubernetes version AKS creates clusters on; supported minors are "
+            f"{listed} (gpustack/data/aks_versions.yaml, as of {versions['as_of']}); leave it "
+            "unset for the default"
+        )
+    return value
+
+
+# "1.34" or "1.34.2": ASCII digits without leading zeros, as AKS lists versions.
+KubernetesVersion = Annotated[
+    str,
+    Field(pattern=r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))?$"),
+    AfterValidator(_check_kubernetes_version),
+]
+
+
 # --- network ---------------------------------------------------------------------------------
 
 
@@ -336,6 +382,33 @@ def _operator_ip(value: str) -> str:
 
 
 OperatorIp = Annotated[str, AfterValidator(_operator_ip)]
+
+# Names of the subnets the stack itself creates (stacks/environment.py); an extraSubnets entry
+# with one of them would silently replace that subnet, NAT egress and all.
+BUILT_IN_SUBNET_NAMES = ("system", "gpu", "endpoints", "bastion")
+
+
+def _subnet_size_problem(key: str, cidr: str) -> str | None:
+    """Azure's subnet size range (data/azure_limits.yaml virtual_network), or None when it fits."""
+    rules = _LIMITS["virtual_network"]
+    smallest = rules["subnet_smallest_prefix_length"]
+    largest = rules["subnet_largest_prefix_length"]
+    prefix = ipaddress.ip_network(cidr).prefixlen
+    if largest <= prefix <= smallest:
+        return None
+    return (
+        f"{key}: {cidr} is a /{prefix}; an Azure subnet is /{largest} to /{smallest} "
+        f"(the smallest holds {2 ** (32 - smallest) - AZURE_RESERVED_IPS_PER_SUBNET} usable "
+        "addresses)"
+    )
+
+
+def _reserved_overlaps(cidr: str, ranges: Collection[str]) -> list[str]:
+    """The ranges of `ranges` that `cidr` overlaps."""
+    network = ipaddress.ip_network(cidr)
+    return [other for other in ranges if network.overlaps(ipaddress.ip_network(other))]
+
+
 # ARM id of a virtual network (a hub VNet to peer with).
 VnetId = Annotated[
     str,
@@ -359,9 +432,7 @@ class NetworkConfig(ConfigModel):
     # Egress for the system and GPU subnets (they have no default outbound access).
     nat_gateway: bool = True
     # Zones the NAT gateway's public IP spans; [] for regions without availability zones.
-    nat_public_ip_zones: list[Literal["1", "2", "3"]] = Field(
-        default_factory=lambda: ["1", "2", "3"]
-    )
+    nat_public_ip_zones: list[Zone] = Field(default_factory=lambda: ["1", "2", "3"])
     bastion: bool = False
     bastion_sku: Literal["Basic", "Standard"] = "Standard"
     hub_vnet_id: VnetId | None = None
@@ -399,10 +470,27 @@ class NetworkConfig(ConfigModel):
                 f"addressSpace: {space} overlaps {INFINIBAND_RESERVED_RANGE}, which Azure reserves "
                 "for the InfiniBand (RDMA) network; choose another range, e.g. 10.40.0.0/16"
             )
+        vnet_reserved = _LIMITS["virtual_network"]["reserved_ranges"]
+        reserved = _reserved_overlaps(self.address_space, vnet_reserved)
+        if reserved:
+            problems.append(
+                f"addressSpace: {space} overlaps {', '.join(reserved)}, which Azure reserves "
+                "(multicast, broadcast, loopback, link-local, its internal DNS) and refuses in a "
+                "virtual network"
+            )
+        taken = sorted(set(self.extra_subnets) & set(BUILT_IN_SUBNET_NAMES))
+        for name in taken:
+            problems.append(
+                f"extraSubnets.{name}: {name!r} is the name of a subnet this stack creates "
+                f"({', '.join(BUILT_IN_SUBNET_NAMES)}) and would replace it; choose another name"
+            )
         subnets = {name: ipaddress.ip_network(cidr) for name, cidr in self.subnet_cidrs().items()}
         for name, subnet in subnets.items():
             if not subnet.subnet_of(space):  # type: ignore[arg-type]
                 problems.append(f"{name}: {subnet} is outside addressSpace {space}")
+            size = _subnet_size_problem(name, str(subnet))
+            if size:
+                problems.append(size)
         names = list(subnets)
         for i, first in enumerate(names):
             for second in names[i + 1 :]:
@@ -496,7 +584,7 @@ class SystemPoolConfig(ConfigModel):
     vm_size: CpuSizeName = "Standard_D4s_v5"
     min_count: int = Field(default=1, ge=1, le=1000)
     max_count: int = Field(default=3, ge=1, le=1000)
-    zones: list[Literal["1", "2", "3"]] = Field(default_factory=lambda: ["1", "2", "3"])
+    zones: list[Zone] = Field(default_factory=lambda: ["1", "2", "3"])
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
     @model_validator(mode="after")
@@ -523,7 +611,7 @@ class GpuNodePoolConfig(ConfigModel):
     driver: Literal["Install", "None"] = "Install"
     mig_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
-    zones: list[Literal["1", "2", "3"]] | None = None
+    zones: list[Zone] | None = None
     labels: NodeLabels = Field(default_factory=dict)
     # Ephemeral when the size's cache/temp disk holds it, else a managed disk.
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
@@ -579,7 +667,16 @@ class GpuNodePoolConfig(ConfigModel):
 
 
 # Kubernetes resource quantities such as 500m, 2, 1Gi.
-Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+
+
+def _quantity(text: str) -> Decimal:
+    """The value of a Kubernetes quantity such as 500m or 8Gi (suffixes in azure_limits.yaml)."""
+    suffixes = _LIMITS["kubernetes_limit_range"]["quantity_suffixes"]
+    number = text.rstrip("".join(suffixes))
+    return Decimal(number) * Decimal(str(suffixes.get(text[len(number):], 1)))
+
+
 # Namespaces the cluster or this toolkit's GPU software already use.
 RESERVED_NAMESPACES = frozenset(
     {"default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator",
@@ -609,6 +706,16 @@ class TeamConfig(ConfigModel):
                 f"name: {self.name!r} is a namespace the cluster already uses "
                 f"({', '.join(sorted(RESERVED_NAMESPACES))}); choose another"
             )
+        request, limit = (
+            _quantity(self.default_memory_request), _quantity(self.default_memory_limit)
+        )
+        if request > limit:
+            problems.append(
+                f"defaultMemoryRequest: {self.default_memory_request} exceeds "
+                f"defaultMemoryLimit {self.default_memory_limit}; Kubernetes refuses a container "
+                "whose request exceeds its limit, so every container without its own resources "
+                "would be refused"
+            )
         both = sorted(set(self.read_containers) & set(self.write_containers))
         if both:
             problems.append(
@@ -623,7 +730,11 @@ class AksConfig(ConfigModel):
     """The AKS cluster, its system pool, GPU pools, NVIDIA software and teams."""
 
     enabled: bool = True
-    kubernetes_version: str | None = Field(default=None, pattern=r"^\d+\.\d+(\.\d+)?$")
+    kubernetes_version: KubernetesVersion | None = Field(
+        default=None,
+        description="major.minor or major.minor.patch, not older than the oldest minor AKS "
+        "supports (gpustack/data/aks_versions.yaml); unset: the default minor",
+    )
     tier: Literal["Free", "Standard", "Premium"] = "Free"
     private_cluster: bool = False
     authorized_ip_ranges: list[Cidr] = Field(default_factory=list)
@@ -697,20 +808,52 @@ class AksConfig(ConfigModel):
         services = ipaddress.ip_network(self.service_cidr)
         if pods.overlaps(services):
             problems.append(f"serviceCidr: {services} overlaps podCidr {pods}")
+        if self.private_cluster and self.authorized_ip_ranges:
+            # The component sets authorized ranges only on a public API server (components/aks.py).
+            problems.append(
+                "authorizedIpRanges: apply to a public API server only; with privateCluster: "
+                "true they would be dropped, so remove them (or set privateCluster: false)"
+            )
+        problems += self._cluster_size_problems()
         _raise_all(problems)
         return self
+
+    def _cluster_size_problems(self) -> list[str]:
+        limits = _LIMITS["aks_cluster"]
+        problems = []
+        pools = 1 + len(self.gpu_pools) + len(self.cpu_pools)
+        if pools > limits["max_node_pools"]:
+            problems.append(
+                f"gpuPools: {pools} node pools with the system pool and cpuPools; an AKS "
+                f"cluster holds at most {limits['max_node_pools']}"
+            )
+        nodes = self.system_pool.max_count + sum(
+            pool.max_count for pool in [*self.gpu_pools, *self.cpu_pools]
+        )
+        if nodes > limits["max_nodes"]:
+            problems.append(
+                f"gpuPools: the pools' maxCount add up to {nodes} nodes with the system pool "
+                f"and cpuPools; an AKS cluster holds at most {limits['max_nodes']}"
+            )
+        return problems
 
 
 # --- VM and scale set pools ---------------------------------------------------------------
 
 
+ImageName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=256)]
+
+
 class ImageConfig(ConfigModel):
     """A marketplace image reference; overrides the size's default image."""
 
-    publisher: str
-    offer: str
-    sku: str
-    version: str = "latest"
+    # Marketplace names: letters, digits, '.', '_' and '-'. The version is Major.Minor.Build
+    # (decimal numbers) or "latest". Source: ImageReference in
+    # https://learn.microsoft.com/rest/api/compute/virtual-machines/create-or-update#imagereference
+    publisher: ImageName
+    offer: ImageName
+    sku: ImageName
+    version: str = Field(default="latest", pattern=r"^(latest|[0-9]+\.[0-9]+\.[0-9]+)$")
     # True for images that ship the NVIDIA driver (HPC images); otherwise the pool adds the
     # NVIDIA GPU driver VM extension.
     gpu_driver_preinstalled: bool = False
@@ -888,7 +1031,8 @@ class InferenceConfig(ConfigModel):
     ingress_ip: str | None = None
     # The sample model server: an image in this stack's registry, on an AKS GPU pool.
     sample_image: str = Field(
-        default="inference/sample-server:v1", pattern=r"^[a-z0-9._/-]+:[\w.-]+$"
+        default="inference/sample-server:v1",
+        pattern=r"^[a-z0-9._/-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
     )
     sample_port: int = Field(default=8000, ge=1, le=65535)
     # None: the first AKS GPU pool with purpose inference (else the first GPU pool).
@@ -945,7 +1089,7 @@ class CpuNodePoolConfig(ConfigModel):
     min_count: int = Field(default=0, ge=0, le=1000)
     max_count: int = Field(ge=1, le=1000)
     spot: bool = False
-    zones: list[Literal["1", "2", "3"]] | None = None
+    zones: list[Zone] | None = None
     labels: NodeLabels = Field(default_factory=dict)
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
@@ -992,7 +1136,7 @@ class TrainingStorageConfig(ConfigModel):
     capacity_tib: int = Field(default=16, ge=1)
     # Its own subnet, sized for the capacity (data/serving.yaml); required when enabled.
     subnet: Cidr | None = None
-    zone: Literal["1", "2", "3"] = "1"
+    zone: Zone = "1"
     maintenance_day: Literal[
         "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
     ] = "Sunday"
@@ -1095,7 +1239,7 @@ class BudgetConfig(ConfigModel):
     )
     # None turns the forecast alert off.
     forecast_alert_percent: int | None = Field(default=100, ge=1, le=1000)
-    start_date: str = Field(default="2026-12-01", pattern=r"^\d{4}-\d{2}-01$")
+    start_date: str = Field(default="2026-12-01", pattern=r"^[0-9]{4}-[0-9]{2}-01$")
 
     @model_validator(mode="after")
     def _budget_rules(self) -> BudgetConfig:
@@ -1164,6 +1308,20 @@ class StackConfig(ConfigModel):
                 f"{len(tags)} tags plus environment and managedBy make {total}; Azure allows at "
                 f"most {rules['max_count']} per resource"
             )
+        # Tag names are case-insensitive for operations: `Owner` and `owner` are one tag to
+        # Azure, and `Environment` would fight the `environment` tag every resource carries.
+        by_name: dict[str, list[str]] = {}
+        for key in ["environment", "managedBy", *tags]:
+            named = by_name.setdefault(key.casefold(), [])
+            if key not in named:
+                named.append(key)
+        for names in by_name.values():
+            if len(names) > 1:
+                problems.append(
+                    f"tag names {' and '.join(repr(n) for n in names)} differ only in case; "
+                    "Azure treats tag names case-insensitively (environment and managedBy are "
+                    "set on every resource), so keep one spelling"
+                )
         forbidden = rules["forbidden_name_characters"]
         for key, value in tags.items():
             shown = key if len(key) <= 40 else key[:37] + "..."
@@ -1211,6 +1369,8 @@ class StackConfig(ConfigModel):
             (("trainingStorage", "network", "inference"), self._lustre_section),
             (("registry", "location"), self._geo_replica_elsewhere),
             (("capacityReservations", "vmPools", "aks"), self._reservation_rules),
+            (("location", "network", "aks", "storage", "registry", "capacityReservations"),
+             self._zones_in_region),
         ]  # fmt: skip
         _run_checks(*(check for keys, check in rules if not skipped.intersection(keys)))
         return self
@@ -1307,6 +1467,34 @@ class StackConfig(ConfigModel):
                 f"recommends /{lustre.subnet_prefix()} or larger for {lustre.capacity_tib} TiB"
             )
 
+    def _zones_in_region(self) -> None:
+        """Zonal settings (several on by default) fail in a region without availability zones."""
+        if self.location in availability_zone_regions():
+            return
+        zonal: list[str] = []
+        if self.network.nat_gateway and self.network.nat_public_ip_zones:
+            zonal.append("network.natPublicIpZones (set [])")
+        aks = self._enabled_aks()
+        if aks is not None:
+            if aks.system_pool.zones:
+                zonal.append("aks.systemPool.zones (set [])")
+            for key, pools in (("gpuPools", aks.gpu_pools), ("cpuPools", aks.cpu_pools)):
+                zonal += [f"aks.{key}[{i}].zones (remove)" for i, p in enumerate(pools) if p.zones]
+        if self.storage.replication in ("ZRS", "GZRS"):
+            zonal.append(f"storage.replication {self.storage.replication} (use LRS or GRS)")
+        if self.registry.enabled and self.registry.zone_redundant:
+            zonal.append("registry.zoneRedundant (set false)")
+        zonal += [
+            f"capacityReservations[{i}].zones (set [])"
+            for i, group in enumerate(self.capacity_reservations)
+            if group.zones
+        ]
+        if zonal:
+            raise ValueError(
+                f"location: {self.location} has no availability zones (gpustack/data/"
+                f"azure_regions.yaml), so Azure refuses these zonal settings: {'; '.join(zonal)}"
+            )
+
     def _reservation_rules(self) -> None:
         check_capacity_reservations(self)
 
@@ -1370,6 +1558,9 @@ class StackConfig(ConfigModel):
         subnet = ipaddress.ip_network(cidr)
         if not subnet.subnet_of(space):  # type: ignore[arg-type]
             raise ValueError(f"{key}: {subnet} is outside network.addressSpace {space}")
+        size = _subnet_size_problem(key, cidr)
+        if size:
+            raise ValueError(size)
         for other, other_cidr in taken.items():
             if other_cidr and subnet.overlaps(ipaddress.ip_network(other_cidr)):
                 raise ValueError(f"{key}: {subnet} overlaps {other} {other_cidr}")
@@ -1417,6 +1608,8 @@ class StackConfig(ConfigModel):
         for key, cidr in (("podCidr", aks.pod_cidr), ("serviceCidr", aks.service_cidr)):
             if ipaddress.ip_network(cidr).overlaps(space):
                 problems.append(f"aks.{key}: {cidr} overlaps network.addressSpace {space}")
+        if aks.enabled:
+            problems += self._aks_address_rules(aks)
         for index, team in enumerate(aks.teams):
             wanted = {*team.read_containers, *team.write_containers}
             missing = sorted(wanted - set(self.storage.containers))
@@ -1427,6 +1620,55 @@ class StackConfig(ConfigModel):
                     f"({', '.join(self.storage.containers)})"
                 )
         _raise_all(problems)
+
+    def _aks_address_rules(self, aks: AksConfig) -> list[str]:
+        """AKS's reserved ranges, and pod and service ranges large enough for the pools."""
+        rules = _LIMITS["aks_network"]
+        problems = []
+        for key, cidr in (
+            ("network.addressSpace", self.network.address_space),
+            ("aks.podCidr", aks.pod_cidr),
+            ("aks.serviceCidr", aks.service_cidr),
+        ):
+            reserved = _reserved_overlaps(cidr, rules["reserved_ranges"])
+            if reserved:
+                problems.append(
+                    f"{key}: {cidr} overlaps {', '.join(reserved)}; AKS clusters may not use "
+                    f"{', '.join(rules['reserved_ranges'])} for the VNet, pod or service range"
+                )
+        services = ipaddress.ip_network(aks.service_cidr)
+        offset = rules["dns_service_ip_offset"]
+        if services.prefixlen < rules["service_cidr_largest_prefix_length"]:
+            problems.append(
+                f"aks.serviceCidr: {services} is larger than Kubernetes allows; use "
+                f"/{rules['service_cidr_largest_prefix_length']} or smaller (e.g. 10.0.0.0/16)"
+            )
+        elif services.num_addresses <= offset:
+            problems.append(
+                f"aks.serviceCidr: {services} has {services.num_addresses} addresses; the "
+                f"cluster DNS service takes address {offset} of the range, so use a larger range "
+                "(e.g. 10.0.0.0/16)"
+            )
+        # Azure CNI Overlay: every node, surge nodes included, takes a /24 of the pod range.
+        node_prefix = rules["overlay_node_prefix_length"]
+        pods = ipaddress.ip_network(aks.pod_cidr)
+        blocks = 2 ** (node_prefix - pods.prefixlen) if pods.prefixlen <= node_prefix else 0
+        nodes = sum(
+            count + surge
+            for _, count, surge in [*self._system_nodes(aks), *self._aks_pool_nodes(aks)]
+        )
+        if nodes > blocks:
+            problems.append(
+                f"aks.podCidr: {pods} holds {blocks} node ranges (/{node_prefix} each, Azure "
+                f"CNI Overlay); the node pools reach {nodes} nodes with upgrade surge; use a "
+                f"larger podCidr (a /16 holds 256) or lower maxCount"
+            )
+        return problems
+
+    def _aks_pool_nodes(self, aks: AksConfig) -> list[tuple[str, int, int]]:
+        """(pool, max nodes, upgrade surge) for every AKS GPU and CPU pool."""
+        return [(p.name, p.max_count, self._surge(p.max_count))
+                for p in [*aks.gpu_pools, *aks.cpu_pools]]  # fmt: skip
 
     @property
     def protect(self) -> bool:
@@ -1591,6 +1833,13 @@ def _describe(item: Mapping[str, Any]) -> list[str]:
         # A model's own rules start their message with "<key>: " when they judge one key.
         return [_keyed(path, location, message) for message in messages]
     shown = json.dumps(given, default=str)
+    if kind == "string_type" and isinstance(given, bool | int | float):
+        # `costCenter: 012345` arrives as the number 5349 (YAML octal), `owner: yes` as true.
+        return [
+            f"{path}: must be text, but YAML read the unquoted value as a "
+            f"{'boolean' if isinstance(given, bool) else 'number'} ({shown}); put the value in "
+            "quotes so YAML keeps it as written (e.g. \"012345\", \"yes\")"
+        ]
     if isinstance(given, dict | list) or len(shown) > 60 or len(messages) > 1:
         return [f"{path}: {message}" for message in messages]
     return [f"{path}: {message} (got {shown})" for message in messages]

@@ -1,0 +1,313 @@
+"""Stack values judged against Azure's (and Kubernetes') documented limits, before any resource.
+
+Every value Azure or the Kubernetes API would refuse at `pulumi up` is one `ConfigError` naming
+the key; every value they accept still validates. The limits come from
+gpustack/data/azure_limits.yaml (and aks_versions.yaml, azure_regions.yaml), each with its
+source; the cases here are built from those documents and from inputs typed by other teams.
+All in process through `validate_stack_values`, starting from Pulumi.prod.yaml.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpustack import facts
+from gpustack.regions import availability_zone_regions, azure_regions
+from stacks.config import PROJECT, ConfigError, StackConfig, validate_stack_values
+from tests.test_bad_inputs import DELETE, _set, prod_values
+
+PREFIX = f"{PROJECT}:"
+LIMITS = facts.load("azure_limits")
+
+
+def validate(changes: dict[str, Any]) -> StackConfig:
+    """Pulumi.prod.yaml with `changes` ({key path: value}) applied, validated."""
+    raw = prod_values()
+    for path, value in changes.items():
+        _set(raw, path, value if value is DELETE else copy.deepcopy(value))
+    return validate_stack_values({PREFIX + k: v for k, v in raw.items()}, "Pulumi.prod.yaml")
+
+
+def problems(changes: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        validate(changes)
+    message = str(caught.value)
+    assert message.startswith("Invalid configuration in Pulumi.prod.yaml"), message
+    assert "Traceback" not in message
+    return message
+
+
+def _ib_free_pools(count: int, per_pool: int) -> list[dict[str, Any]]:
+    return [
+        {"name": f"p{i}", "vmSize": "Standard_NC4as_T4_v3", "maxCount": per_pool}
+        for i in range(count)
+    ]
+
+
+# (case id, {key path: value}, key the message names, text it must contain)
+REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
+    # --- Kubernetes label syntax: a YAML block scalar (`team: |`) ends in a newline
+    ("label-value-trailing-newline", {"aks.gpuPools[0].labels": {"team": "research\n"}},
+     "aks.gpuPools[0].labels", "not a Kubernetes label value"),
+    ("label-key-trailing-newline", {"aks.cpuPools[0].labels": {"team\n": "x"}},
+     "aks.cpuPools[0].labels", "not a Kubernetes label key"),
+    ("label-prefix-newline", {"aks.gpuPools[0].labels": {"example.com\n/team": "x"}},
+     "aks.gpuPools[0].labels", "not a Kubernetes label key"),
+    # --- ASCII digits only: other scripts' digits are \d to a Unicode regex
+    ("k8s-version-arabic-digits", {"aks.kubernetesVersion": "1.\u0663\u0664"},
+     "aks.kubernetesVersion", "pattern"),
+    ("k8s-version-leading-zero", {"aks.kubernetesVersion": "1.034"}, "aks.kubernetesVersion",
+     "pattern"),
+    ("k8s-version-unsupported-minor", {"aks.kubernetesVersion": "1.2"}, "aks.kubernetesVersion",
+     "aks_versions.yaml"),
+    ("k8s-version-major-2", {"aks.kubernetesVersion": "2.0"}, "aks.kubernetesVersion",
+     "supported minors"),
+    ("cpu-request-devanagari-digit", {"aks.teams[0].defaultCpuRequest": "\u0665"},
+     "aks.teams[0].defaultCpuRequest", "pattern"),
+    ("sample-image-tag-unicode", {"inference.sampleImage": "inference/sample:v\u00e9"},
+     "inference.sampleImage", "pattern"),
+    # --- virtual network: reserved ranges and subnet sizes (VNet FAQ)
+    ("vnet-internal-dns", {"network.addressSpace": "168.63.0.0/16",
+                           "network.systemSubnet": "168.63.0.0/22",
+                           "network.gpuSubnet": "168.63.4.0/22",
+                           "network.privateEndpointSubnet": "168.63.8.0/24",
+                           "inference.apimSubnet": "168.63.10.0/27"},
+     "network.addressSpace", "168.63.129.16/32"),
+    ("vnet-loopback", {"network.addressSpace": "127.0.0.0/8"}, "network.addressSpace",
+     "127.0.0.0/8"),
+    ("vnet-multicast", {"network.addressSpace": "224.0.0.0/4"}, "network.addressSpace",
+     "224.0.0.0/4"),
+    ("subnet-slash-30", {"network.privateEndpointSubnet": "10.42.8.0/30"},
+     "network.privateEndpointSubnet", "/2 to /29"),
+    ("extra-subnet-slash-32", {"network.extraSubnets": {"tools": "10.42.20.5/32"}},
+     "network.extraSubnets.tools", "/2 to /29"),
+    ("apim-subnet-slash-31", {"inference.apimSubnet": "10.42.10.0/31"}, "inference.apimSubnet",
+     "/2 to /29"),
+    ("lustre-subnet-slash-30", {"trainingStorage": {"enabled": True, "subnet": "10.42.12.0/30"}},
+     "trainingStorage.subnet", "/2 to /29"),
+    # --- extraSubnets may not reuse the names of the subnets the stack creates
+    ("extra-subnet-named-gpu", {"network.extraSubnets": {"gpu": "10.42.20.0/24"}},
+     "network.extraSubnets.gpu", "would replace it"),
+    ("extra-subnet-named-endpoints", {"network.extraSubnets": {"endpoints": "10.42.20.0/24"}},
+     "network.extraSubnets.endpoints", "would replace it"),
+    # --- AKS address ranges (AKS networking articles; Azure CNI Overlay; kube-apiserver)
+    ("service-cidr-172-30", {"aks.serviceCidr": "172.30.0.0/16"}, "aks.serviceCidr",
+     "AKS clusters may not use"),
+    ("service-cidr-link-local", {"aks.serviceCidr": "169.254.0.0/16"}, "aks.serviceCidr",
+     "AKS clusters may not use"),
+    ("service-cidr-test-net", {"aks.serviceCidr": "192.0.2.0/24"}, "aks.serviceCidr",
+     "AKS clusters may not use"),
+    ("pod-cidr-172-31", {"aks.podCidr": "172.31.0.0/16"}, "aks.podCidr",
+     "AKS clusters may not use"),
+    ("vnet-in-aks-reserved-range", {"network.addressSpace": "172.30.0.0/16",
+                                    "network.systemSubnet": "172.30.0.0/22",
+                                    "network.gpuSubnet": "172.30.4.0/22",
+                                    "network.privateEndpointSubnet": "172.30.8.0/24",
+                                    "inference.apimSubnet": "172.30.10.0/27"},
+     "network.addressSpace", "AKS clusters may not use"),
+    ("service-cidr-slash-29", {"aks.serviceCidr": "10.0.0.0/29"}, "aks.serviceCidr",
+     "cluster DNS service"),
+    ("service-cidr-slash-11", {"aks.serviceCidr": "100.64.0.0/11"}, "aks.serviceCidr",
+     "/12 or smaller"),
+    ("pod-cidr-slash-26", {"aks.podCidr": "10.244.0.0/26"}, "aks.podCidr", "0 node ranges"),
+    ("pod-cidr-too-few-nodes", {"aks.podCidr": "10.244.0.0/20"}, "aks.podCidr", "31 nodes"),
+    # --- AKS cluster size (AKS quotas and limits)
+    ("aks-101-node-pools", {"aks.gpuPools": _ib_free_pools(99, 1)}, "aks.gpuPools",
+     "at most 100"),
+    ("aks-5001-nodes", {"aks.gpuPools": _ib_free_pools(6, 1000), "aks.podCidr": "10.0.0.0/8",
+                        "aks.serviceCidr": "192.168.0.0/16", "network.gpuSubnet": "10.42.64.0/18",
+                        "network.addressSpace": "10.42.0.0/16"},
+     "aks.gpuPools", "at most 5000"),
+    ("authorized-ranges-on-private-cluster", {"aks.authorizedIpRanges": ["20.30.40.0/24"]},
+     "aks.authorizedIpRanges", "public API server only"),
+    # --- tags: names are case-insensitive to Azure
+    ("tags-differ-in-case", {"tags": {"Owner": "a", "owner": "b"}}, "tags", "differ only in case"),
+    ("tag-environment-capitalised", {"tags": {"Environment": "x"}}, "tags",
+     "differ only in case"),
+    ("tag-managedby-lowercase", {"tags": {"managedby": "terraform"}}, "tags",
+     "differ only in case"),
+    # --- YAML typing: unquoted numbers and booleans
+    ("tag-value-number", {"tags.costCenter": 1234}, "tags.costCenter", "put the value in quotes"),
+    ("tag-value-boolean", {"tags.owner": True}, "tags.owner", "boolean"),
+    ("pool-name-number", {"aks.gpuPools[0].name": 12}, "aks.gpuPools[0].name", "quotes"),
+    ("max-count-yes", {"aks.gpuPools[0].maxCount": True}, "aks.gpuPools[0].maxCount",
+     "not a boolean"),
+    ("budget-amount-true", {"budget.monthlyAmountUsd": True}, "budget.monthlyAmountUsd",
+     "not a boolean"),
+    ("alert-percents-with-on", {"budget.actualAlertPercents": [True, 80]},
+     "budget.actualAlertPercents", "not a boolean"),
+    ("reservation-quantity-yes",
+     {"capacityReservations": [{"name": "t4", "reservations": [
+         {"vmSize": "Standard_NC4as_T4_v3", "quantity": True}]}]},
+     "capacityReservations[0].reservations[0].quantity", "not a boolean"),
+    ("zone-boolean", {"aks.gpuPools[0].zones": [True]}, "aks.gpuPools[0].zones[0]", "'1'"),
+    # --- Kubernetes LimitRange: a default request above the default limit
+    ("team-memory-request-over-limit", {"aks.teams[0].defaultMemoryRequest": "16Gi"},
+     "aks.teams[0].defaultMemoryRequest", "exceeds defaultMemoryLimit"),
+    ("team-memory-request-one-mi-over", {"aks.teams[0].defaultMemoryRequest": "8193Mi"},
+     "aks.teams[0].defaultMemoryRequest", "exceeds defaultMemoryLimit"),
+    # --- marketplace image references
+    ("image-empty-publisher", {"vmPools[0].image": {"publisher": "", "offer": "o", "sku": "s"}},
+     "vmPools[0].image.publisher", "pattern"),
+    ("image-version-newest", {"vmPools[0].image": {"publisher": "Canonical", "offer": "o",
+                                                   "sku": "s", "version": "newest"}},
+     "vmPools[0].image.version", "pattern"),
+    # --- regions without availability zones refuse the zonal defaults
+    ("westus-with-zonal-defaults", {"location": "westus", "registry.geoReplicaLocation": "eastus"},
+     "location", "has no availability zones"),
+    ("westus-zrs-only", {"location": "westus", "registry.geoReplicaLocation": "eastus",
+                         "network.natPublicIpZones": [], "aks.systemPool.zones": [],
+                         "aks.gpuPools[0].zones": DELETE, "aks.cpuPools[0].zones": DELETE,
+                         "registry.zoneRedundant": False},
+     "location", "storage.replication ZRS"),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "text"),
+    [pytest.param(changes, key, text, id=case) for case, changes, key, text in REFUSED],
+)
+def test_value_azure_refuses_is_a_config_error_naming_the_key(
+    changes: dict[str, Any], key: str, text: str
+) -> None:
+    message = problems(changes)
+    assert f"{PREFIX}{key}" in message, message
+    assert text in message, message
+
+
+# (case id, {key path: value}): values Azure accepts, which must not be refused.
+ACCEPTED: list[tuple[str, dict[str, Any]]] = [
+    ("zones-as-numbers", {"aks.gpuPools[0].zones": [1, 2, 3], "network.natPublicIpZones": [1],
+                          "aks.systemPool.zones": [1, "2", 3]}),
+    ("subnet-slash-29", {"network.extraSubnets": {"tools": "10.42.20.0/29"}}),
+    ("service-cidr-slash-12", {"aks.serviceCidr": "100.64.0.0/12"}),
+    ("service-cidr-slash-28", {"aks.serviceCidr": "10.0.0.0/28"}),
+    ("pod-cidr-slash-19", {"aks.podCidr": "10.244.0.0/19"}),
+    ("k8s-version-supported-patch", {"aks.kubernetesVersion": "1.34.2"}),
+    ("k8s-version-newer-than-data", {"aks.kubernetesVersion": "1.40"}),
+    ("label-empty-value", {"aks.gpuPools[0].labels": {"example.com/team": ""}}),
+    ("tag-environment-override", {"tags": {"environment": "production"}}),
+    ("tag-48-plus-two", {"tags": {f"t{i}": "v" for i in range(48)}}),
+    ("tag-empty-value", {"tags.owner": ""}),
+    ("memory-request-equals-limit", {"aks.teams[0].defaultMemoryRequest": "8192Mi"}),
+    ("image-pinned-version", {"vmPools[0].image": {"publisher": "microsoft-dsvm",
+                                                   "offer": "ubuntu-hpc", "sku": "2204",
+                                                   "version": "22.04.2024102301"}}),
+    ("public-cluster-with-ranges", {"aks.privateCluster": False,
+                                    "aks.authorizedIpRanges": ["20.30.40.0/24"]}),
+    ("westus-without-zonal-settings",
+     {"location": "westus", "registry.geoReplicaLocation": "eastus",
+      "network.natPublicIpZones": [], "aks.systemPool.zones": [],
+      "aks.gpuPools[0].zones": DELETE, "aks.cpuPools[0].zones": DELETE,
+      "storage.replication": "LRS", "registry.zoneRedundant": False}),
+    ("protect-stateful-yes-text", {"protectStateful": "yes"}),
+    ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
+]
+
+
+@pytest.mark.parametrize(
+    "changes", [pytest.param(changes, id=case) for case, changes in ACCEPTED]
+)
+def test_value_azure_accepts_validates(changes: dict[str, Any]) -> None:
+    validate(changes)
+
+
+def test_zones_typed_as_numbers_mean_the_same_zones() -> None:
+    config = validate({"aks.gpuPools[0].zones": [1, 2, 3], "network.natPublicIpZones": [3]})
+    assert config.aks is not None and config.aks.gpu_pools[0].zones == ["1", "2", "3"]
+    assert config.network.nat_public_ip_zones == ["3"]
+
+
+def test_every_zonal_setting_is_named_in_a_region_without_zones() -> None:
+    message = problems({"location": "westus", "registry.geoReplicaLocation": "eastus"})
+    zonal = ["network.natPublicIpZones", "aks.systemPool.zones", "aks.gpuPools[0].zones",
+             "aks.cpuPools[0].zones", "storage.replication", "registry.zoneRedundant"]  # fmt: skip
+    for key in zonal:
+        assert key in message, message
+    assert "aks.gpuPools[1].zones" not in message  # the ND pool sets no zones
+
+
+def test_limits_data_names_a_source_for_every_new_section() -> None:
+    for section in ("virtual_network", "aks_network", "aks_cluster", "kubernetes_limit_range"):
+        assert LIMITS[section]["source"].startswith("https://"), section
+
+
+def test_dns_service_offset_matches_what_the_cluster_component_sets() -> None:
+    from components.aks import DNS_SERVICE_IP_OFFSET
+
+    assert LIMITS["aks_network"]["dns_service_ip_offset"] == DNS_SERVICE_IP_OFFSET
+
+
+def test_committed_stacks_fit_the_new_limits() -> None:
+    """The stacks we ship stay valid: prod (here) and dev/staging in tests/test_config.py."""
+    config = validate({})
+    assert config.location in availability_zone_regions()
+
+
+# --- properties -------------------------------------------------------------------------------
+
+NODES_IN_PROD = 31  # system 5+1, t4infer 10+1, ndtrain 4+1, prep 8+1 (maxCount + 10% surge)
+
+
+@settings(max_examples=40, deadline=None)
+@given(prefix=st.integers(min_value=8, max_value=30))
+def test_pod_cidr_is_accepted_exactly_when_it_holds_a_slash_24_per_node(prefix: int) -> None:
+    pods = str(ipaddress.ip_network(f"100.64.0.0/{prefix}", strict=False))
+    fits = prefix <= 24 and 2 ** (24 - prefix) >= NODES_IN_PROD
+    try:
+        validate({"aks.podCidr": pods})
+    except ConfigError as error:
+        assert not fits, str(error)
+        assert f"{PREFIX}aks.podCidr" in str(error)
+    else:
+        assert fits
+
+
+@settings(max_examples=40, deadline=None)
+@given(prefix=st.integers(min_value=24, max_value=32))
+def test_extra_subnet_is_accepted_exactly_from_slash_24_to_slash_29(prefix: int) -> None:
+    subnet = str(ipaddress.ip_network(f"10.42.20.0/{prefix}", strict=False))
+    try:
+        validate({"network.extraSubnets": {"tools": subnet}})
+    except ConfigError as error:
+        assert prefix > 29, str(error)
+        assert f"{PREFIX}network.extraSubnets.tools" in str(error)
+    else:
+        assert prefix <= 29
+
+
+LABEL_TEXT = st.text(alphabet="abcXYZ019-_.", min_size=1, max_size=20).filter(
+    lambda t: t[0].isalnum() and t[-1].isalnum()
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(value=LABEL_TEXT, tail=st.sampled_from(["\n", " ", "\t", "\r\n", "\u00a0"]))
+def test_label_values_with_trailing_whitespace_are_refused(value: str, tail: str) -> None:
+    validate({"aks.gpuPools[0].labels": {"team": value}})
+    message = problems({"aks.gpuPools[0].labels": {"team": value + tail}})
+    assert f"{PREFIX}aks.gpuPools[0].labels" in message
+
+
+@settings(max_examples=30, deadline=None)
+@given(region=st.sampled_from(sorted(set(azure_regions()) - availability_zone_regions())))
+def test_no_zone_region_refuses_the_zonal_defaults(region: str) -> None:
+    geo = "eastus" if region != "eastus" else "westus2"
+    message = problems({"location": region, "registry.geoReplicaLocation": geo})
+    assert f"{PREFIX}location: {region} has no availability zones" in message
+
+
+@settings(max_examples=30, deadline=None)
+@given(flag=st.sampled_from([True, False]),
+       key=st.sampled_from(["aks.gpuPools[0].maxCount", "aks.systemPool.maxCount",
+                            "vmPools[0].maxCount", "budget.monthlyAmountUsd",
+                            "storage.softDeleteDays", "monitoring.gpuIdlePercent"]))
+def test_a_boolean_is_never_taken_for_a_number(flag: bool, key: str) -> None:
+    message = problems({key: flag})
+    assert f"{PREFIX}{key}: must be a number, not a boolean" in message
