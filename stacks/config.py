@@ -209,6 +209,17 @@ def _check_admin_username(value: str) -> str:
     return value
 
 
+# Node labels the pool components set themselves (components/aks.py, components/cpu_node_pool.py);
+# a pool's own label with one of these keys would be silently overwritten.
+STACK_NODE_LABELS = (
+    "accelerator",
+    "gpu-model",
+    "purpose",
+    "gpu-driver",
+    "workload-class",
+    "nvidia.com/gpu.deploy.operands",
+    "nvidia.com/device-plugin.config",
+)
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?)?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
@@ -236,6 +247,12 @@ def _check_node_labels(labels: dict[str, str]) -> dict[str, str]:
                 f"label key {key!r} uses a prefix AKS reserves "
                 f"({', '.join(rules['aks_reserved_prefixes'])})"
             )
+        elif key in STACK_NODE_LABELS:
+            problems.append(
+                f"label key {key!r} is one the stack sets on its pools itself (the NVIDIA "
+                f"software and alerts select nodes by it; {', '.join(STACK_NODE_LABELS)}), so "
+                "yours would be overwritten; choose another key"
+            )
         if len(value) > rules["value_max_length"] or not _LABEL_NAME.fullmatch(value):
             problems.append(
                 f"label {key!r} value {value!r} is not a Kubernetes label value: at most "
@@ -253,15 +270,24 @@ def _check_unique(values: list[Any]) -> list[Any]:
     return values
 
 
+_CONTAINER_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
 def _check_container_name(value: str) -> str:
-    """A blob container name: 3 to 63 characters, no two hyphens in a row."""
+    """A blob container name: 3 to 63 lowercase letters, digits and single hyphens, starting and
+    ending with a letter or digit."""
     rules = _LIMITS["blob_container_name"]
-    if not rules["min_length"] <= len(value) <= rules["max_length"] or "--" in value:
+    if (
+        not rules["min_length"] <= len(value) <= rules["max_length"]
+        or not _CONTAINER_NAME.fullmatch(value)
+    ):
         raise ValueError(
             f"{value!r} is not a blob container name: {rules['min_length']} to "
-            f"{rules['max_length']} characters, no two hyphens in a row"
+            f"{rules['max_length']} lowercase letters, digits and hyphens, starting and ending "
+            "with a letter or digit, no two hyphens in a row"
         )
     return value
+
 
 SshPublicKey = Annotated[str, AfterValidator(_check_ssh_public_key), SecretAllowed]
 AdminUsername = Annotated[
@@ -272,8 +298,9 @@ NodeLabels = Annotated[dict[str, str], AfterValidator(_check_node_labels)]
 
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")]
-# A blob container: a DNS label that Azure Storage also takes (3 characters or more).
-ContainerName = Annotated[DnsLabel, AfterValidator(_check_container_name)]
+# A blob container, as Azure Storage names them. Kubernetes names derived from it (the Blob CSI
+# StorageClass and PersistentVolume, components/storage.py) are DNS subdomains, which fit.
+ContainerName = Annotated[str, AfterValidator(_check_container_name)]
 # AKS Linux node pool names: lowercase letters and digits, start with a letter, at most 12.
 # Source: https://learn.microsoft.com/azure/aks/create-node-pools#limitations
 AksPoolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,11}$")]
@@ -1173,6 +1200,10 @@ class TrainingStorageConfig(ConfigModel):
 # --- monitoring and spend -----------------------------------------------------------------
 
 
+# An https URL with a host (action group webhook receivers call it).
+_HTTPS_URL = r"^https://[A-Za-z0-9.-]+(:[0-9]+)?([/?][^\s]*)?$"
+
+
 class MonitoringConfig(ConfigModel):
     """Workspaces, Grafana, alert receivers and the alert thresholds of this environment."""
 
@@ -1186,7 +1217,7 @@ class MonitoringConfig(ConfigModel):
         Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), SecretAllowed]
     ] = Field(default_factory=list)
     # A webhook URL often carries its token: a stack file may hold it as a `secure:` value.
-    alert_webhooks: list[Annotated[str, Field(pattern=r"^https://"), SecretAllowed]] = Field(
+    alert_webhooks: list[Annotated[str, Field(pattern=_HTTPS_URL), SecretAllowed]] = Field(
         default_factory=list
     )
     gpu_idle_percent: int = Field(default=10, ge=1, le=100)

@@ -158,6 +158,23 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("image-version-newest", {"vmPools[0].image": {"publisher": "Canonical", "offer": "o",
                                                    "sku": "s", "version": "newest"}},
      "vmPools[0].image.version", "pattern"),
+    # --- blob container names (Azure Storage naming rules)
+    ("container-64-chars", {"storage.containers": ["a" * 64, "models", "checkpoints"]},
+     "storage.containers[0]", "3 to 63"),
+    ("container-trailing-hyphen", {"storage.containers": ["raw-", "models", "checkpoints"]},
+     "storage.containers[0]", "ending with a letter or digit"),
+    ("container-dollar-logs", {"storage.containers": ["$logs", "models", "checkpoints"]},
+     "storage.containers[0]", "not a blob container name"),
+    # --- node labels the pools set themselves would overwrite the user's silently
+    ("label-purpose", {"aks.gpuPools[0].labels": {"purpose": "research"}},
+     "aks.gpuPools[0].labels", "the stack sets on its pools itself"),
+    ("label-workload-class", {"aks.cpuPools[0].labels": {"workload-class": "etl"}},
+     "aks.cpuPools[0].labels", "the stack sets on its pools itself"),
+    # --- action group webhooks need a host
+    ("webhook-without-host", {"monitoring.alertWebhooks": ["https://"]},
+     "monitoring.alertWebhooks[0]", "pattern"),
+    ("webhook-with-space", {"monitoring.alertWebhooks": ["https://hooks example.com/x"]},
+     "monitoring.alertWebhooks[0]", "pattern"),
     # --- regions without availability zones refuse the zonal defaults
     ("westus-with-zonal-defaults", {"location": "westus", "registry.geoReplicaLocation": "eastus"},
      "location", "has no availability zones"),
@@ -208,6 +225,13 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
       "storage.replication": "LRS", "registry.zoneRedundant": False}),
     ("protect-stateful-yes-text", {"protectStateful": "yes"}),
     ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
+    ("container-starting-with-digit", {"storage.containers": ["2024-raw", "models", "checkpoints",
+                                                             "datasets"]}),
+    ("container-63-chars", {"storage.containers": ["a" * 63, "models", "checkpoints",
+                                                   "datasets"]}),
+    ("webhook-with-port-and-query", {"monitoring.alertWebhooks": [
+        "https://hooks.example.com:8443/services/T0/B0?token=x"]}),
+    ("webhook-query-only", {"monitoring.alertWebhooks": ["https://hooks.example.com?token=x"]}),
 ]
 
 
@@ -242,6 +266,18 @@ def test_dns_service_offset_matches_what_the_cluster_component_sets() -> None:
     from components.aks import DNS_SERVICE_IP_OFFSET
 
     assert LIMITS["aks_network"]["dns_service_ip_offset"] == DNS_SERVICE_IP_OFFSET
+
+
+def test_stack_node_labels_cover_every_label_the_pool_components_set() -> None:
+    from components import aks, cpu_node_pool
+    from stacks.config import STACK_NODE_LABELS
+
+    set_by_pools = {
+        aks.ACCELERATOR_LABEL, aks.GPU_MODEL_LABEL, aks.PURPOSE_LABEL, aks.DRIVER_LABEL,
+        aks.GPU_OPERATOR_OPERANDS_LABEL, aks.DEVICE_PLUGIN_CONFIG_LABEL,
+        cpu_node_pool.WORKLOAD_LABEL,
+    }  # fmt: skip
+    assert set_by_pools == set(STACK_NODE_LABELS)
 
 
 def test_committed_stacks_fit_the_new_limits() -> None:
