@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpustack import facts
+from gpustack.project import load_project
 from gpustack.regions import availability_zone_regions, azure_regions
 from stacks.config import PROJECT, ConfigError, StackConfig, validate_stack_values
+from tests.conftest import ROOT
 from tests.test_bad_inputs import DELETE, _set, prod_values
 
 PREFIX = f"{PROJECT}:"
@@ -284,6 +287,20 @@ def test_committed_stacks_fit_the_new_limits() -> None:
     """The stacks we ship stay valid: prod (here) and dev/staging in tests/test_config.py."""
     config = validate({})
     assert config.location in availability_zone_regions()
+
+
+def test_unquoted_yaml_date_in_a_stack_file_is_read_as_its_text(tmp_path: Path) -> None:
+    """`startDate: 2027-01-01` is a YAML timestamp; the Pulumi CLI hands it over as text, and so
+    must the offline reader (it used to fail encoding the date as JSON)."""
+    (tmp_path / "Pulumi.yaml").write_text(f"name: {PROJECT}\nruntime: python\nmain: {ROOT}\n")
+    stack = (ROOT / "Pulumi.dev.yaml").read_text()
+    stack = stack.replace("    monthlyAmountUsd: 1500\n",
+                          "    monthlyAmountUsd: 1500\n    startDate: 2027-01-01\n")
+    assert "startDate: 2027-01-01" in stack
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack)
+    project = load_project(tmp_path, "dev")
+    config = validate_stack_values(project.config, project.stack_file.name)
+    assert config.budget.start_date == "2027-01-01"
 
 
 # --- properties -------------------------------------------------------------------------------
