@@ -1303,12 +1303,28 @@ class BudgetConfig(ConfigModel):
 # --- the environment ----------------------------------------------------------------------
 
 
+def _check_name_prefix(value: str) -> str:
+    """2 to 10 lowercase letters and digits, starting with a letter: it is part of resource names
+    (rg-<prefix>-<env>-core, the AKS cluster and DNS prefix aks-<prefix>-<env>, the action
+    group's short name)."""
+    if not re.fullmatch(r"[a-z][a-z0-9]{1,9}", value):
+        raise ValueError(
+            f"{value!r} is not a name prefix: 2 to 10 lowercase letters and digits, starting "
+            "with a letter; it is part of resource names such as rg-<prefix>-<env>-core and "
+            "aks-<prefix>-<env>, whose length and characters Azure limits"
+        )
+    return value
+
+
+NamePrefix = Annotated[str, AfterValidator(_check_name_prefix)]
+
+
 class StackConfig(ConfigModel):
     """One environment: everything `stacks.build` needs, validated before any resource exists."""
 
     environment: Environment
     location: AzureRegion
-    name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")] = "gpu"
+    name_prefix: NamePrefix = "gpu"
     tags: dict[str, str] = Field(default_factory=dict)
     protect_stateful: bool | None = None
     network: NetworkConfig = Field(default_factory=NetworkConfig)
@@ -1854,6 +1870,9 @@ def _describe(item: Mapping[str, Any]) -> list[str]:
         return [f"{path}: unknown key{hint}"]
     if kind == "missing":
         return [f"{path}: required key is missing"]
+    if given is None or (given == "null" and kind.endswith(("_type", "dict_type"))):
+        # An empty `key:` in YAML is null; the CLI hands a top-level one over as "null".
+        return [f"{path}: has no value (YAML reads an empty `key:` as null); give it one"]
     if kind == "finite_number":
         return [f"{path}: must be a finite number, not infinity or NaN (got {given})"]
     messages = item["msg"].removeprefix("Value error, ").split(_PROBLEM_SEPARATOR)

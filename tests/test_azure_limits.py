@@ -150,6 +150,12 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
          {"vmSize": "Standard_NC4as_T4_v3", "quantity": True}]}]},
      "capacityReservations[0].reservations[0].quantity", "not a boolean"),
     ("zone-boolean", {"aks.gpuPools[0].zones": [True]}, "aks.gpuPools[0].zones[0]", "'1'"),
+    ("section-empty", {"vmPools": None}, "vmPools", "has no value"),
+    ("top-level-section-null-text", {"aks": "null"}, "aks", "has no value"),
+    ("pool-name-empty", {"aks.gpuPools[0].name": None}, "aks.gpuPools[0].name", "has no value"),
+    # --- derived names: namePrefix is part of resource group, cluster and DNS prefix names
+    ("name-prefix-11-chars", {"namePrefix": "mlplatform1"}, "namePrefix", "rg-<prefix>-<env>"),
+    ("name-prefix-hyphen", {"namePrefix": "ml-team"}, "namePrefix", "2 to 10 lowercase"),
     # --- Kubernetes LimitRange: a default request above the default limit
     ("team-memory-request-over-limit", {"aks.teams[0].defaultMemoryRequest": "16Gi"},
      "aks.teams[0].defaultMemoryRequest", "exceeds defaultMemoryLimit"),
@@ -228,6 +234,7 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
       "storage.replication": "LRS", "registry.zoneRedundant": False}),
     ("protect-stateful-yes-text", {"protectStateful": "yes"}),
     ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
+    ("name-prefix-10-chars", {"namePrefix": "mlplatform"}),
     ("container-starting-with-digit", {"storage.containers": ["2024-raw", "models", "checkpoints",
                                                              "datasets"]}),
     ("container-63-chars", {"storage.containers": ["a" * 63, "models", "checkpoints",
@@ -281,6 +288,24 @@ def test_stack_node_labels_cover_every_label_the_pool_components_set() -> None:
         cpu_node_pool.WORKLOAD_LABEL,
     }  # fmt: skip
     assert set_by_pools == set(STACK_NODE_LABELS)
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_longest_name_prefix_keeps_every_derived_name_within_azure_limits(
+    environment: str,
+) -> None:
+    """rg-<prefix>-<env>-<purpose> (resource groups: 90), aks-<prefix>-<env> (cluster: 63; DNS
+    prefix: 54), the action group short name (12, cut by stacks/environment.py), and AKS's own
+    node resource group MC_<group>_<cluster>_<region> (80), in the longest region name."""
+    from stacks.environment import resource_group_name
+
+    config = validate({"namePrefix": "a" * 10, "environment": environment,
+                       "vault.softDeleteRetentionDays": 90})  # fmt: skip
+    group = resource_group_name(config, "core")
+    cluster = f"aks-{config.name_prefix}-{config.environment}"
+    longest_region = max(azure_regions(), key=len)
+    assert len(group) <= 90 and len(cluster) <= 54
+    assert len(f"MC_{group}_{cluster}_{longest_region}") <= 80
 
 
 def test_committed_stacks_fit_the_new_limits() -> None:
