@@ -1256,20 +1256,40 @@ class MonitoringConfig(ConfigModel):
         return emails
 
 
+def _months_ahead(day: dt.date, months: int) -> dt.date:
+    """The same day `months` later, or the month's last day when it is shorter."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for last in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has 28 days")
+
+
 def _budget_facts() -> dict[str, Any]:
     budget: dict[str, Any] = facts.load("azure_monitor")["budget"]
     return budget
+
+
+# A notification threshold in percent of the amount: Azure takes more than 0 up to 1000, decimals
+# included (data/azure_monitor.yaml budget); whole numbers stay whole.
+BudgetPercent = Annotated[
+    int | float,
+    Field(gt=_budget_facts()["threshold_min"], le=_budget_facts()["threshold_max"]),
+]
 
 
 class BudgetConfig(ConfigModel):
     """A monthly Consumption budget with actual and forecast alerts."""
 
     monthly_amount_usd: float = Field(gt=0)
-    actual_alert_percents: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+    actual_alert_percents: list[BudgetPercent] = Field(
         default_factory=lambda: [50, 80, 100], min_length=1
     )
     # None turns the forecast alert off.
-    forecast_alert_percent: int | None = Field(default=100, ge=1, le=1000)
+    forecast_alert_percent: BudgetPercent | None = 100
     start_date: str = Field(default="2026-12-01", pattern=r"^[0-9]{4}-[0-9]{2}-01$")
 
     @model_validator(mode="after")
@@ -1295,6 +1315,13 @@ class BudgetConfig(ConfigModel):
                 problems.append(
                     f"startDate: {self.start_date} is before {earliest}, the earliest a budget "
                     "accepts"
+                )
+            latest = _months_ahead(dt.date.today(), limits["max_future_start_months"])
+            if start > latest:
+                problems.append(
+                    f"startDate: {self.start_date} is more than "
+                    f"{limits['max_future_start_months']} months ahead (after {latest}); Azure "
+                    "refuses a budget starting that far in the future"
                 )
         _raise_all(problems)
         return self

@@ -10,6 +10,7 @@ All in process through `validate_stack_values`, starting from Pulumi.prod.yaml.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,13 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     # --- derived names: namePrefix is part of resource group, cluster and DNS prefix names
     ("name-prefix-11-chars", {"namePrefix": "mlplatform1"}, "namePrefix", "rg-<prefix>-<env>"),
     ("name-prefix-hyphen", {"namePrefix": "ml-team"}, "namePrefix", "2 to 10 lowercase"),
+    # --- budgets: thresholds above 0 up to 1000 percent; start at most 12 months ahead
+    ("budget-percent-zero", {"budget.actualAlertPercents": [0, 50]},
+     "budget.actualAlertPercents[0]", "greater than 0"),
+    ("budget-forecast-over-1000", {"budget.forecastAlertPercent": 1000.5},
+     "budget.forecastAlertPercent", "1000"),
+    ("budget-percents-equal-as-numbers", {"budget.actualAlertPercents": [50, 50.0]},
+     "budget.actualAlertPercents", "repeated"),
     # --- Kubernetes LimitRange: a default request above the default limit
     ("team-memory-request-over-limit", {"aks.teams[0].defaultMemoryRequest": "16Gi"},
      "aks.teams[0].defaultMemoryRequest", "exceeds defaultMemoryLimit"),
@@ -235,6 +243,8 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("protect-stateful-yes-text", {"protectStateful": "yes"}),
     ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
     ("name-prefix-10-chars", {"namePrefix": "mlplatform"}),
+    ("budget-decimal-percents", {"budget.actualAlertPercents": [12.5, 50, 99.99],
+                                 "budget.forecastAlertPercent": 0.01}),
     ("container-starting-with-digit", {"storage.containers": ["2024-raw", "models", "checkpoints",
                                                              "datasets"]}),
     ("container-63-chars", {"storage.containers": ["a" * 63, "models", "checkpoints",
@@ -306,6 +316,24 @@ def test_longest_name_prefix_keeps_every_derived_name_within_azure_limits(
     longest_region = max(azure_regions(), key=len)
     assert len(group) <= 90 and len(cluster) <= 54
     assert len(f"MC_{group}_{cluster}_{longest_region}") <= 80
+
+
+def _first_of_month(months_ahead: int) -> str:
+    today = dt.date.today()
+    index = today.month - 1 + months_ahead
+    return dt.date(today.year + index // 12, index % 12 + 1, 1).isoformat()
+
+
+def test_budget_may_start_up_to_twelve_months_ahead_not_later() -> None:
+    assert validate({"budget.startDate": _first_of_month(12)}).budget.start_date
+    message = problems({"budget.startDate": _first_of_month(13)})
+    assert f"{PREFIX}budget.startDate: " in message and "12 months ahead" in message
+
+
+def test_budget_notification_names_carry_decimal_thresholds_without_a_dot() -> None:
+    from components.budget import _percent_key
+
+    assert [_percent_key(p) for p in (80, 100, 12.5, 0.01)] == ["80", "100", "12_5", "0_01"]
 
 
 def test_committed_stacks_fit_the_new_limits() -> None:
