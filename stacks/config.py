@@ -440,7 +440,9 @@ def _reserved_overlaps(cidr: str, ranges: Collection[str]) -> list[str]:
 VnetId = Annotated[
     str,
     Field(
-        pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
+        # ARM ids are case-insensitive: `az` and the portal print resourceGroups, some tools
+        # resourcegroups.
+        pattern=r"(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/"
         r"Microsoft\.Network/virtualNetworks/[^/]+$"
     ),
     SecretAllowed,
@@ -835,11 +837,17 @@ class AksConfig(ConfigModel):
         services = ipaddress.ip_network(self.service_cidr)
         if pods.overlaps(services):
             problems.append(f"serviceCidr: {services} overlaps podCidr {pods}")
+        api_server = _LIMITS["aks_api_server"]
         if self.private_cluster and self.authorized_ip_ranges:
-            # The component sets authorized ranges only on a public API server (components/aks.py).
+            # AKS refuses them on private clusters; components/aks.py would drop them silently.
             problems.append(
-                "authorizedIpRanges: apply to a public API server only; with privateCluster: "
-                "true they would be dropped, so remove them (or set privateCluster: false)"
+                "authorizedIpRanges: apply to a public API server only (AKS does not take them "
+                "on private clusters); remove them, or set privateCluster: false"
+            )
+        if len(self.authorized_ip_ranges) > api_server["max_authorized_ip_ranges"]:
+            problems.append(
+                f"authorizedIpRanges: {len(self.authorized_ip_ranges)} ranges; AKS takes at most "
+                f"{api_server['max_authorized_ip_ranges']} (summarise them into wider ranges)"
             )
         problems += self._cluster_size_problems()
         _raise_all(problems)

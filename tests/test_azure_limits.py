@@ -130,6 +130,13 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
      "aks.gpuPools", "at most 5000"),
     ("authorized-ranges-on-private-cluster", {"aks.authorizedIpRanges": ["20.30.40.0/24"]},
      "aks.authorizedIpRanges", "public API server only"),
+    ("authorized-ranges-201", {"aks.privateCluster": False, "aks.authorizedIpRanges": [
+        f"20.{i // 250}.{i % 250}.0/24" for i in range(201)]},
+     "aks.authorizedIpRanges", "at most 200"),
+    ("hub-vnet-id-of-a-subnet", {"network.hubVnetId": (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-hub/providers/"
+        "Microsoft.Network/virtualNetworks/vnet-hub/subnets/default")},
+     "network.hubVnetId", "pattern"),
     # --- tags: names are case-insensitive to Azure
     ("tags-differ-in-case", {"tags": {"Owner": "a", "owner": "b"}}, "tags", "differ only in case"),
     ("tag-environment-capitalised", {"tags": {"Environment": "x"}}, "tags",
@@ -243,6 +250,11 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("protect-stateful-yes-text", {"protectStateful": "yes"}),
     ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
     ("name-prefix-10-chars", {"namePrefix": "mlplatform"}),
+    ("hub-vnet-id-lowercase-segments", {"network.hubVnetId": (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-hub/providers/"
+        "microsoft.network/virtualnetworks/vnet-hub")}),
+    ("authorized-ranges-200", {"aks.privateCluster": False, "aks.authorizedIpRanges": [
+        f"20.{i // 250}.{i % 250}.0/24" for i in range(200)]}),
     ("budget-decimal-percents", {"budget.actualAlertPercents": [12.5, 50, 99.99],
                                  "budget.forecastAlertPercent": 0.01}),
     ("container-starting-with-digit", {"storage.containers": ["2024-raw", "models", "checkpoints",
