@@ -1385,10 +1385,12 @@ class StackConfig(ConfigModel):
         rules = _LIMITS["tags"]
         problems = []
         total = len({"environment", "managedBy", *tags})
-        if total > rules["max_count"]:
+        most = min(rules["max_count"], rules["max_count_private_dns_zone"])
+        if total > most:
             problems.append(
-                f"{len(tags)} tags plus environment and managedBy make {total}; Azure allows at "
-                f"most {rules['max_count']} per resource"
+                f"{len(tags)} tags plus environment and managedBy make {total}; the private DNS "
+                f"zones every stack creates take at most {rules['max_count_private_dns_zone']} "
+                f"tags (other resources {rules['max_count']})"
             )
         # Tag names are case-insensitive for operations: `Owner` and `owner` are one tag to
         # Azure, and `Environment` would fight the `environment` tag every resource carries.
@@ -1420,6 +1422,13 @@ class StackConfig(ConfigModel):
                 )
             if not key.strip():
                 problems.append("a tag name is empty")
+            elif not re.fullmatch(rules["dns_zone_name_pattern"], key):
+                problems.append(
+                    f"tag name {shown!r}: the private DNS zones this stack creates drop tags "
+                    "whose names have spaces, parentheses, ':' or other special or non-ASCII "
+                    "characters or start with a digit; use letters, digits, '-', '_' and '.', "
+                    "starting with a letter (e.g. costCenter)"
+                )
             if len(value) > rules["max_value_length"]:
                 problems.append(
                     f"tag {shown!r} value is {len(value)} characters; Azure allows at most "
