@@ -410,9 +410,12 @@ def _operator_ip(value: str) -> str:
 
 OperatorIp = Annotated[str, AfterValidator(_operator_ip)]
 
-# Names of the subnets the stack itself creates (stacks/environment.py); an extraSubnets entry
-# with one of them would silently replace that subnet, NAT egress and all.
-BUILT_IN_SUBNET_NAMES = ("system", "gpu", "endpoints", "bastion")
+# Names of the subnets the stack itself creates (snet-<name>: stacks/environment.py, and the
+# API Management and Managed Lustre subnets of stacks/serving.py). An extraSubnets entry with one
+# of them would replace that subnet (NAT egress and all) or fight it over one Azure subnet.
+BUILT_IN_SUBNET_NAMES = (
+    "system", "gpu", "endpoints", "bastion", "inference-apim", "training-lustre"
+)  # fmt: skip
 
 
 def _subnet_size_problem(key: str, cidr: str) -> str | None:

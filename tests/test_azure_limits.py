@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpustack import facts
+from gpustack.engine import Plan
 from gpustack.project import load_project
 from gpustack.regions import availability_zone_regions, azure_regions
 from stacks.config import PROJECT, ConfigError, StackConfig, validate_stack_values
@@ -100,6 +101,8 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
      "network.extraSubnets.gpu", "would replace it"),
     ("extra-subnet-named-endpoints", {"network.extraSubnets": {"endpoints": "10.42.20.0/24"}},
      "network.extraSubnets.endpoints", "would replace it"),
+    ("extra-subnet-named-like-apim", {"network.extraSubnets": {"inference-apim": "10.42.20.0/24"}},
+     "network.extraSubnets.inference-apim", "would replace it"),
     # --- AKS address ranges (AKS networking articles; Azure CNI Overlay; kube-apiserver)
     ("service-cidr-172-30", {"aks.serviceCidr": "172.30.0.0/16"}, "aks.serviceCidr",
      "AKS clusters may not use"),
@@ -355,6 +358,19 @@ def test_budget_notification_names_carry_decimal_thresholds_without_a_dot() -> N
     from components.budget import _percent_key
 
     assert [_percent_key(p) for p in (80, 100, 12.5, 0.01)] == ["80", "100", "12_5", "0_01"]
+
+
+def test_every_subnet_the_stack_names_is_in_the_built_in_names(prod_plan: Plan) -> None:
+    """extraSubnets are named snet-<key>; the stack's own subnets must all be known to the
+    rule that keeps those keys apart (prod has the APIM subnet; Lustre is named alike)."""
+    from stacks.config import BUILT_IN_SUBNET_NAMES
+
+    names = {
+        str(r.inputs["subnetName"]).removeprefix("snet-")
+        for r in prod_plan.resources
+        if r.type == "azure-native:network:Subnet" and "subnetName" in r.inputs
+    }
+    assert names and names <= set(BUILT_IN_SUBNET_NAMES), names
 
 
 def test_committed_stacks_fit_the_new_limits() -> None:
