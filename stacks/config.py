@@ -1652,9 +1652,6 @@ class StackConfig(ConfigModel):
         subnet = ipaddress.ip_network(cidr)
         if not subnet.subnet_of(space):  # type: ignore[arg-type]
             raise ValueError(f"{key}: {subnet} is outside network.addressSpace {space}")
-        size = _subnet_size_problem(key, cidr)
-        if size:
-            raise ValueError(size)
         for other, other_cidr in taken.items():
             if other_cidr and subnet.overlaps(ipaddress.ip_network(other_cidr)):
                 raise ValueError(f"{key}: {subnet} overlaps {other} {other_cidr}")

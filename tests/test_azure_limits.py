@@ -93,9 +93,9 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("extra-subnet-slash-32", {"network.extraSubnets": {"tools": "10.42.20.5/32"}},
      "network.extraSubnets.tools", "/2 to /29"),
     ("apim-subnet-slash-31", {"inference.apimSubnet": "10.42.10.0/31"}, "inference.apimSubnet",
-     "/2 to /29"),
+     "too small"),
     ("lustre-subnet-slash-30", {"trainingStorage": {"enabled": True, "subnet": "10.42.12.0/30"}},
-     "trainingStorage.subnet", "/2 to /29"),
+     "trainingStorage.subnet", "or larger"),
     # --- extraSubnets may not reuse the names of the subnets the stack creates
     ("extra-subnet-named-gpu", {"network.extraSubnets": {"gpu": "10.42.20.0/24"}},
      "network.extraSubnets.gpu", "would replace it"),
