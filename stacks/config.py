@@ -598,6 +598,10 @@ class VaultConfig(ConfigModel):
 # --- AKS ----------------------------------------------------------------------------------
 
 
+# Nodes in one AKS node pool (a scale set), data/azure_limits.yaml aks_cluster.
+_AKS_POOL_MAX_NODES: int = _LIMITS["aks_cluster"]["max_nodes_per_pool"]
+
+
 class MaintenanceWindowConfig(ConfigModel):
     """Weekly window for cluster and node-image upgrades (UTC)."""
 
@@ -614,8 +618,8 @@ class SystemPoolConfig(ConfigModel):
     """The CPU system pool that runs CoreDNS, metrics and the GPU software's controllers."""
 
     vm_size: CpuSizeName = "Standard_D4s_v5"
-    min_count: int = Field(default=1, ge=1, le=1000)
-    max_count: int = Field(default=3, ge=1, le=1000)
+    min_count: int = Field(default=1, ge=1, le=_AKS_POOL_MAX_NODES)
+    max_count: int = Field(default=3, ge=1, le=_AKS_POOL_MAX_NODES)
     zones: list[Zone] = Field(default_factory=lambda: ["1", "2", "3"])
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
@@ -634,8 +638,8 @@ class GpuNodePoolConfig(ConfigModel):
     name: AksPoolName
     vm_size: GpuSizeName
     purpose: Literal["training", "inference"] = "inference"
-    min_count: int = Field(default=0, ge=0, le=1000)
-    max_count: int = Field(ge=1, le=1000)
+    min_count: int = Field(default=0, ge=0, le=_AKS_POOL_MAX_NODES)
+    max_count: int = Field(ge=1, le=_AKS_POOL_MAX_NODES)
     # With autoscale off the pool is fixed at minCount == maxCount nodes.
     autoscale: bool = True
     spot: bool = False
@@ -1124,8 +1128,8 @@ class CpuNodePoolConfig(ConfigModel):
     name: AksPoolName
     vm_size: CpuSizeName = "Standard_D8ds_v5"
     purpose: Literal["preprocessing", "ingestion"] = "preprocessing"
-    min_count: int = Field(default=0, ge=0, le=1000)
-    max_count: int = Field(ge=1, le=1000)
+    min_count: int = Field(default=0, ge=0, le=_AKS_POOL_MAX_NODES)
+    max_count: int = Field(ge=1, le=_AKS_POOL_MAX_NODES)
     spot: bool = False
     zones: list[Zone] | None = None
     labels: NodeLabels = Field(default_factory=dict)
