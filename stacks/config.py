@@ -883,7 +883,7 @@ class AksConfig(ConfigModel):
 # --- VM and scale set pools ---------------------------------------------------------------
 
 
-ImageName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=256)]
+ImageName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
 
 class ImageConfig(ConfigModel):

@@ -7,6 +7,7 @@ is wanted: `maxCount: yes` would quietly become one node. Stack models refuse th
 
 from __future__ import annotations
 
+import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationInfo
@@ -19,7 +20,7 @@ def wants_number(annotation: Any) -> bool:
     origin = get_origin(annotation)
     if origin is Annotated:
         return wants_number(get_args(annotation)[0])
-    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+    if origin in (Union, types.UnionType):
         arguments = [a for a in get_args(annotation) if a is not type(None)]
         return bool(arguments) and all(wants_number(a) for a in arguments)
     return False
@@ -32,7 +33,7 @@ def wants_numbers(annotation: Any) -> bool:
         return wants_numbers(get_args(annotation)[0])
     if origin is list:
         return wants_number(get_args(annotation)[0])
-    if origin is Union or str(origin) == "<class 'types.UnionType'>":
+    if origin in (Union, types.UnionType):
         return any(wants_numbers(a) for a in get_args(annotation) if a is not type(None))
     return False
 
