@@ -361,6 +361,8 @@ def _zone_text(value: Any) -> Any:
 
 # An availability zone; written as a number or as text in the stack file.
 Zone = Annotated[Literal["1", "2", "3"], BeforeValidator(_zone_text)]
+# A list of zones, each at most once.
+Zones = Annotated[list[Zone], AfterValidator(_check_unique)]
 
 
 def _check_kubernetes_version(value: str) -> str:
@@ -464,7 +466,7 @@ class NetworkConfig(ConfigModel):
     # Egress for the system and GPU subnets (they have no default outbound access).
     nat_gateway: bool = True
     # Zones the NAT gateway's public IP spans; [] for regions without availability zones.
-    nat_public_ip_zones: list[Zone] = Field(default_factory=lambda: ["1", "2", "3"])
+    nat_public_ip_zones: Zones = Field(default_factory=lambda: ["1", "2", "3"])
     bastion: bool = False
     bastion_sku: Literal["Basic", "Standard"] = "Standard"
     hub_vnet_id: VnetId | None = None
@@ -620,7 +622,7 @@ class SystemPoolConfig(ConfigModel):
     vm_size: CpuSizeName = "Standard_D4s_v5"
     min_count: int = Field(default=1, ge=1, le=_AKS_POOL_MAX_NODES)
     max_count: int = Field(default=3, ge=1, le=_AKS_POOL_MAX_NODES)
-    zones: list[Zone] = Field(default_factory=lambda: ["1", "2", "3"])
+    zones: Zones = Field(default_factory=lambda: ["1", "2", "3"])
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
     @model_validator(mode="after")
@@ -647,7 +649,7 @@ class GpuNodePoolConfig(ConfigModel):
     driver: Literal["Install", "None"] = "Install"
     mig_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
-    zones: list[Zone] | None = None
+    zones: Zones | None = None
     labels: NodeLabels = Field(default_factory=dict)
     # Ephemeral when the size's cache/temp disk holds it, else a managed disk.
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
@@ -1074,7 +1076,11 @@ class InferenceConfig(ConfigModel):
     # The sample model server: an image in this stack's registry, on an AKS GPU pool.
     sample_image: str = Field(
         default="inference/sample-server:v1",
-        pattern=r"^[a-z0-9._/-]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        # A repository of path components (lowercase alphanumerics joined by '.', '_', '__' or
+        # '-' runs) and a tag of up to 128 characters, as the OCI distribution reference grammar
+        # has them (https://github.com/distribution/reference, reference.go).
+        pattern=r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
+        r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
     )
     sample_port: int = Field(default=8000, ge=1, le=65535)
     # None: the first AKS GPU pool with purpose inference (else the first GPU pool).
@@ -1131,7 +1137,7 @@ class CpuNodePoolConfig(ConfigModel):
     min_count: int = Field(default=0, ge=0, le=_AKS_POOL_MAX_NODES)
     max_count: int = Field(ge=1, le=_AKS_POOL_MAX_NODES)
     spot: bool = False
-    zones: list[Zone] | None = None
+    zones: Zones | None = None
     labels: NodeLabels = Field(default_factory=dict)
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 

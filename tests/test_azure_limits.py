@@ -168,6 +168,15 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
          {"vmSize": "Standard_NC4as_T4_v3", "quantity": True}]}]},
      "capacityReservations[0].reservations[0].quantity", "not a boolean"),
     ("zone-boolean", {"aks.gpuPools[0].zones": [True]}, "aks.gpuPools[0].zones[0]", "'1'"),
+    ("zones-repeated-as-number-and-text", {"aks.gpuPools[0].zones": [1, "1"]},
+     "aks.gpuPools[0].zones", "unique"),
+    ("nat-zones-repeated", {"network.natPublicIpZones": ["2", "2"]}, "network.natPublicIpZones",
+     "unique"),
+    # --- container image references (OCI distribution grammar)
+    ("sample-image-empty-path-component", {"inference.sampleImage": "inference//sample:v1"},
+     "inference.sampleImage", "pattern"),
+    ("sample-image-tag-leading-hyphen", {"inference.sampleImage": "inference/sample:-v1"},
+     "inference.sampleImage", "pattern"),
     ("section-empty", {"vmPools": None}, "vmPools", "has no value"),
     ("top-level-section-null-text", {"aks": "null"}, "aks", "has no value"),
     ("pool-name-empty", {"aks.gpuPools[0].name": None}, "aks.gpuPools[0].name", "has no value"),
@@ -262,6 +271,8 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("protect-stateful-yes-text", {"protectStateful": "yes"}),
     ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
     ("name-prefix-10-chars", {"namePrefix": "mlplatform"}),
+    ("sample-image-nested-repository", {"inference.sampleImage":
+                                        "team-a/models/llama-3.1__int8:2024.10"}),
     ("hub-vnet-id-lowercase-segments", {"network.hubVnetId": (
         "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-hub/providers/"
         "microsoft.network/virtualnetworks/vnet-hub")}),
