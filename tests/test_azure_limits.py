@@ -465,3 +465,36 @@ def test_no_zone_region_refuses_the_zonal_defaults(region: str) -> None:
 def test_a_boolean_is_never_taken_for_a_number(flag: bool, key: str) -> None:
     message = problems({key: flag})
     assert f"{PREFIX}{key}: must be a number, not a boolean" in message
+
+
+def _key_paths(value: Any, prefix: str = "") -> list[str]:
+    found: list[str] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        path = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}" if prefix else key
+        found.append(path)
+        if isinstance(item, dict | list):
+            found += _key_paths(item, path)
+    return found
+
+
+ANY_VALUE = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
+        st.floats(), st.text(max_size=20),
+        st.sampled_from(["", "null", "10.0.0.0/33", "::/0", "1", "yes", "\u00e9", "\n"]),
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(path=st.sampled_from(_key_paths(prod_values())), value=ANY_VALUE)
+def test_any_value_at_any_key_is_a_config_or_one_config_error(path: str, value: Any) -> None:
+    """Whatever a stack file holds at any key, validation never ends in another exception."""
+    try:
+        validate({path: value})
+    except ConfigError as error:
+        assert "Traceback" not in str(error)
