@@ -449,7 +449,7 @@ def test_label_values_with_trailing_whitespace_are_refused(value: str, tail: str
     assert f"{PREFIX}aks.gpuPools[0].labels" in message
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(region=st.sampled_from(sorted(set(azure_regions()) - availability_zone_regions())))
 def test_no_zone_region_refuses_the_zonal_defaults(region: str) -> None:
     geo = "eastus" if region != "eastus" else "westus2"
@@ -490,7 +490,7 @@ ANY_VALUE = st.recursive(
 )  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(path=st.sampled_from(_key_paths(prod_values())), value=ANY_VALUE)
 def test_any_value_at_any_key_is_a_config_or_one_config_error(path: str, value: Any) -> None:
     """Whatever a stack file holds at any key, validation never ends in another exception."""
