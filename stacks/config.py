@@ -1472,6 +1472,7 @@ class StackConfig(ConfigModel):
              self._inference_section),
             (("trainingStorage", "network", "inference"), self._lustre_section),
             (("registry", "location"), self._geo_replica_elsewhere),
+            (("registry",), self._zonal_geo_replica),
             (("capacityReservations", "vmPools", "aks"), self._reservation_rules),
             (("location", "network", "aks", "storage", "registry", "capacityReservations"),
              self._zones_in_region),
@@ -1608,6 +1609,19 @@ class StackConfig(ConfigModel):
             raise ValueError(
                 f"registry.geoReplicaLocation: {replica} is the stack's own location; a "
                 "geo-replica must be in another region (or leave geoReplicaLocation unset)"
+            )
+
+    def _zonal_geo_replica(self) -> None:
+        # components/registry.py gives the replica the registry's zone redundancy.
+        registry = self.registry
+        replica = registry.geo_replica_location
+        if registry.enabled and registry.zone_redundant and replica is not None and (
+            replica not in availability_zone_regions()
+        ):
+            raise ValueError(
+                f"registry.geoReplicaLocation: {replica} has no availability zones (gpustack/data/"
+                "azure_regions.yaml), and the replica is zone-redundant like the registry; choose "
+                "a region with zones, or set registry.zoneRedundant: false"
             )
 
     def _inference_rules(

@@ -221,6 +221,8 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     # --- regions without availability zones refuse the zonal defaults
     ("westus-with-zonal-defaults", {"location": "westus", "registry.geoReplicaLocation": "eastus"},
      "location", "has no availability zones"),
+    ("geo-replica-in-region-without-zones", {"registry.geoReplicaLocation": "westus"},
+     "registry.geoReplicaLocation", "has no availability zones"),
     ("westus-zrs-only", {"location": "westus", "registry.geoReplicaLocation": "eastus",
                          "network.natPublicIpZones": [], "aks.systemPool.zones": [],
                          "aks.gpuPools[0].zones": DELETE, "aks.cpuPools[0].zones": DELETE,
@@ -269,6 +271,8 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
       "aks.gpuPools[0].zones": DELETE, "aks.cpuPools[0].zones": DELETE,
       "storage.replication": "LRS", "registry.zoneRedundant": False}),
     ("protect-stateful-yes-text", {"protectStateful": "yes"}),
+    ("geo-replica-without-zones-not-zone-redundant",
+     {"registry.geoReplicaLocation": "westus", "registry.zoneRedundant": False}),
     ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
     ("name-prefix-10-chars", {"namePrefix": "mlplatform"}),
     ("sample-image-nested-repository", {"inference.sampleImage":
