@@ -476,8 +476,16 @@ class NetworkConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _network_rules(self) -> NetworkConfig:
-        _run_checks(self._egress_and_bastion, self._address_plan)
+        _run_checks(self._egress_and_bastion, self._address_plan, self._operator_ip_count)
         return self
+
+    def _operator_ip_count(self) -> None:
+        most = _LIMITS["storage_firewall"]["max_ip_rules"]
+        if len(self.allow_operator_ips) > most:
+            raise ValueError(
+                f"allowOperatorIps: {len(self.allow_operator_ips)} addresses; the storage "
+                f"account's firewall takes at most {most} IP rules"
+            )
 
     def _egress_and_bastion(self) -> None:
         problems: list[str] = []

@@ -140,6 +140,10 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
         "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-hub/providers/"
         "Microsoft.Network/virtualNetworks/vnet-hub/subnets/default")},
      "network.hubVnetId", "pattern"),
+    ("operator-ips-401", {"environment": "dev", "vault.softDeleteRetentionDays": 90,
+                          "network.allowOperatorIps": [f"20.1.{i // 250}.{i % 250}"
+                                                       for i in range(401)]},
+     "network.allowOperatorIps", "at most 400"),
     # --- tags: names are case-insensitive to Azure
     ("tags-differ-in-case", {"tags": {"Owner": "a", "owner": "b"}}, "tags", "differ only in case"),
     ("tag-environment-capitalised", {"tags": {"Environment": "x"}}, "tags",
@@ -271,6 +275,8 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
       "aks.gpuPools[0].zones": DELETE, "aks.cpuPools[0].zones": DELETE,
       "storage.replication": "LRS", "registry.zoneRedundant": False}),
     ("protect-stateful-yes-text", {"protectStateful": "yes"}),
+    ("operator-ips-400", {"environment": "dev", "network.allowOperatorIps": [
+        f"20.1.{i // 250}.{i % 250}" for i in range(400)]}),
     ("geo-replica-without-zones-not-zone-redundant",
      {"registry.geoReplicaLocation": "westus", "registry.zoneRedundant": False}),
     ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
