@@ -323,7 +323,9 @@ def test_every_zonal_setting_is_named_in_a_region_without_zones() -> None:
 
 
 def test_limits_data_names_a_source_for_every_new_section() -> None:
-    for section in ("virtual_network", "aks_network", "aks_cluster", "kubernetes_limit_range"):
+    sections = ("virtual_network", "aks_network", "aks_cluster", "aks_api_server",
+                "kubernetes_limit_range", "storage_firewall", "tags")  # fmt: skip
+    for section in sections:
         assert LIMITS[section]["source"].startswith("https://"), section
 
 
