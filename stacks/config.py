@@ -948,8 +948,7 @@ class VmPoolConfig(ConfigModel):
     """A GPU VM (a developer box) or a VM scale set (scale-out training or inference)."""
 
     name: DnsLabel = Field(
-        description="at most 15 characters when kind is scaleSet: the name is the VMs' "
-        "computer name prefix"
+        description="the VM's host name (kind vm) or its VMs' host name prefix (kind scaleSet)"
     )
     vm_size: GpuSizeName
     kind: Literal["vm", "scaleSet"] = "scaleSet"

@@ -281,6 +281,9 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
      {"registry.geoReplicaLocation": "westus", "registry.zoneRedundant": False}),
     ("aks-100-node-pools", {"aks.gpuPools": _ib_free_pools(97, 1)}),
     ("name-prefix-10-chars", {"namePrefix": "mlplatform"}),
+    # Linux scale set host names take 64 characters, the prefix 58 (resource-name-rules).
+    ("linux-scale-set-name-19-chars", {"vmPools[0].name": "ndtrainingpool-a100"}),
+    ("cpu-scale-set-name-20-chars", {"cpuScaleSets[0].name": "ingest-preprocessing"}),
     ("sample-image-nested-repository", {"inference.sampleImage":
                                         "team-a/models/llama-3.1__int8:2024.10"}),
     ("hub-vnet-id-lowercase-segments", {"network.hubVnetId": (
