@@ -50,6 +50,8 @@ _DYNAMIC_RESOURCES = ("pulumi-python:dynamic:Resource", "pulumi-nodejs:dynamic:R
 _SUBNET = "azure-native:network:Subnet"
 _VNET = "azure-native:network:VirtualNetwork"
 _NIC = "azure-native:network:NetworkInterface"
+_CONTAINER_APP = "azure-native:app:ContainerApp"
+_CONTAINER_GROUP = "azure-native:containerinstance:ContainerGroup"
 _NETWORK_TYPES = "azure-native:network:"
 WHOLLY_UNKNOWN_KEY = "__unknown__"
 """An invoke answer `{WHOLLY_UNKNOWN_KEY: UNKNOWN}` means the whole result is unknown: the
@@ -281,6 +283,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         _fill_missing(state, self._render(copy.deepcopy(spec.get("outputs", {})), context))
         self._fill_declared(args.typ, state, urn)
         self._inline_child_ids(args.typ, resource_id, state)
+        self._container_host_names(args.typ, name, state)
         fqdn = state.get("fqdn")
         if isinstance(fqdn, str) and not is_unknown(fqdn):
             self._fqdns[(inputs.get("resourceGroupName"), name)] = fqdn
@@ -503,7 +506,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         Microsoft.Network returns every inline child with its id, and programs read it
         (`vnet.subnets[0].id` into a NIC); echoing the input without it leaves None. A NIC's
         ip configuration also gets its private address from its subnet, as Azure assigns it
-        (dynamic allocation), when the subnet is one this plan declares; else it stays unknown.
+        (dynamic allocation), when the subnet is one this plan declares; else it has none.
         Source: https://learn.microsoft.com/rest/api/virtualnetwork/virtual-networks/get and
         https://learn.microsoft.com/rest/api/virtualnetwork/network-interfaces/get
         """
@@ -521,9 +524,50 @@ class AzureMocks(pulumi.runtime.Mocks):
                 if isinstance(name, str) and not is_unknown(name) and not item.get("id"):
                     item = {**item, "id": f"{resource_id}/{field.name}/{name}"}
                 if token == _NIC and isinstance(item, dict) and not item.get("privateIPAddress"):
-                    item = {**item, "privateIPAddress": self._address_in_subnet(item, "subnet.id")}
+                    address = self._address_in_subnet(item, "subnet.id")
+                    # Only a derivable address: an unknown inside the item would make the whole
+                    # list unknown to the program, the ids above included.
+                    if not is_unknown(address):
+                        item = {**item, "privateIPAddress": address}
                 children.append(item)
             state[field.name] = children
+
+    def _container_host_names(self, token: str, name: Any, state: dict[str, Any]) -> None:
+        """The DNS names Container Apps and Container Instances give, inside input objects.
+
+        A container app with ingress answers on `<app>.<environment's default domain>`
+        (`<app>.internal.<domain>` without external ingress), a public container group with a
+        DNS label on `<label>.<region>.azurecontainer.io`; see the answer table's sources.
+        Programs build their URLs from these (`Output.concat("https://", ...fqdn)`), which fails
+        on None; a domain the plan does not know leaves the name unknown.
+        """
+        if token == _CONTAINER_APP:
+            ingress = _value_at(state, "configuration.ingress")
+            environment_id = state.get("managedEnvironmentId") or state.get("environmentId")
+            environment = (
+                self._states.get(environment_id.lower())
+                if isinstance(environment_id, str)
+                else None
+            )
+            domain = environment.get("defaultDomain") if environment else None
+            known = isinstance(domain, str) and not is_unknown(domain) and isinstance(name, str)
+            if isinstance(ingress, dict) and not ingress.get("fqdn"):
+                internal = "" if ingress.get("external") else "internal."
+                fqdn = f"{name}.{internal}{domain}" if known else UNKNOWN
+                configuration = {**state["configuration"], "ingress": {**ingress, "fqdn": fqdn}}
+                state["configuration"] = configuration
+            if known:
+                state["latestRevisionFqdn"] = f"{name}--{stable_hex(str(name))}.{domain}"
+        elif token == _CONTAINER_GROUP:
+            address = state.get("ipAddress")
+            if isinstance(address, dict):
+                label, location = address.get("dnsNameLabel"), state.get("location")
+                named = isinstance(label, str) and isinstance(location, str)
+                if named and not is_unknown(label) and not is_unknown(location):
+                    # Its `ip` is Azure's to choose: left out, never invented (an unknown
+                    # inside the object would make the whole of it unknown, fqdn included).
+                    fqdn = f"{label}.{location}.azurecontainer.io"
+                    state["ipAddress"] = {**address, "fqdn": fqdn}
 
     def _remember_subnets(self, token: str, resource_id: str, inputs: Mapping[str, Any]) -> None:
         """Subnet ids and prefixes, so resources placed in a subnet get addresses from it."""

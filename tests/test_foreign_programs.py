@@ -148,6 +148,16 @@ def test_a_service_bus_answers_its_endpoint_and_a_connection_string_of_the_right
     )
 
 
+def test_container_apps_and_groups_answer_on_their_documented_host_names() -> None:
+    # Before: the app's ingress had no fqdn, and Output.concat("https://", None) failed the
+    # program (TypeError: sequence item 1: expected str instance, NoneType found).
+    outputs = planned("py_foreign").outputs
+    domain = outputs["environmentDomain"]
+    assert domain.endswith(".westeurope.azurecontainerapps.io")
+    assert outputs["containerAppUrl"] == f"https://{outputs['containerAppName']}.{domain}"
+    assert outputs["containerGroupFqdn"] == "hello-aci.westeurope.azurecontainer.io"
+
+
 def test_a_certificates_validity_window_is_unknown_not_a_guid() -> None:
     assert planned("py_foreign").outputs["certExpires"] == "<computed>"
 
