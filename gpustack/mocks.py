@@ -284,6 +284,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         self._fill_declared(args.typ, state, urn)
         self._inline_child_ids(args.typ, resource_id, state)
         self._container_host_names(args.typ, name, state)
+        self._fill_nested(self.shapes.resource_outputs(args.typ), state, urn, 1)
         fqdn = state.get("fqdn")
         if isinstance(fqdn, str) and not is_unknown(fqdn):
             self._fqdns[(inputs.get("resourceGroupName"), name)] = fqdn
@@ -425,10 +426,57 @@ class AzureMocks(pulumi.runtime.Mocks):
                     for item in value
                 ]
 
+    def _fill_nested(
+        self, fields: tuple[Field, ...], state: dict[str, Any], seed: str, depth: int
+    ) -> None:
+        """In a full plan, what ARM always returns inside an object the program gave.
+
+        A response type's always-present fields (an ingress's `fqdn`, an IP configuration's
+        `etag`) get placeholders of their type, as top-level outputs do; programs build strings
+        from them, and None fails `Output.concat`. A field that would be unknown (a state, an
+        address no input gives) is left out: an unknown inside the object would make all of it,
+        ids included, unknown to the program.
+        """
+        if depth > _MAX_DEPTH:
+            return
+        for field in fields:
+            value = state.get(field.name)
+            if field.object_type is None or not isinstance(value, (dict, list)):
+                continue
+            if field.kind == "object" and isinstance(value, dict):
+                state[field.name] = self._filled_object(
+                    field.object_type, value, f"{seed}.{field.name}", depth
+                )
+            elif field.kind == "list" and isinstance(value, list):
+                state[field.name] = [
+                    self._filled_object(field.object_type, item, f"{seed}.{field.name}[{i}]", depth)
+                    if isinstance(item, dict)
+                    else item
+                    for i, item in enumerate(value)
+                ]
+
+    def _filled_object(
+        self, reference: str, value: dict[str, Any], seed: str, depth: int
+    ) -> dict[str, Any]:
+        fields = self.shapes.described_object_fields(reference)
+        if fields is None:
+            return value
+        filled = dict(value)
+        for field in fields:
+            if field.optional or filled.get(field.name) is not None:
+                continue
+            placeholder = self._placeholder(field, f"{seed}.{field.name}", depth)
+            if not contains_unknown(placeholder):
+                filled[field.name] = placeholder
+        self._fill_nested(fields, filled, seed, depth + 1)
+        return filled
+
     def _unknown_fields_of(
         self, reference: str, value: dict[str, Any], depth: int
     ) -> dict[str, Any]:
-        fields = self.shapes.object_fields(reference)
+        fields = self.shapes.described_object_fields(reference)
+        if fields is None:
+            return value
         filled = dict(value)
         for field in fields:
             if filled.get(field.name) is None:
@@ -516,7 +564,8 @@ class AzureMocks(pulumi.runtime.Mocks):
             items = state.get(field.name)
             if field.kind != "list" or field.object_type is None or not isinstance(items, list):
                 continue
-            if not any(f.name == "id" for f in self.shapes.object_fields(field.object_type)):
+            child_fields = self.shapes.described_object_fields(field.object_type) or ()
+            if not any(f.name == "id" for f in child_fields):
                 continue
             children = []
             for item in items:
@@ -539,7 +588,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         (`<app>.internal.<domain>` without external ingress), a public container group with a
         DNS label on `<label>.<region>.azurecontainer.io`; see the answer table's sources.
         Programs build their URLs from these (`Output.concat("https://", ...fqdn)`), which fails
-        on None; a domain the plan does not know leaves the name unknown.
+        on None; an environment the plan does not make gives a `.invalid` placeholder domain.
         """
         if token == _CONTAINER_APP:
             ingress = _value_at(state, "configuration.ingress")
@@ -551,9 +600,13 @@ class AzureMocks(pulumi.runtime.Mocks):
             )
             domain = environment.get("defaultDomain") if environment else None
             known = isinstance(domain, str) and not is_unknown(domain) and isinstance(name, str)
-            if isinstance(ingress, dict) and not ingress.get("fqdn"):
+            if not known:
+                # An environment this plan does not make: its domain is Azure's; a name of the
+                # right shape that says so, never None for a program to concatenate.
+                domain = f"placeholder-{stable_hex(str(environment_id))}.invalid"
+            if isinstance(name, str) and isinstance(ingress, dict) and not ingress.get("fqdn"):
                 internal = "" if ingress.get("external") else "internal."
-                fqdn = f"{name}.{internal}{domain}" if known else UNKNOWN
+                fqdn = f"{name}.{internal}{domain}"
                 configuration = {**state["configuration"], "ingress": {**ingress, "fqdn": fqdn}}
                 state["configuration"] = configuration
             if known:

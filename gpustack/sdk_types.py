@@ -231,6 +231,20 @@ class Shapes:
             return self._types[reference]
         return object_fields(reference)
 
+    def described_object_fields(self, reference: str) -> tuple[Field, ...] | None:
+        """The getters of an output type without importing an SDK into the planner's process.
+
+        From the program's description; when the program describes its classes (a Python
+        program) but not this type, None: importing the planner's own SDK for it costs seconds
+        per plan. A program that describes nothing (TypeScript, in-process) reads the planner's
+        SDK, as `object_fields` does.
+        """
+        if reference in self._types:
+            return self._types[reference]
+        if self._resources:
+            return None
+        return object_fields(reference)
+
     @staticmethod
     def invoke_result_fields(token: str) -> tuple[Field, ...] | None:
         """The fields of an invoke's typed result (the planner's SDK)."""

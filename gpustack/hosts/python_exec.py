@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     # As the real exec does: the SDK leaves futures unobserved when a program fails on purpose.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
-    recorder = StackRecorder(pulumi, describer=TypeDescriber(pulumi, nested=args.dry_run != "true"))
+    recorder = StackRecorder(pulumi, describer=TypeDescriber(pulumi, nested=True))
     if supports_fast_settle():
         from pulumi.runtime import stack as stack_module
 
