@@ -20,7 +20,9 @@ from policies.rulebook import (
     Rule,
     Stack,
     StackReport,
+    carries_ports,
     dig,
+    from_internet,
     items,
     lower,
     names,
@@ -57,14 +59,6 @@ def _rules(resource: Resource) -> list[Any]:
     if resource.is_a(SECURITY_RULE):
         return [resource.props]
     return items(resource.get("securityRules"))
-
-
-def _from_internet(rule: Any) -> bool:
-    if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Allow"):
-        return False
-    sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
-    internet = {prefix.lower() for prefix in policy_fact("internet_sources")["prefixes"]}
-    return any(lower(source) in internet for source in sources)
 
 
 def _describe(low: int, high: int) -> str:
@@ -138,7 +132,12 @@ def nsg_no_internet_inbound(resource: Resource, report: Report) -> None:
     rules = _rules(resource)
     bastion = _bastion_nsg(rules)
     for rule in rules:
-        if not _from_internet(rule) or (bastion and _is_bastion_ingress(rule)):
+        if not from_internet(rule) or (bastion and _is_bastion_ingress(rule)):
+            continue
+        if not carries_ports(rule):
+            # ICMP, ESP, AH: no ports to list or to allow, but still inbound from the Internet.
+            name = dig(rule, "name") or resource.name
+            report(f"rule {name!r} allows {dig(rule, 'protocol')} from the Internet")
             continue
         open_ranges = [
             (low, high)

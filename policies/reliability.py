@@ -20,6 +20,7 @@ from policies.rulebook import (
     StackReport,
     dig,
     environment_scope,
+    has_no_blob_service,
     in_scope,
     items,
     known_size,
@@ -88,6 +89,8 @@ def _blob_services(stack: Stack, account: Resource) -> list[Resource]:
 def storage_blob_soft_delete(stack: Stack, report: StackReport) -> None:
     minimum = stack.config["minimumDays"]
     for account in stack.of(STORAGE):
+        if has_no_blob_service(account):
+            continue  # FileStorage: file shares only (gpustack-storage-file-share-soft-delete)
         services = _blob_services(stack, account)
         if not services:
             report(f"{account.name} has no BlobServiceProperties, so soft delete is off",
@@ -120,8 +123,8 @@ def storage_blob_soft_delete(stack: Stack, report: StackReport) -> None:
 )
 def storage_blob_versioning(stack: Stack, report: StackReport) -> None:
     for account in stack.of(STORAGE):
-        if account.get("isHnsEnabled") is True:
-            continue  # versioning is not supported on hierarchical-namespace (ADLS Gen2) accounts
+        if account.get("isHnsEnabled") is True or has_no_blob_service(account):
+            continue  # no versioning on hierarchical-namespace (ADLS Gen2) or FileStorage accounts
         services = _blob_services(stack, account)
         if not any(service.get("isVersioningEnabled") is True for service in services):
             report(f"{account.name} does not enable blob versioning", account.urn)

@@ -10,6 +10,7 @@ Rules match resource types by module and name, so versioned tokens
 from __future__ import annotations
 
 import functools
+import ipaddress
 import itertools
 import re
 import threading
@@ -194,6 +195,20 @@ def kind_of(token: str) -> str:
 
 
 _TOKEN = re.compile(r"^azure-native:(?P<module>[^:/]+)(?:/[^:]+)?:(?P<name>[^:]+)$")
+_VERSIONED = re.compile(r"^azure-native:[^:/]+/v(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})[^:]*:[^:]+$")
+
+
+def api_version(token: str) -> str | None:
+    """The ARM API date (`2026-02-01`) a versioned azure-native token pins; None for default ones.
+
+    A default token (`azure-native:keyvault:Vault`) uses the API version of the program's own
+    SDK, which rules cannot see; defaults that changed in a newer API version are read from
+    here, and the older behaviour is assumed for default tokens.
+    """
+    match = _VERSIONED.match(token)
+    if match is None:
+        return None
+    return f"{match['y']}-{match['m']}-{match['d']}"
 # azure-native v2 kept Microsoft.Insights types in `insights`; v3 moved them to `monitor`.
 _MODULE_ALIASES = {"insights": "monitor"}
 
@@ -203,6 +218,34 @@ def arm_leaf(arm_id: Any) -> str | None:
     if not isinstance(arm_id, str) or not arm_id.strip("/"):
         return None
     return arm_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def internet_source(prefix: Any) -> bool:
+    """True for an NSG source meaning anyone on the Internet: `*`, `Internet`, any `/0` CIDR."""
+    text = lower(prefix)
+    if text is None:
+        return False
+    text = text.strip()
+    if text in {p.lower() for p in policy_fact("internet_sources")["prefixes"]}:
+        return True
+    try:
+        return ipaddress.ip_network(text, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def from_internet(rule: object) -> bool:
+    """True for an inbound Allow security rule whose source includes the whole Internet."""
+    if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Allow"):
+        return False
+    sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
+    return any(internet_source(source) for source in sources)
+
+
+def carries_ports(rule: object) -> bool:
+    """False for protocols without ports (ICMP, ESP, AH): their port fields open nothing."""
+    portless = policy_fact("nsg_protocols")["portless"]
+    return not one_of(dig(rule, "protocol"), *portless)
 
 
 def port_ranges(rule: object) -> list[tuple[int, int]]:
@@ -638,3 +681,23 @@ def vm_profile(resource: Resource, *path: str) -> Any:
 def nic_configurations(resource: Resource) -> list[Any]:
     """A VM's or scale set's inline NIC configurations."""
     return items(vm_profile(resource, "networkProfile", "networkInterfaceConfigurations"))
+
+
+def is_windows(resource: Resource) -> bool:
+    """True for a Windows VM or scale set: by its OS configuration, OS disk type or image.
+
+    Programs often leave windowsConfiguration out (it is optional); the OS disk's osType or a
+    Windows marketplace publisher then says it, as PSRule for Azure (IsWindowsOS) and Checkov
+    (CKV_AZURE_1) read it.
+    """
+    if vm_profile(resource, "osProfile", "windowsConfiguration") is not None:
+        return True
+    if one_of(vm_profile(resource, "storageProfile", "osDisk", "osType"), "Windows"):
+        return True
+    publisher = vm_profile(resource, "storageProfile", "imageReference", "publisher")
+    return one_of(publisher, *policy_fact("windows_images")["publishers"])
+
+
+def has_no_blob_service(account: Resource) -> bool:
+    """True for storage account kinds without a blob service (FileStorage: file shares only)."""
+    return one_of(account.get("kind"), *policy_fact("storage_without_blobs")["kinds"])

@@ -13,6 +13,14 @@ import json
 import re
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import (
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_OBJECT_VALUE,
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+)
 
 from gpustack import facts
 from policies.rulebook import (
@@ -22,10 +30,15 @@ from policies.rulebook import (
     Report,
     Resource,
     Rule,
+    api_version,
     arm_leaf,
+    carries_ports,
     dig,
     environment_scope,
+    from_internet,
+    has_no_blob_service,
     in_scope,
+    is_windows,
     items,
     known_size,
     lower,
@@ -71,6 +84,10 @@ ROLE_DEFINITION = "authorization:RoleDefinition"
 # Source: https://learn.microsoft.com/azure/aks/concepts-storage#ephemeral-os-disk
 AKS_DEFAULT_OS_DISK_GB = 128
 
+# The sentinels the engine sends for values a preview cannot know yet.
+_UNKNOWNS = frozenset({UNKNOWN_STRING_VALUE, UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE,
+                       UNKNOWN_ARRAY_VALUE, UNKNOWN_OBJECT_VALUE})
+
 FIREWALL_SETTING = {
     "allowFirewalledPublicAccess": {
         "type": "boolean",
@@ -110,8 +127,9 @@ def storage_public_network_access(account: Resource, report: Report) -> None:
     default_action = account.get("networkRuleSet", "defaultAction")
     if account.config["allowFirewalledPublicAccess"] and one_of(default_action, "Deny"):
         return
+    shown = "not set (Azure's default is Enabled)" if access is None else repr(access)
     report(
-        f"publicNetworkAccess is {access!r} (networkRuleSet.defaultAction {default_action!r}); "
+        f"publicNetworkAccess is {shown} (networkRuleSet.defaultAction {default_action!r}); "
         "set public_network_access='Disabled'"
     )
 
@@ -205,7 +223,14 @@ def storage_min_tls(account: Resource, report: Report) -> None:
 def storage_https_only(account: Resource, report: Report) -> None:
     https_only = account.get("enableHttpsTrafficOnly")
     if https_only is None:
-        https_only = policy_fact("arm_defaults")["storage_https_only"]
+        defaults = policy_fact("arm_defaults")
+        pinned = api_version(account.type)
+        since = str(defaults["storage_https_only_since_api"])
+        if pinned is not None and pinned < since:
+            report(f"enableHttpsTrafficOnly is not set and API version {pinned} defaults it to "
+                   f"false (true only since {since}); set enable_https_traffic_only=True")
+            return
+        https_only = defaults["storage_https_only"]
     if https_only is not True:
         report(f"enableHttpsTrafficOnly is {https_only!r}; set enable_https_traffic_only=True")
 
@@ -228,6 +253,8 @@ def storage_https_only(account: Resource, report: Report) -> None:
     STORAGE,
 )
 def storage_blob_public_access(account: Resource, report: Report) -> None:
+    if has_no_blob_service(account):
+        return  # a FileStorage account has no blobs to expose
     allowed = account.get("allowBlobPublicAccess")
     if allowed is not False:
         shown = "not set" if allowed is None else repr(allowed)
@@ -275,8 +302,13 @@ def storage_cross_tenant_replication(account: Resource, report: Report) -> None:
 )
 def keyvault_rbac_authorization(vault: Resource, report: Report) -> None:
     enabled = vault.get("properties", "enableRbacAuthorization")
+    pinned = api_version(vault.type)
+    if enabled is None and pinned is not None and (
+        pinned >= str(policy_fact("arm_defaults")["key_vault_rbac_default_since_api"])
+    ):
+        return  # from this API version on, a new vault defaults to Azure RBAC
     if enabled is not True:
-        shown = "not set" if enabled is None else repr(enabled)
+        shown = "not set (access policies)" if enabled is None else repr(enabled)
         report(f"properties.enableRbacAuthorization is {shown}; set it to True")
 
 
@@ -726,7 +758,7 @@ def vm_no_public_ip(resource: Resource, report: Report) -> None:
 )
 def vm_ssh_keys_only(resource: Resource, report: Report) -> None:
     profile = vm_profile(resource, "osProfile")
-    if profile is None or dig(profile, "windowsConfiguration") is not None:
+    if profile is None or is_windows(resource):
         return  # attached OS disk or a Windows VM: no Linux sign-in settings to check
     problems = []
     if dig(profile, "adminPassword") is not None:
@@ -790,11 +822,7 @@ def vm_managed_identity(resource: Resource, report: Report) -> None:
 
 
 def _open_management_ports(rule: object) -> list[int]:
-    if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Allow"):
-        return []
-    sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
-    internet = {prefix.lower() for prefix in policy_fact("internet_sources")["prefixes"]}
-    if not any(lower(source) in internet for source in sources):
+    if not from_internet(rule) or not carries_ports(rule):
         return []
     ports = policy_fact("management_ports")["ports"]
     ranges = port_ranges(rule)
@@ -1541,7 +1569,9 @@ def vm_managed_disks(resource: Resource, report: Report) -> None:
         report("storageProfile.osDisk is an unmanaged VHD; use a managed disk")
     for disk in items(dig(storage, "dataDisks")):
         if dig(disk, "vhd") is not None:
-            report(f"data disk {dig(disk, 'lun')!r} is an unmanaged VHD; use a managed disk")
+            lun = number(dig(disk, "lun"))
+            shown = "(no lun)" if lun is None else f"{lun:g}"
+            report(f"data disk {shown} is an unmanaged VHD; use a managed disk")
 
 
 @resource_rule(
@@ -1583,6 +1613,25 @@ def _decoded(value: object) -> str | None:
         return value
 
 
+def _settings_text(settings: object, where: str) -> tuple[str, list[str]]:
+    """Public settings as JSON text, and the paths of values unknown during a preview."""
+    value = plain(settings)
+    unknown: list[str] = []
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, item in node.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{path}[{index}]")
+        elif isinstance(node, str) and node in _UNKNOWNS:
+            unknown.append(path)
+
+    walk(value, where)
+    return json.dumps(value, default=str), unknown
+
+
 @resource_rule(
     Rule(
         id="gpustack-vm-no-plaintext-secrets",
@@ -1606,19 +1655,31 @@ def _decoded(value: object) -> str | None:
 )
 def vm_no_plaintext_secrets(resource: Resource, report: Report) -> None:
     texts: list[tuple[str, str | None]] = []
+    # Settings values computed from other resources (a storage key, a SAS) are unknown during a
+    # preview: the known text is still checked, and then the rule says it could not finish
+    # instead of passing what it could not read.
+    unknown: list[str] = []
     if resource.is_a(VM_EXTENSION):
-        texts.append(("settings", json.dumps(plain(resource.get("settings")), default=str)))
+        text, missing = _settings_text(resource.get("settings"), "settings")
+        texts.append(("settings", text))
+        unknown += missing
     else:
         texts.append(("osProfile.customData", _decoded(vm_profile(resource, "osProfile",
                                                                   "customData"))))
         texts.append(("userData", _decoded(vm_profile(resource, "userData"))))
         for extension in items(vm_profile(resource, "extensionProfile", "extensions")):
             where = f"extension {dig(extension, 'name')!r} settings"
-            texts.append((where, json.dumps(plain(dig(extension, "settings")), default=str)))
+            text, missing = _settings_text(dig(extension, "settings"), where)
+            texts.append((where, text))
+            unknown += missing
+    found = False
     for where, text in texts:
         hits = _credential_hits(text) if text else []
         if hits:
+            found = True
             report(f"{where} contains what looks like a credential ({names(hits)})")
+    if unknown and not found:
+        raise UnknownValueError(UNKNOWN_STRING_VALUE, unknown[0].split("."))
 
 
 # --- managed disks and role definitions -------------------------------------------------------

@@ -1,0 +1,297 @@
+"""Verdicts on resources other teams' programs declare, in shapes our own stacks never use.
+
+Each case is a shape a foreign Pulumi program (Python with dict literals, TypeScript, an older
+azure-native SDK, a versioned module type) sends: a property left out for Azure's default, an
+enum in another case, a value unknown during a preview, a child resource instead of an inline
+block. The defaults and catalogue behaviours each test relies on are recorded with their
+sources in gpustack/data/policy_facts.yaml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pulumi_policy import ResourceValidationPolicy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+from policies import network, reliability, security
+from tests.policy_runs import Declared, check_resource, check_stack
+
+STORAGE = "azure-native:storage:StorageAccount"
+VAULT = "azure-native:keyvault:Vault"
+VM = "azure-native:compute:VirtualMachine"
+SCALE_SET = "azure-native:compute:VirtualMachineScaleSet"
+NSG = "azure-native:network:NetworkSecurityGroup"
+SECURITY_RULE = "azure-native:network:SecurityRule"
+EXTENSION = "azure-native:compute:VirtualMachineExtension"
+BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
+
+WINDOWS_IMAGE = {"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer",
+                 "sku": "2022-datacenter-azure-edition", "version": "latest"}
+UBUNTU_IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server",
+                "version": "latest"}
+
+
+def inbound(**overrides: Any) -> dict[str, Any]:
+    """An NSG rule allowing TCP 22 inbound from the Internet unless overridden."""
+    return {"name": "r", "priority": 100, "direction": "Inbound", "access": "Allow",
+            "protocol": "Tcp", "sourceAddressPrefix": "Internet", "sourcePortRange": "*",
+            "destinationAddressPrefix": "*", "destinationPortRange": "22", **overrides}
+
+
+# --- Windows VMs that leave windowsConfiguration out ---------------------------------------
+
+
+def windows_vm(**storage: Any) -> dict[str, Any]:
+    """A Windows VM as a foreign program declares it: password, no windowsConfiguration."""
+    return {"hardwareProfile": {"vmSize": "Standard_NV36ads_A10_v5"},
+            "osProfile": {"computerName": "viz", "adminUsername": "azureuser",
+                          "adminPassword": "not-checked-here"},
+            "storageProfile": storage}
+
+
+@pytest.mark.parametrize("storage", [
+    {"imageReference": WINDOWS_IMAGE},
+    {"imageReference": {**WINDOWS_IMAGE, "publisher": "microsoftwindowsdesktop",
+                        "offer": "windows-11"}},
+    {"osDisk": {"osType": "Windows", "createOption": "FromImage"},
+     "imageReference": {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/"
+                              "galleries/g/images/win-viz/versions/1.0.0"}},
+], ids=["marketplace-server", "desktop-lowercase", "gallery-image-ostype"])
+def test_windows_vm_without_windows_configuration_is_not_held_to_ssh_keys(
+        storage: dict[str, Any]) -> None:
+    # Before: read as Linux, three faults reported (password, no key, password auth on).
+    assert check_resource(security.vm_ssh_keys_only, VM, windows_vm(**storage)) == []
+
+
+def test_windows_scale_set_without_windows_configuration_is_not_held_to_ssh_keys() -> None:
+    vm = windows_vm(imageReference=WINDOWS_IMAGE)
+    scale_set = {"sku": {"name": "Standard_NV36ads_A10_v5", "capacity": 1},
+                 "virtualMachineProfile": {"osProfile": vm["osProfile"],
+                                           "storageProfile": vm["storageProfile"]}}
+    assert check_resource(security.vm_ssh_keys_only, SCALE_SET, scale_set) == []
+
+
+def test_linux_vm_with_a_password_and_no_linux_configuration_is_still_reported() -> None:
+    linux = {**windows_vm(imageReference=UBUNTU_IMAGE)}
+    (message,) = check_resource(security.vm_ssh_keys_only, VM, linux)
+    assert "osProfile sets adminPassword" in message
+    assert "disablePasswordAuthentication is not True" in message
+    explicit = {**linux, "osProfile": {**linux["osProfile"], "linuxConfiguration": {
+        "disablePasswordAuthentication": False}}}
+    assert check_resource(security.vm_ssh_keys_only, VM, explicit)
+
+
+# --- NSG rules: protocols without ports, every spelling of "anyone" ------------------------
+
+
+@pytest.mark.parametrize("protocol", ["Icmp", "icmp", "Esp", "Ah"])
+def test_portless_protocol_from_the_internet_opens_no_management_port(protocol: str) -> None:
+    # Before: destinationPortRange '*' on an ICMP rule was read as every TCP port.
+    props = {"securityRules": [inbound(protocol=protocol, destinationPortRange="*",
+                                       sourceAddressPrefix="*")]}
+    assert check_resource(security.nsg_no_internet_management_ports, NSG, props) == []
+
+
+@pytest.mark.parametrize("protocol", ["Tcp", "*", "Udp"])
+def test_port_carrying_protocols_still_open_management_ports(protocol: str) -> None:
+    props = inbound(protocol=protocol, destinationPortRange="20-30")
+    (message,) = check_resource(security.nsg_no_internet_management_ports, SECURITY_RULE, props)
+    assert "ports 22 from the Internet" in message
+
+
+def test_internet_inbound_icmp_is_reported_without_inventing_ports() -> None:
+    props = {"securityRules": [inbound(name="ping", protocol="Icmp", destinationPortRange="*",
+                                       sourceAddressPrefix="*")]}
+    (message,) = check_resource(network.nsg_no_internet_inbound, NSG, props)
+    assert message == "rule 'ping' allows Icmp from the Internet"
+
+
+@pytest.mark.parametrize("source", ["0.0.0.0/0", " 0.0.0.0/0", "10.0.0.0/0", "::/0", "any",
+                                    "INTERNET"])
+def test_every_spelling_of_anyone_is_the_internet(source: str) -> None:
+    props = inbound(sourceAddressPrefix=None, sourceAddressPrefixes=["10.1.0.0/16", source])
+    assert check_resource(security.nsg_no_internet_management_ports, SECURITY_RULE, props)
+    web = inbound(sourceAddressPrefix=source, destinationPortRange="8888")
+    assert check_resource(network.nsg_no_internet_inbound, SECURITY_RULE, web)
+
+
+@pytest.mark.parametrize("source", ["10.0.0.0/8", "VirtualNetwork", "AzureLoadBalancer",
+                                    "203.0.113.0/24"])
+def test_bounded_sources_are_not_the_internet(source: str) -> None:
+    props = inbound(sourceAddressPrefix=source)
+    assert check_resource(security.nsg_no_internet_management_ports, SECURITY_RULE, props) == []
+
+
+# --- API-version defaults on versioned module types ------------------------------------------
+
+
+def test_vault_on_api_2026_02_01_defaults_to_rbac_when_unset() -> None:
+    versioned = "azure-native:keyvault/v20260201:Vault"
+    # Before: "enableRbacAuthorization is not set" although Azure creates it with RBAC.
+    assert check_resource(security.keyvault_rbac_authorization, versioned, {"properties": {}}) == []
+    off = {"properties": {"enableRbacAuthorization": False}}
+    assert check_resource(security.keyvault_rbac_authorization, versioned, off)
+
+
+@pytest.mark.parametrize("type_", [VAULT, "azure-native:keyvault/v20241101:Vault",
+                                   "azure-native:keyvault/v20230701:Vault"])
+def test_vault_on_older_apis_uses_access_policies_when_unset(type_: str) -> None:
+    (message,) = check_resource(security.keyvault_rbac_authorization, type_, {"properties": {}})
+    assert "enableRbacAuthorization is not set (access policies)" in message
+
+
+def test_storage_on_an_api_before_2019_04_01_allows_http_when_unset() -> None:
+    # Before: every unset enableHttpsTrafficOnly was read as the 2019-04-01 default (true).
+    old = "azure-native:storage/v20181101:StorageAccount"
+    (message,) = check_resource(security.storage_https_only, old, {"kind": "StorageV2"})
+    assert "API version 2018-11-01 defaults it to false" in message
+    assert check_resource(security.storage_https_only, old, {"enableHttpsTrafficOnly": True}) == []
+    for current in (STORAGE, "azure-native:storage/v20230101:StorageAccount"):
+        assert check_resource(security.storage_https_only, current, {"kind": "StorageV2"}) == []
+
+
+# --- FileStorage accounts hold no blobs ------------------------------------------------------
+
+FILE_STORAGE = {"kind": "FileStorage", "sku": {"name": "Premium_ZRS"}, "accountName": "homes"}
+
+
+def test_file_storage_account_is_not_held_to_blob_rules() -> None:
+    # Before: reported for blob soft delete and anonymous blob access it cannot have.
+    account = Declared(STORAGE, "homes", FILE_STORAGE)
+    assert check_stack(reliability.storage_blob_soft_delete, [account]) == []
+    assert check_stack(reliability.storage_blob_versioning, [account]) == []
+    assert check_resource(security.storage_blob_public_access, STORAGE, FILE_STORAGE) == []
+
+
+def test_blob_accounts_of_every_other_kind_are_still_held_to_blob_rules() -> None:
+    for kind in ("StorageV2", "BlockBlobStorage", "storagev2"):
+        props = {"kind": kind, "accountName": "data"}
+        account = Declared(STORAGE, "data", props)
+        assert check_stack(reliability.storage_blob_soft_delete, [account])
+        assert check_resource(security.storage_blob_public_access, STORAGE, props)
+
+
+def test_blob_soft_delete_on_a_separate_child_resource_is_seen() -> None:
+    account = Declared(STORAGE, "data", {"kind": "StorageV2"})
+    service = Declared(BLOB_SERVICE, "data-blobs", {
+        "accountName": UNKNOWN_STRING_VALUE, "blobServicesName": "default",
+        "deleteRetentionPolicy": {"enabled": True, "days": 14},
+        "containerDeleteRetentionPolicy": {"enabled": True, "days": 14},
+    }, deps={"accountName": ["data"]})
+    assert check_stack(reliability.storage_blob_soft_delete, [account, service]) == []
+    off = Declared(BLOB_SERVICE, "data-blobs", {
+        **service.props, "deleteRetentionPolicy": {"enabled": False}}, deps=service.deps)
+    (found,) = check_stack(reliability.storage_blob_soft_delete, [account, off])
+    assert "deleteRetentionPolicy.enabled is False" in found[0]
+
+
+# --- values unknown during a preview ---------------------------------------------------------
+
+
+def test_extension_settings_unknown_during_preview_are_not_passed_silently() -> None:
+    # A SAS or storage key computed from another resource is unknown during a preview.
+    # Before: the rule read the sentinel as harmless text and passed.
+    settings = {"commandToExecute": UNKNOWN_STRING_VALUE, "fileUris": ["https://x/setup.sh"]}
+    with pytest.raises(UnknownValueError):
+        check_resource(security.vm_no_plaintext_secrets, EXTENSION, {"settings": settings})
+    inline = {"hardwareProfile": {"vmSize": "Standard_D4s_v5"},
+              "extensionProfile": {"extensions": [{"name": "init", "settings": settings}]}}
+    scale_set = {"sku": {"name": "Standard_D4s_v5"}, "virtualMachineProfile": inline}
+    with pytest.raises(UnknownValueError):
+        check_resource(security.vm_no_plaintext_secrets, SCALE_SET, scale_set)
+
+
+def test_known_credential_is_reported_even_when_other_settings_are_unknown() -> None:
+    settings = {"a": UNKNOWN_STRING_VALUE, "b": "password=Sup3rSecretValue"}
+    (message,) = check_resource(security.vm_no_plaintext_secrets, EXTENSION,
+                                {"settings": settings})
+    assert "password or key assignment" in message
+
+
+# --- cosmetic: numbers arrive as floats ------------------------------------------------------
+
+
+def test_unmanaged_data_disk_is_named_by_its_lun_as_written() -> None:
+    vm = {"storageProfile": {"dataDisks": [{"lun": 3, "createOption": "Empty",
+                                            "vhd": {"uri": "https://sa/vhds/d.vhd"}}]}}
+    (message,) = check_resource(security.vm_managed_disks, VM, vm)
+    assert message.startswith("data disk 3 is an unmanaged VHD")
+
+
+# --- shapes that were already judged right (kept as regression cover) ------------------------
+
+POLICIES_BY_ENUM_CASE: list[tuple[ResourceValidationPolicy, str, dict[str, Any]]] = [
+    (security.storage_min_tls, STORAGE, {"minimumTlsVersion": "tls1_2"}),
+    (security.storage_public_network_access, STORAGE, {"publicNetworkAccess": "disabled"}),
+    (security.storage_network_default_deny, STORAGE, {"networkRuleSet": {"defaultAction": "deny"}}),
+    (security.keyvault_public_network_access, VAULT,
+     {"properties": {"publicNetworkAccess": "DISABLED"}}),
+    (security.aks_network_policy, "azure-native:containerservice:ManagedCluster",
+     {"networkProfile": {"networkPolicy": "Cilium"}}),
+    (security.disk_no_public_access, "azure-native:compute:Disk",
+     {"networkAccessPolicy": "denyall"}),
+    (security.storage_container_private, "azure-native:storage:BlobContainer",
+     {"publicAccess": "none"}),
+]
+
+
+@pytest.mark.parametrize(("policy", "type_", "props"), POLICIES_BY_ENUM_CASE,
+                         ids=[p.name for p, _, _ in POLICIES_BY_ENUM_CASE])
+def test_enum_values_compare_case_insensitively_as_arm_does(
+        policy: ResourceValidationPolicy, type_: str, props: dict[str, Any]) -> None:
+    assert check_resource(policy, type_, props) == []
+
+
+ABSENT_IS_A_FAULT: list[tuple[ResourceValidationPolicy, str, dict[str, Any], str]] = [
+    (security.storage_min_tls, STORAGE, {}, "the API's default is TLS1_0"),
+    (security.storage_blob_public_access, STORAGE, {"kind": "StorageV2"}, "not set"),
+    (security.storage_shared_key_disabled, STORAGE, {}, "default allows it"),
+    (security.storage_public_network_access, STORAGE, {}, "default is Enabled"),
+    (security.keyvault_purge_protection, VAULT, {"properties": {}}, "not set"),
+    (security.keyvault_public_network_access, VAULT, {"properties": {}}, "default is Enabled"),
+    (security.aks_local_accounts_disabled, "azure-native:containerservice:ManagedCluster", {},
+     "disableLocalAccounts is not set"),
+    (security.aks_network_policy, "azure-native:containerservice:ManagedCluster",
+     {"networkProfile": {"networkPlugin": "azure", "networkDataplane": "cilium"}},
+     "networkPolicy is not set"),
+    (security.aks_api_server_access, "azure-native:containerservice:ManagedCluster", {},
+     "the API server is public"),
+    (security.acr_public_network_access, "azure-native:containerregistry:Registry",
+     {"sku": {"name": "Premium"}}, "default is Enabled"),
+]
+
+
+@pytest.mark.parametrize(("policy", "type_", "props", "says"), ABSENT_IS_A_FAULT,
+                         ids=[p.name for p, _, _, _ in ABSENT_IS_A_FAULT])
+def test_absent_property_whose_azure_default_is_insecure_is_reported(
+        policy: ResourceValidationPolicy, type_: str, props: dict[str, Any], says: str) -> None:
+    (message,) = check_resource(policy, type_, props)
+    assert says in message
+
+
+ABSENT_IS_SAFE: list[tuple[ResourceValidationPolicy, str, dict[str, Any]]] = [
+    (security.storage_https_only, STORAGE, {}),
+    (security.keyvault_soft_delete_retention, VAULT, {"properties": {}}),
+    (security.acr_admin_user_disabled, "azure-native:containerregistry:Registry", {}),
+    (security.acr_anonymous_pull_disabled, "azure-native:containerregistry:Registry", {}),
+    (security.storage_cross_tenant_replication, STORAGE, {}),
+    (security.storage_container_private, "azure-native:storage:BlobContainer", {}),
+]
+
+
+@pytest.mark.parametrize(("policy", "type_", "props"), ABSENT_IS_SAFE,
+                         ids=[p.name for p, _, _ in ABSENT_IS_SAFE])
+def test_absent_property_whose_azure_default_is_secure_passes(
+        policy: ResourceValidationPolicy, type_: str, props: dict[str, Any]) -> None:
+    assert check_resource(policy, type_, props) == []
+
+
+def test_aks_rbac_left_unset_is_azure_rbac_on() -> None:
+    cluster = {"aadProfile": {"managed": True, "enableAzureRBAC": True}}
+    assert check_resource(security.aks_entra_azure_rbac,
+                          "azure-native:containerservice:ManagedCluster", cluster) == []
+    off = {**cluster, "enableRBAC": False}
+    assert check_resource(security.aks_entra_azure_rbac,
+                          "azure-native:containerservice:ManagedCluster", off)
