@@ -10,11 +10,13 @@ import ipaddress
 from typing import Any
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import facts
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
+    Deferred,
     Report,
     Resource,
     Rule,
@@ -55,10 +57,11 @@ _PRIVATE_SERVICES = {
 }
 
 
-def _rules(resource: Resource) -> list[Any]:
+def _rules(resource: Resource, deferred: Deferred) -> list[Any]:
+    """The security rules of an NSG (known ones; unknown ones go to `deferred`), or the rule."""
     if resource.is_a(SECURITY_RULE):
         return [resource.props]
-    return items(resource.get("securityRules"))
+    return list(deferred.each(resource.get("securityRules")))
 
 
 def _describe(low: int, high: int) -> str:
@@ -79,13 +82,18 @@ def _bastion_ingress() -> dict[str, Any]:
     return next(r for r in facts.load("bastion")["nsg_rules"] if r["source"] == "Internet")
 
 
-def _bastion_nsg(rules: list[Any]) -> bool:
-    """True for an NSG carrying Bastion's mandated GatewayManager rule: AzureBastionSubnet's."""
-    return any(
-        one_of(dig(rule, "direction"), "Inbound") and one_of(dig(rule, "access"), "Allow")
-        and one_of(dig(rule, "sourceAddressPrefix"), "GatewayManager")
-        for rule in rules
-    )
+def _bastion_nsg(rules: list[Any]) -> bool | None:
+    """True for an NSG carrying Bastion's mandated GatewayManager rule: AzureBastionSubnet's.
+
+    None when no known rule is that one but some rule is unknown during a preview.
+    """
+    deferred = Deferred()
+    for rule in rules:
+        if deferred.check(lambda r: one_of(dig(r, "direction"), "Inbound")
+                          and one_of(dig(r, "access"), "Allow")
+                          and one_of(dig(r, "sourceAddressPrefix"), "GatewayManager"), rule):
+            return True
+    return None if deferred.error is not None else False
 
 
 def _is_bastion_ingress(rule: Any) -> bool:
@@ -129,26 +137,43 @@ def nsg_no_internet_inbound(resource: Resource, report: Report) -> None:
     # Management ports have their own, critical rule (gpustack-nsg-no-internet-management-ports).
     allowed = {int(port) for port in resource.config["allowedInternetPorts"]}
     allowed |= set(policy_fact("management_ports")["ports"])
-    rules = _rules(resource)
+    deferred = Deferred()
+    rules = _rules(resource, deferred)
     bastion = _bastion_nsg(rules)
     for rule in rules:
-        if not from_internet(rule) or (bastion and _is_bastion_ingress(rule)):
-            continue
-        if not carries_ports(rule):
-            # ICMP, ESP, AH: no ports to list or to allow, but still inbound from the Internet.
-            name = dig(rule, "name") or resource.name
-            report(f"rule {name!r} allows {dig(rule, 'protocol')} from the Internet")
-            continue
-        open_ranges = [
-            (low, high)
-            for low, high in port_ranges(rule)
-            if not all(port in allowed for port in range(low, high + 1))
-        ]
-        if open_ranges:
-            name = dig(rule, "name") or resource.name
-            protocol = dig(rule, "protocol") or "*"
-            shown = "; ".join(_describe(low, high) for low, high in open_ranges)
-            report(f"rule {name!r} allows {protocol} from the Internet to {shown}")
+        # Rules with values unknown during a preview are judged after the known ones.
+        message = deferred.check(_internet_inbound, rule, resource, allowed, bastion)
+        if message:
+            report(message)
+    deferred.finish()
+
+
+def _internet_inbound(
+    rule: Any, resource: Resource, allowed: set[int], bastion: bool | None
+) -> str | None:
+    """What an Internet-facing rule opens beyond the allowed ports, or None."""
+    if not from_internet(rule):
+        return None
+    if _is_bastion_ingress(rule):
+        if bastion:
+            return None
+        if bastion is None:
+            # Whether this is Bastion's NSG depends on a rule not known yet.
+            raise UnknownValueError(UNKNOWN_STRING_VALUE, ["securityRules"])
+    name = dig(rule, "name") or resource.name
+    if not carries_ports(rule):
+        # ICMP, ESP, AH: no ports to list or to allow, but still inbound from the Internet.
+        return f"rule {name!r} allows {dig(rule, 'protocol')} from the Internet"
+    open_ranges = [
+        (low, high)
+        for low, high in port_ranges(rule)
+        if not all(port in allowed for port in range(low, high + 1))
+    ]
+    if not open_ranges:
+        return None
+    protocol = dig(rule, "protocol") or "*"
+    shown = "; ".join(_describe(low, high) for low, high in open_ranges)
+    return f"rule {name!r} allows {protocol} from the Internet to {shown}"
 
 
 @resource_rule(
@@ -170,7 +195,8 @@ def nsg_no_internet_inbound(resource: Resource, report: Report) -> None:
     SECURITY_RULE,
 )
 def nsg_no_deny_all_inbound(resource: Resource, report: Report) -> None:
-    for rule in _rules(resource):
+    deferred = Deferred()
+    for rule in _rules(resource, deferred):
         if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Deny"):
             continue
         sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
@@ -179,6 +205,7 @@ def nsg_no_deny_all_inbound(resource: Resource, report: Report) -> None:
         ):
             report(f"rule {dig(rule, 'name') or resource.name!r} denies all inbound traffic from "
                    "every source")
+    deferred.finish()
 
 
 def _subnets(resource: Resource) -> list[tuple[str, Any]]:

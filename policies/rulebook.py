@@ -14,7 +14,7 @@ import ipaddress
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,6 +220,45 @@ def arm_leaf(arm_id: Any) -> str | None:
     return arm_id.rstrip("/").rsplit("/", 1)[-1]
 
 
+class Deferred:
+    """Judge what is known now, and say afterwards what could not be judged during a preview.
+
+    Reading an unknown value raises `UnknownValueError`, which the policy SDK turns into an
+    advisory "can't run" note for the whole rule. A rule over many elements (NSG rules, node
+    pools) would then drop the violations its known elements show, and a preview gate would
+    pass. `each` and `check` keep going past unknown elements and `finish` raises the first
+    unknown afterwards, so known violations are reported and the note still appears.
+    """
+
+    def __init__(self) -> None:
+        self.error: UnknownValueError | None = None
+
+    def each(self, values: Any) -> Iterator[Any]:
+        """The known elements of a list value; unknown elements are remembered."""
+        if not is_list(values):
+            return
+        for index in range(len(values)):
+            try:
+                value = values[index]
+            except UnknownValueError as error:
+                self.error = self.error or error
+                continue
+            yield value
+
+    def check(self, judge: Callable[..., Any], *args: Any) -> Any:
+        """`judge(*args)`, or None when it reads an unknown value (remembered)."""
+        try:
+            return judge(*args)
+        except UnknownValueError as error:
+            self.error = self.error or error
+            return None
+
+    def finish(self) -> None:
+        """Raise the first unknown value met, if any, for the SDK to report."""
+        if self.error is not None:
+            raise self.error
+
+
 def internet_source(prefix: Any) -> bool:
     """True for an NSG source meaning anyone on the Internet: `*`, `Internet`, any `/0` CIDR."""
     text = lower(prefix)
@@ -235,11 +274,20 @@ def internet_source(prefix: Any) -> bool:
 
 
 def from_internet(rule: object) -> bool:
-    """True for an inbound Allow security rule whose source includes the whole Internet."""
+    """True for an inbound Allow security rule whose source includes the whole Internet.
+
+    One known Internet source decides it even when the rule's other sources are unknown
+    during a preview; otherwise an unknown source raises `UnknownValueError`.
+    """
     if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Allow"):
         return False
-    sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
-    return any(internet_source(source) for source in sources)
+    deferred = Deferred()
+    sources = [deferred.check(dig, rule, "sourceAddressPrefix")]
+    sources += list(deferred.each(deferred.check(dig, rule, "sourceAddressPrefixes")))
+    if any(internet_source(source) for source in sources):
+        return True
+    deferred.finish()
+    return False
 
 
 def carries_ports(rule: object) -> bool:

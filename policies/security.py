@@ -27,6 +27,7 @@ from policies.rulebook import (
     ADVISORY,
     MANDATORY,
     PRODUCTION_LIKE,
+    Deferred,
     Report,
     Resource,
     Rule,
@@ -850,13 +851,17 @@ def _open_management_ports(rule: object) -> list[int]:
     SECURITY_RULE,
 )
 def nsg_no_internet_management_ports(resource: Resource, report: Report) -> None:
-    rules = [resource.props] if resource.is_a(SECURITY_RULE) else items(
+    deferred = Deferred()
+    rules = [resource.props] if resource.is_a(SECURITY_RULE) else deferred.each(
         resource.get("securityRules"))
     for rule in rules:
-        ports = _open_management_ports(rule)
+        # A rule with a value unknown during a preview (a source from another resource's
+        # output) must not hide the known rules' violations.
+        ports = deferred.check(_open_management_ports, rule)
         if ports:
             name = dig(rule, "name") or resource.name
             report(f"rule {name!r} allows inbound ports {names(ports)} from the Internet")
+    deferred.finish()
 
 
 @resource_rule(

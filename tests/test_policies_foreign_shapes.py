@@ -295,3 +295,61 @@ def test_aks_rbac_left_unset_is_azure_rbac_on() -> None:
     off = {**cluster, "enableRBAC": False}
     assert check_resource(security.aks_entra_azure_rbac,
                           "azure-native:containerservice:ManagedCluster", off)
+
+
+# --- NSG rules with values unknown during a preview -------------------------------------------
+
+
+class Capture:
+    """A policy whose violations are kept even when it ends by raising UnknownValueError."""
+
+    def __init__(self, policy: ResourceValidationPolicy) -> None:
+        self.policy = policy
+        self.found: list[str] = []
+
+    def validate(self, args: Any, report: Any) -> None:
+        def keep(message: str, urn: str | None = None) -> None:
+            self.found.append(message)
+            report(message, urn)
+
+        self.policy.validate(args, keep)
+
+
+OPERATOR_RULE = inbound(name="ops", sourceAddressPrefix=UNKNOWN_STRING_VALUE)
+
+
+@pytest.mark.parametrize("policy", [security.nsg_no_internet_management_ports,
+                                    network.nsg_no_internet_inbound], ids=lambda p: p.name)
+def test_known_open_rule_is_reported_although_another_rule_is_unknown(
+        policy: ResourceValidationPolicy) -> None:
+    # Before: the unknown source of one rule stopped the whole rule at once, so the known
+    # every-port-from-anywhere rule went unreported and a preview gate passed.
+    props = {"securityRules": [OPERATOR_RULE,
+                               inbound(name="wide", sourceAddressPrefix="*",
+                                       destinationPortRange="*")]}
+    capture = Capture(policy)
+    with pytest.raises(UnknownValueError):
+        check_resource(capture, NSG, props)  # type: ignore[arg-type]
+    assert len(capture.found) == 1 and "'wide'" in capture.found[0]
+
+
+def test_one_known_internet_source_decides_although_another_is_unknown() -> None:
+    props = inbound(sourceAddressPrefix=UNKNOWN_STRING_VALUE, sourceAddressPrefixes=["*"])
+    (message,) = check_resource(security.nsg_no_internet_management_ports, SECURITY_RULE, props)
+    assert "ports 22 from the Internet" in message
+    bounded = inbound(sourceAddressPrefix=UNKNOWN_STRING_VALUE,
+                      sourceAddressPrefixes=["10.0.0.0/8"])
+    with pytest.raises(UnknownValueError):
+        check_resource(security.nsg_no_internet_management_ports, SECURITY_RULE, bounded)
+
+
+def test_bastion_ingress_is_not_reported_while_the_gateway_manager_rule_is_unknown() -> None:
+    props = {"securityRules": [
+        inbound(name="AllowHttpsInbound", destinationPortRange="443"),
+        inbound(name="AllowGatewayManagerInbound", sourceAddressPrefix=UNKNOWN_STRING_VALUE,
+                destinationPortRange="443"),
+    ]}
+    capture = Capture(network.nsg_no_internet_inbound)
+    with pytest.raises(UnknownValueError):
+        check_resource(capture, NSG, props)  # type: ignore[arg-type]
+    assert capture.found == []
