@@ -123,7 +123,9 @@ FIREWALL_SETTING = {
 )
 def storage_public_network_access(account: Resource, report: Report) -> None:
     access = account.get("publicNetworkAccess")
-    if one_of(access, "Disabled"):
+    # SecuredByPerimeter: a network security perimeter denies public traffic unless its own
+    # access rules allow it; Azure Policy's "disable public network access" accepts it.
+    if one_of(access, *policy_fact("storage_public_access")["closed"]):
         return
     default_action = account.get("networkRuleSet", "defaultAction")
     if account.config["allowFirewalledPublicAccess"] and one_of(default_action, "Deny"):

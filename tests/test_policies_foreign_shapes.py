@@ -152,6 +152,19 @@ def test_storage_on_an_api_before_2019_04_01_allows_http_when_unset() -> None:
         assert check_resource(security.storage_https_only, current, {"kind": "StorageV2"}) == []
 
 
+@pytest.mark.parametrize("access", ["SecuredByPerimeter", "securedbyperimeter", "Disabled"])
+def test_storage_behind_a_network_security_perimeter_has_no_public_endpoint(access: str) -> None:
+    # Before: SecuredByPerimeter was reported as a public endpoint.
+    props = {"publicNetworkAccess": access}
+    assert check_resource(security.storage_public_network_access, STORAGE, props) == []
+
+
+def test_storage_with_public_access_enabled_is_still_reported() -> None:
+    (message,) = check_resource(security.storage_public_network_access, STORAGE,
+                                {"publicNetworkAccess": "Enabled"})
+    assert "publicNetworkAccess is 'Enabled'" in message
+
+
 # --- FileStorage accounts hold no blobs ------------------------------------------------------
 
 FILE_STORAGE = {"kind": "FileStorage", "sku": {"name": "Premium_ZRS"}, "accountName": "homes"}
