@@ -1868,7 +1868,11 @@ _POLICY_SECTIONS = ("inbound", "backend", "outbound", "on-error")
 
 def _policy_xml(resource: Resource) -> str | None:
     value = resource.get("value")
-    if not isinstance(value, str) or resource.get("format") not in (None, "xml", "rawxml"):
+    policy_format = resource.get("format")
+    # ARM compares the format enum case-insensitively ("xml", "XML", "rawxml", "RawXml").
+    if not isinstance(value, str) or (
+        policy_format is not None and not one_of(policy_format, "xml", "rawxml")
+    ):
         return None  # a link to the policy, or not XML
     return value
 

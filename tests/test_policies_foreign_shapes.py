@@ -9,6 +9,7 @@ sources in gpustack/data/policy_facts.yaml.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from policies import network, reliability, security
 from tests.policy_runs import Declared, check_resource, check_stack
+from tests.test_policies_platform import CASES as PLATFORM_CASES
+from tests.test_policies_security import CASES as SECURITY_CASES
 
 STORAGE = "azure-native:storage:StorageAccount"
 VAULT = "azure-native:keyvault:Vault"
@@ -366,3 +369,43 @@ def test_bastion_ingress_is_not_reported_while_the_gateway_manager_rule_is_unkno
     with pytest.raises(UnknownValueError):
         check_resource(capture, NSG, props)  # type: ignore[arg-type]
     assert capture.found == []
+
+
+# --- every rule with a good/bad pair: enum case and versioned tokens change no verdict -------
+
+_ENUM = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Values that are names or identifiers, not ARM enums: their case is the user's.
+_NOT_ENUMS = {"name", "adminUsername", "computerName", "username", "tenantId", "principalId",
+              "value", "keyData", "path", "id", "displayName"}
+
+
+def recased(value: Any, change: Any, key: str | None = None) -> Any:
+    """`value` with every enum-like string value passed through `change`."""
+    if isinstance(value, dict):
+        return {k: recased(item, change, k) for k, item in value.items()}
+    if isinstance(value, list):
+        return [recased(item, change, key) for item in value]
+    if isinstance(value, str) and _ENUM.match(value) and key not in _NOT_ENUMS:
+        return change(value)
+    return value
+
+
+def versioned(type_: str) -> str:
+    """The same type on a pinned API version, as a versioned module declares it."""
+    package, module, name = type_.split(":")
+    return f"{package}:{module}/v20240101:{name}"
+
+
+PAIRED = [*SECURITY_CASES, *PLATFORM_CASES]
+
+
+@pytest.mark.parametrize("case", PAIRED, ids=[f"{c.policy.name}-{i}" for i, c in enumerate(PAIRED)])
+def test_enum_case_and_versioned_tokens_do_not_change_a_verdict(case: Any) -> None:
+    # Before: an API Management policy with format 'XML' was skipped as "not XML".
+    for props, expected in ((case.good, False), (case.bad, True)):
+        for change in (str.lower, str.upper):
+            found = check_resource(case.policy, case.type, recased(props, change),
+                                   config=case.config)
+            assert bool(found) is expected, (change.__name__, found)
+        found = check_resource(case.policy, versioned(case.type), props, config=case.config)
+        assert bool(found) is expected, ("versioned", found)
