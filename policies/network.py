@@ -427,6 +427,16 @@ def _attached_nsgs(stack: Stack) -> set[str]:
         used |= vnet.depends_on("subnets")
         for subnet in items(vnet.known("subnets")):
             used |= stack.named_by(dig(subnet, "networkSecurityGroup", "id"), _NSG_NAMES)
+    # VMs and scale sets attach NSGs in their inline NIC configurations, a common shape for
+    # scale sets: a dependency of the profile input on an NSG, or the NSG's ARM id.
+    nsgs = {nsg.urn for nsg in stack.of(NSG)}
+    for machine, prop in [*((vm, "networkProfile") for vm in stack.of(VM)),
+                          *((vmss, "virtualMachineProfile") for vmss in stack.of(SCALE_SET))]:
+        used |= machine.depends_on(prop) & nsgs
+        profile = machine.known(prop)
+        configs = dig(profile, "networkProfile") if prop == "virtualMachineProfile" else profile
+        for config in items(dig(configs, "networkInterfaceConfigurations")):
+            used |= stack.named_by(dig(config, "networkSecurityGroup", "id"), _NSG_NAMES)
     return used
 
 

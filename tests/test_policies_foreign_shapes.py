@@ -127,6 +127,26 @@ def test_bounded_sources_are_not_the_internet(source: str) -> None:
     assert check_resource(security.nsg_no_internet_management_ports, SECURITY_RULE, props) == []
 
 
+NSG_ID = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/"
+          "networkSecurityGroups/gpu-nsg")
+
+
+@pytest.mark.parametrize("by_id", [True, False], ids=["by-arm-id", "by-dependency"])
+def test_nsg_attached_to_a_scale_set_nic_configuration_is_associated(by_id: bool) -> None:
+    # Before: only subnets, NICs and VNets counted, so a scale set's NSG was "not associated".
+    nsg = Declared(NSG, "gpu-nsg", {"networkSecurityGroupName": "gpu-nsg", "securityRules": []})
+    config = {"name": "nic", "networkSecurityGroup": {"id": NSG_ID if by_id else
+                                                        UNKNOWN_STRING_VALUE}}
+    scale_set = Declared(SCALE_SET, "gpu", {"virtualMachineProfile": {"networkProfile": {
+        "networkInterfaceConfigurations": [config]}}},
+        deps={} if by_id else {"virtualMachineProfile": ["gpu-nsg"]})
+    assert check_stack(network.nsg_associated, [nsg, scale_set]) == []
+    vm = Declared(VM, "box", {"networkProfile": {"networkInterfaceConfigurations": [
+        {**config, "networkSecurityGroup": {"id": NSG_ID}}]}})
+    assert check_stack(network.nsg_associated, [nsg, vm]) == []
+    assert check_stack(network.nsg_associated, [nsg, Declared(VM, "other", {})])
+
+
 # --- API-version defaults on versioned module types ------------------------------------------
 
 
