@@ -506,14 +506,18 @@ def aks_api_server_access(cluster: Resource, report: Report) -> None:
     profile = cluster.get("apiServerAccessProfile")
     if dig(profile, "enablePrivateCluster") is True:
         return
-    ranges = [r for r in items(dig(profile, "authorizedIPRanges")) if isinstance(r, str)]
-    if not ranges:
+    # An operator range computed from another resource is unknown during a preview: the known
+    # ranges are still judged, and the unknown one is reported afterwards.
+    deferred = Deferred()
+    ranges = [r for r in deferred.each(dig(profile, "authorizedIPRanges")) if isinstance(r, str)]
+    if not ranges and deferred.error is None:
         report("the API server is public and authorizedIPRanges is empty; make the cluster "
                "private or list the operator CIDRs")
         return
     open_ranges = [r for r in ranges if _is_everyone(r)]
     if open_ranges:
         report(f"authorizedIPRanges includes {names(open_ranges)}, which admits every address")
+    deferred.finish()
 
 
 def _is_everyone(cidr: str) -> bool:

@@ -429,3 +429,20 @@ def test_enum_case_and_versioned_tokens_do_not_change_a_verdict(case: Any) -> No
             assert bool(found) is expected, (change.__name__, found)
         found = check_resource(case.policy, versioned(case.type), props, config=case.config)
         assert bool(found) is expected, ("versioned", found)
+
+
+def test_known_open_api_server_range_is_reported_although_another_range_is_unknown() -> None:
+    # Before: one operator CIDR unknown during a preview hid the known 0.0.0.0/0 beside it.
+    cluster = {"apiServerAccessProfile": {"authorizedIPRanges": [UNKNOWN_STRING_VALUE,
+                                                                  "0.0.0.0/0"]}}
+    capture = Capture(security.aks_api_server_access)
+    with pytest.raises(UnknownValueError):
+        check_resource(capture, "azure-native:containerservice:ManagedCluster",  # type: ignore[arg-type]
+                       cluster)
+    assert capture.found == ["authorizedIPRanges includes 0.0.0.0/0, which admits every address"]
+    only_unknown = {"apiServerAccessProfile": {"authorizedIPRanges": [UNKNOWN_STRING_VALUE]}}
+    capture = Capture(security.aks_api_server_access)
+    with pytest.raises(UnknownValueError):
+        check_resource(capture, "azure-native:containerservice:ManagedCluster",  # type: ignore[arg-type]
+                       only_unknown)
+    assert capture.found == []  # not "empty": a range is there, just not known yet
