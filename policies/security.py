@@ -1678,9 +1678,12 @@ def vm_no_plaintext_secrets(resource: Resource, report: Report) -> None:
         texts.append(("osProfile.customData", _decoded(vm_profile(resource, "osProfile",
                                                                   "customData"))))
         texts.append(("userData", _decoded(vm_profile(resource, "userData"))))
-        for extension in items(vm_profile(resource, "extensionProfile", "extensions")):
+        profile = "virtualMachineProfile." if resource.is_a(SCALE_SET) else ""
+        extensions = items(vm_profile(resource, "extensionProfile", "extensions"))
+        for index, extension in enumerate(extensions):
             where = f"extension {dig(extension, 'name')!r} settings"
-            text, missing = _settings_text(dig(extension, "settings"), where)
+            path = f"{profile}extensionProfile.extensions.{index}.settings"
+            text, missing = _settings_text(dig(extension, "settings"), path)
             texts.append((where, text))
             unknown += missing
     found = False
