@@ -16,7 +16,10 @@ import pytest
 from pulumi_policy import ResourceValidationPolicy
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
+from gpustack.analyzer import PolicyPackSession
+from gpustack.engine import run_plan
 from policies import network, reliability, security
+from tests.conftest import FIXTURES, ROOT
 from tests.policy_runs import Declared, check_resource, check_stack
 from tests.test_policies_platform import CASES as PLATFORM_CASES
 from tests.test_policies_security import CASES as SECURITY_CASES
@@ -446,3 +449,36 @@ def test_known_open_api_server_range_is_reported_although_another_range_is_unkno
         check_resource(capture, "azure-native:containerservice:ManagedCluster",  # type: ignore[arg-type]
                        only_unknown)
     assert capture.found == []  # not "empty": a range is there, just not known yet
+
+
+# --- end to end: a foreign program through the SDK, the offline engine and the Analyzer -------
+
+# For the rules the shapes exercise: exactly the resources each must report.
+PROGRAM_VERDICTS = {
+    "gpustack-vm-ssh-keys-only": {"linux-vm"},  # not the Windows VM beside it
+    "gpustack-nsg-no-internet-management-ports": {"ssh-range"},  # not the ICMP rule
+    "gpustack-nsg-no-internet-inbound": {"ping-nsg", "ssh-range"},
+    "gpustack-nsg-associated": {"open-nsg"},  # ping-nsg is on the scale set's NIC config
+    "gpustack-storage-public-network-access": {"fileshares"},  # perimeter has no public access
+    "gpustack-storage-blob-public-access": {"perimeter"},  # FileStorage has no blobs
+    "gpustack-storage-blob-soft-delete": {"perimeter"},
+}
+
+
+@pytest.fixture(scope="module")
+def program_verdicts() -> dict[str, set[str]]:
+    """Rule -> names of the resources it reports on tests/fixtures/programs/foreign_shapes."""
+    plan = run_plan(FIXTURES / "programs" / "foreign_shapes", "dev")
+    with PolicyPackSession(ROOT / "policies") as session:
+        result = session.run([r.analyzer_view() for r in plan.resources], {})
+    found: dict[str, set[str]] = {}
+    for violation in result.violations:
+        name = violation.urn.rsplit("::", 1)[-1] if violation.urn else "(stack)"
+        found.setdefault(violation.rule, set()).add(name)
+    return found
+
+
+@pytest.mark.parametrize("rule_id", sorted(PROGRAM_VERDICTS))
+def test_foreign_program_gets_the_verdicts_it_is_owed(
+        program_verdicts: dict[str, set[str]], rule_id: str) -> None:
+    assert program_verdicts.get(rule_id, set()) == PROGRAM_VERDICTS[rule_id]
