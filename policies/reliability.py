@@ -557,12 +557,16 @@ def _machine_profile(machine: Resource, *path: str) -> Any:
 
 
 def _guest_os(machine: Resource) -> str | None:
-    """'linux' or 'windows' from the OS profile or the OS disk; None when neither says."""
+    """'linux' or 'windows' from the OS profile, OS disk or image; None when none says."""
     for os_name in ("linux", "windows"):
         if _machine_profile(machine, "osProfile", f"{os_name}Configuration") is not None:
             return os_name
     os_type = _machine_profile(machine, "storageProfile", "osDisk", "osType")
-    return os_type.lower() if one_of(os_type, "Linux", "Windows") else None
+    if one_of(os_type, "Linux", "Windows"):
+        return os_type.lower()
+    # Windows marketplace images say it when the program leaves the OS profile bare.
+    publisher = _machine_profile(machine, "storageProfile", "imageReference", "publisher")
+    return "windows" if one_of(publisher, *policy_fact("windows_images")["publishers"]) else None
 
 
 def _extension_field(extension: Any, key: str) -> Any:

@@ -89,6 +89,23 @@ def test_linux_vm_with_a_password_and_no_linux_configuration_is_still_reported()
     assert check_resource(security.vm_ssh_keys_only, VM, explicit)
 
 
+def test_windows_image_vm_with_the_linux_monitoring_agent_collects_nothing() -> None:
+    # Before: no OS profile and no osType read as "either agent will do", so the Linux agent
+    # on a Windows image passed.
+    vm = Declared(VM, "viz", {"vmName": "viz", "identity": {"type": "SystemAssigned"},
+                              "storageProfile": {"imageReference": WINDOWS_IMAGE}})
+    association = Declared("azure-native:monitor:DataCollectionRuleAssociation", "viz-syslog",
+                           {"dataCollectionRuleId": "/dcr/syslog"}, deps={"resourceUri": ["viz"]})
+    agent = {"publisher": "Microsoft.Azure.Monitor", "type": "AzureMonitorLinuxAgent"}
+    linux_agent = Declared(EXTENSION, "viz-agent", agent, deps={"vmName": ["viz"]})
+    ((message, _),) = check_stack(reliability.vm_monitoring_agent,
+                                  [vm, association, linux_agent])
+    assert "AzureMonitorWindowsAgent extension" in message
+    windows_agent = Declared(EXTENSION, "viz-agent", {**agent, "type": "AzureMonitorWindowsAgent"},
+                             deps={"vmName": ["viz"]})
+    assert check_stack(reliability.vm_monitoring_agent, [vm, association, windows_agent]) == []
+
+
 # --- NSG rules: protocols without ports, every spelling of "anyone" ------------------------
 
 
