@@ -820,6 +820,10 @@ def vm_encryption_at_host(resource: Resource, report: Report) -> None:
     SCALE_SET,
 )
 def vm_managed_identity(resource: Resource, report: Report) -> None:
+    if resource.is_a(SCALE_SET) and resource.get("virtualMachineProfile") is None:
+        # A Flexible scale set without a VM profile only groups VMs declared on their own;
+        # those VMs carry (and are checked for) their identities.
+        return
     identity_type = resource.get("identity", "type")
     if identity_type is None or one_of(identity_type, "None"):
         report(f"identity.type is {identity_type!r}; give the VM a managed identity")

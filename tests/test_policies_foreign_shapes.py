@@ -106,6 +106,15 @@ def test_windows_image_vm_with_the_linux_monitoring_agent_collects_nothing() -> 
     assert check_stack(reliability.vm_monitoring_agent, [vm, association, windows_agent]) == []
 
 
+def test_flexible_scale_set_without_a_vm_profile_needs_no_identity_of_its_own() -> None:
+    # Before: "identity.type is None" on a scale set that only groups separately declared VMs.
+    grouping = {"orchestrationMode": "Flexible", "platformFaultDomainCount": 1}
+    assert check_resource(security.vm_managed_identity, SCALE_SET, grouping) == []
+    with_profile = {**grouping, "sku": {"name": "Standard_D4s_v5", "capacity": 2},
+                    "virtualMachineProfile": {"osProfile": {"computerNamePrefix": "w"}}}
+    assert check_resource(security.vm_managed_identity, SCALE_SET, with_profile)
+
+
 # --- NSG rules: protocols without ports, every spelling of "anyone" ------------------------
 
 
