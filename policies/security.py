@@ -1725,7 +1725,8 @@ def disk_no_public_access(disk: Resource, report: Report) -> None:
     if one_of(access, "Disabled") or one_of(policy, "DenyAll", "AllowPrivate"):
         return
     shown = "not set (AllowAll)" if policy is None else repr(policy)
-    report(f"publicNetworkAccess is {access!r} and networkAccessPolicy is {shown}; set "
+    public = "not set (Enabled)" if access is None else repr(access)
+    report(f"publicNetworkAccess is {public} and networkAccessPolicy is {shown}; set "
            "network_access_policy='DenyAll'")
 
 
