@@ -5,6 +5,12 @@ FORMAT ?= table
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# The project's own packages, compiled ahead: with PYTHONDONTWRITEBYTECODE set (as on our CI
+# machines) an editable install never caches bytecode, so every gpustack process and every
+# planned program would compile them from source again (~0.15 s a plan). compileall skips
+# what is current, in ~0.05 s; a stale .pyc is only ever ignored, never run.
+SOURCES := gpustack stacks components policies benchmarks bootstrap __main__.py
+BYTECODE := @$(PY) -m compileall -q $(SOURCES) >&2
 
 .PHONY: plan test lint bench docs install clean
 
@@ -21,12 +27,14 @@ $(INSTALLED): requirements.txt pyproject.toml
 install: $(INSTALLED)
 
 plan: $(INSTALLED)
+	$(BYTECODE)
 	@$(VENV)/bin/gpustack plan --stack $(STACK) --format $(FORMAT)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 
 test: lint
+	$(BYTECODE)
 	$(PY) -m pytest
 
 docs: $(INSTALLED)
@@ -35,6 +43,7 @@ docs: $(INSTALLED)
 	$(PY) -m policies.coverage --rule-table docs/policies.md
 
 bench: $(INSTALLED)
+	$(BYTECODE)
 	$(PY) -m benchmarks
 
 clean:

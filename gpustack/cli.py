@@ -46,6 +46,7 @@ from gpustack.report import (
     unpriced_warnings,
 )
 from gpustack.sarif import render_sarif
+from gpustack.stack_outputs import StackOutputs, parse_stack_outputs
 
 EXIT_OK = 0
 EXIT_POLICY = 1
@@ -143,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="as --config, and the value is secret (as `pulumi config set --secret`)",
     )
+    plan.add_argument(
+        "--stack-outputs",
+        action="append",
+        default=[],
+        metavar="STACK=FILE",
+        help="another stack's outputs for the program's StackReference to it: FILE as "
+        "`pulumi stack output --stack STACK --json` prints it (repeatable)",
+    )
     plan.set_defaults(handler=run_plan_command)
 
     diff_parser = commands.add_parser("diff", help="compare two plan JSON files (PR base, head)")
@@ -173,11 +182,17 @@ def find_program(start: Path) -> Path | None:
 
 
 def plan_stack(
-    program: Path, stack: str, preview: bool, config: Sequence[ConfigOverride] = ()
+    program: Path,
+    stack: str,
+    preview: bool,
+    config: Sequence[ConfigOverride] = (),
+    stack_outputs: Sequence[StackOutputs] = (),
 ) -> Plan:
     """Run the program, turning every user-facing failure into `PlanFailed`."""
     try:
-        return run_plan(program, stack, preview=preview, config_overrides=config)
+        return run_plan(
+            program, stack, preview=preview, config_overrides=config, stack_outputs=stack_outputs
+        )
     except pulumi.RunError as error:
         raise PlanFailed(f"error: {error}") from None
     except (ProgramError, ProjectError) as error:
@@ -193,6 +208,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
             _check_policy_pack(args.policy_pack)
         quota_usage = _quota_usage(args.quota_from)
         quota_region = _quota_region(args.quota_region)
+        stack_outputs = parse_stack_outputs(args.stack_outputs)
         policy_config = None
         if not args.no_policy:
             program_dir = args.program if args.program is not None else find_program(Path.cwd())
@@ -213,7 +229,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
     try:
         overrides = [parse_override(text) for text in args.config]
         overrides += [parse_override(text, secret=True) for text in args.config_secret]
-        plan = plan_stack(program, args.stack, args.preview, overrides)
+        plan = plan_stack(program, args.stack, args.preview, overrides, stack_outputs)
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR

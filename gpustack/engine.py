@@ -36,6 +36,7 @@ from gpustack.hosts import ProgramError, ProgramRunError, run_program
 from gpustack.hosts import python_exec as shim
 from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
 from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
+from gpustack.stack_outputs import StackOutputs
 
 __all__ = [
     "SECRET_KEY",
@@ -360,6 +361,7 @@ def run_plan(
     preview: bool = False,
     config_overrides: Sequence[ConfigOverride] = (),
     *,
+    stack_outputs: Sequence[StackOutputs] = (),
     in_process: bool = False,
     optimize: bool = True,
 ) -> Plan:
@@ -371,14 +373,17 @@ def run_plan(
     only; same answers and recorder): for tests and benchmarks that plan many times.
     `optimize=False` (in process only) keeps the SDKs' type-only aliases and the garbage
     collector on, as the engine did before: the benchmarks' baseline. The plan is the same.
-    `config_overrides` are `--config KEY=VALUE` values, applied over the stack file.
+    `config_overrides` are `--config KEY=VALUE` values, applied over the stack file;
+    `stack_outputs` other stacks' outputs for the program's `StackReference`s.
     """
     project = load_project(Path(program_dir), stack, config_overrides)
+    mocks = AzureMocks(preview=preview, config=project.config, stack_outputs=stack_outputs)
+    for note in project.notes:
+        mocks.note(note)
     if in_process:
-        return _run_in_process(project, preview, optimize)
+        return _run_in_process(project, mocks, optimize)
     from gpustack.monitor_server import MonitorServer
 
-    mocks = AzureMocks(preview=preview, config=project.config)
     with MonitorServer(mocks, project.name, stack) as server:
         try:
             run = run_program(
@@ -473,10 +478,10 @@ def _contains(value: Any, test: Callable[[Any], bool]) -> bool:
     return False
 
 
-def _run_in_process(project: StackProject, preview: bool, optimize: bool = True) -> Plan:
+def _run_in_process(project: StackProject, mocks: AzureMocks, optimize: bool = True) -> Plan:
     if project.runtime != "python":
         raise ProjectError(f"{project.program_dir}: in-process plans run Python programs only")
-    mocks = AzureMocks(preview=preview, config=project.config)
+    preview = mocks.preview
     monitor = RecordingMonitor(mocks)
     collector = collector_paused() if optimize else contextlib.nullcontext()
     with _program_environment(project), collector:

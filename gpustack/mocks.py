@@ -24,7 +24,7 @@ import hashlib
 import ipaddress
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from gpustack import placeholders, sdk_types, yaml_loader
 from gpustack.hosts.sdk_shapes import PLACEHOLDER_DEPTH
 from gpustack.sdk_types import Field
+from gpustack.stack_outputs import StackOutputs, find_stack_outputs
 
 ANSWERS_FILE = Path(__file__).parent / "data" / "mock_answers.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z0-9_:.\-]+)\}")
@@ -129,10 +130,17 @@ class AzureMocks(pulumi.runtime.Mocks):
     the Pulumi runtime of this process holds, which is what the in-process engine sets.
     """
 
-    def __init__(self, preview: bool = False, config: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        preview: bool = False,
+        config: Mapping[str, str] | None = None,
+        stack_outputs: Sequence[StackOutputs] = (),
+    ) -> None:
         self.preview = preview
         self.table = answers()
         self.config = config
+        self.stack_outputs = list(stack_outputs)
+        """Other stacks' outputs the user gave (`--stack-outputs`), for `StackReference`s."""
         self.shapes = sdk_types.Shapes()
         """What each type declares: the program's own SDK where its process described it."""
         self.notes: list[str] = []
@@ -266,18 +274,29 @@ class AzureMocks(pulumi.runtime.Mocks):
         return resource_id, _mark_secret(state, self.shapes.secret_outputs(args.typ))
 
     def _stack_reference(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-        """Another stack's outputs: unknown under preview, none in a full plan.
+        """Another stack's outputs: as given, else unknown under preview and none in a full plan.
 
         The engine reads them from the backend; offline there is no backend and no other
-        stack's state. Under preview a value taken from them is unknown, as a new resource's
-        output is, and a callback on it does not run. A full plan cannot carry unknowns (the SDK
-        reads them as None), so the stack has no outputs: `get_output` gives None and
-        `require_output` fails with the SDK's own message, and this note says why.
+        stack's state, unless the user gave its outputs (`--stack-outputs`, what `pulumi stack
+        output --json` prints): then they are what the backend would answer. Otherwise, under
+        preview a value taken from them is unknown, as a new resource's output is, and a
+        callback on it does not run. A full plan cannot carry unknowns (the SDK reads them as
+        None), so the stack has no outputs: `get_output` gives None and `require_output` fails
+        with the SDK's own message, and this note says why.
         """
-        name = args.inputs.get("name") or args.resource_id or args.name
+        name = str(args.inputs.get("name") or args.resource_id or args.name)
+        given = find_stack_outputs(name, self.stack_outputs, pulumi.get_project())
+        if given is not None:
+            state = {
+                "name": name,
+                "outputs": dict(given.outputs),
+                "secretOutputNames": list(given.secret_names),
+            }
+            return str(args.resource_id or name), state
         self.note(
             f"stack reference {name}: its outputs are unknown offline (no backend to read "
-            "them from); plan with --preview to keep values taken from them unknown"
+            "them from); give them with --stack-outputs STACK=FILE (`pulumi stack output "
+            "--json`), or plan with --preview to keep values taken from them unknown"
         )
         if self.preview:
             state = {"name": name, "outputs": UNKNOWN, "secretOutputNames": UNKNOWN}

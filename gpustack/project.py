@@ -43,6 +43,8 @@ class StackProject:
     secret_keys: list[str]
     runtime: str = "python"
     runtime_options: dict[str, Any] = field(default_factory=dict, compare=False)
+    notes: tuple[str, ...] = ()
+    """What was assumed while reading the project (no stack file): shown as the plan's notes."""
 
 
 def load_project(
@@ -69,6 +71,12 @@ def load_project(
     config_dir = program_dir / spec.get("stackConfigDir", ".")
     stack_file = _stack_file(config_dir, stack)
     stack_spec = _read_yaml(stack_file) if stack_file.exists() else {}
+    notes: tuple[str, ...] = ()
+    if not stack_file.exists():
+        notes = (
+            f"no stack file ({stack_file.name}): stack {stack} has only the project's config "
+            "defaults and --config values, as a new stack (`pulumi stack init`) would",
+        )
     config, secret_keys = _config(
         name,
         _section(project_file, spec, "config"),
@@ -85,14 +93,18 @@ def load_project(
         secret_keys,
         runtime=runtime_name,
         runtime_options=dict(options or {}),
+        notes=notes,
     )
 
 
 def available_stacks(program_dir: Path) -> list[str]:
     """Stacks with a `Pulumi.<stack>.yaml` file beside the project file."""
     return sorted(
-        path.name[len("Pulumi.") : -len(".yaml")]
-        for path in program_dir.glob("Pulumi.*.yaml")
+        {
+            path.name[len("Pulumi.") :].rsplit(".", 1)[0]
+            for pattern in ("Pulumi.*.yaml", "Pulumi.*.yml")
+            for path in program_dir.glob(pattern)
+        }
     )
 
 
@@ -117,13 +129,23 @@ def _entry_point(program_dir: Path, main: str | None, runtime: str) -> Path:
 
 
 def _stack_file(config_dir: Path, stack: str) -> Path:
+    """The stack's config file; a path that does not exist when the project has none at all.
+
+    A stack's file is optional to Pulumi (a stack made with `pulumi stack init` and no `pulumi
+    config set` has none, and public examples often ship without one), so a project with no
+    stack file plans with an empty stack config. Where other stacks have files, a missing one
+    is far more likely a mistyped `--stack`, and is refused with the stacks that exist.
+    """
     for suffix in (".yaml", ".yml"):
         path = config_dir / f"Pulumi.{stack}{suffix}"
         if path.exists():
             return path
     known = available_stacks(config_dir)
-    listed = ", ".join(known) if known else "none"
-    raise ProjectError(f"no stack file Pulumi.{stack}.yaml in {config_dir} (stacks here: {listed})")
+    if not known:
+        return config_dir / f"Pulumi.{stack}.yaml"
+    raise ProjectError(
+        f"no stack file Pulumi.{stack}.yaml in {config_dir} (stacks here: {', '.join(known)})"
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gpustack.cli import find_program
+from gpustack.engine import run_plan
+from gpustack.project import ProjectError, load_project
 from tests.conftest import FIXTURES, ROOT
 
 
@@ -25,6 +29,42 @@ def test_program_is_found_in_the_working_directory_or_above(tmp_path: Path) -> N
 def test_the_yml_spelling_counts_as_a_project(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.yml").write_text("name: p\nruntime: python\n")
     assert find_program(tmp_path) == tmp_path.resolve()
+
+
+def _example_without_stack_files(directory: Path) -> Path:
+    """A project as public examples ship it: Pulumi.yaml with config defaults, no stack file."""
+    (directory / "Pulumi.yaml").write_text(
+        "name: example\nruntime: python\nconfig:\n  azure-native:location: westus2\n"
+        "  vmSize:\n    type: string\n    default: Standard_NC4as_T4_v3\n"
+    )
+    (directory / "__main__.py").write_text(
+        "import pulumi\nfrom pulumi_azure_native import resources\n"
+        "group = resources.ResourceGroup('rg')\n"
+        "pulumi.export('size', pulumi.Config().require('vmSize'))\n"
+        "pulumi.export('where', group.location)\n"
+    )
+    return directory
+
+
+def test_a_project_with_no_stack_file_plans_with_its_defaults_and_says_so(tmp_path: Path) -> None:
+    program = _example_without_stack_files(tmp_path)
+    given = [("vmSize", "Standard_NC24ads_A100_v4", False)]
+    plan = run_plan(program, "dev", config_overrides=given, in_process=True)
+    assert plan.outputs == {"size": "Standard_NC24ads_A100_v4", "where": "westus2"}
+    assert plan.notes == [
+        "no stack file (Pulumi.dev.yaml): stack dev has only the project's config defaults "
+        "and --config values, as a new stack (`pulumi stack init`) would"
+    ]
+    assert run_plan(program, "dev", in_process=True).outputs["size"] == "Standard_NC4as_T4_v3"
+
+
+def test_a_missing_stack_file_beside_others_is_a_mistyped_stack(tmp_path: Path) -> None:
+    program = _example_without_stack_files(tmp_path)
+    (program / "Pulumi.prod.yml").write_text("config: {}\n")
+    with pytest.raises(ProjectError) as raised:
+        load_project(program, "prd")
+    assert str(raised.value) == f"no stack file Pulumi.prd.yaml in {program} (stacks here: prod)"
+    assert load_project(program, "prod").config["azure-native:location"] == "westus2"
 
 
 def test_outside_any_project_plan_says_what_to_pass_and_exits_2(tmp_path: Path) -> None:

@@ -138,7 +138,11 @@ def program_outputs(path: Path) -> frozenset[str]:
     return frozenset(planned("prod").outputs) | frozenset(planned("dev").outputs)
 
 
-_STACK_OUTPUT = re.compile(r"pulumi stack output (?:--\S+ )*([A-Za-z_][A-Za-z0-9_]*)")
+# `--stack` / `-s` take a value (`pulumi stack output --stack org/net/prod --json` names no key).
+_STACK_OUTPUT = re.compile(
+    r"pulumi stack output (?:(?:--stack|-s) [^\s`]+ |--(?!stack\b)[^\s`]+ )*"
+    r"([A-Za-z_][A-Za-z0-9_]*)(?![\w/-])"
+)
 # Prose: "the stack output `key`", "the `key` output".
 _PROSE_OUTPUT = re.compile(r"\boutputs? `([A-Za-z][A-Za-z0-9]*)`|`([A-Za-z][A-Za-z0-9]*)` output\b")
 
