@@ -517,6 +517,8 @@ def aks_api_server_access(cluster: Resource, report: Report) -> None:
     open_ranges = [r for r in ranges if _is_everyone(r)]
     if open_ranges:
         report(f"authorizedIPRanges includes {names(open_ranges)}, which admits every address")
+    elif _together_everyone(ranges):
+        report(f"authorizedIPRanges {names(ranges)} together admit every IPv4 address")
     deferred.finish()
 
 
@@ -525,6 +527,19 @@ def _is_everyone(cidr: str) -> bool:
         return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
     except ValueError:
         return False
+
+
+def _together_everyone(cidrs: list[str]) -> bool:
+    """True when IPv4 ranges such as 0.0.0.0/1 and 128.0.0.0/1 add up to every address."""
+    networks = []
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError:
+            continue
+        if isinstance(network, ipaddress.IPv4Network):
+            networks.append(network)
+    return list(ipaddress.collapse_addresses(networks)) == [ipaddress.ip_network("0.0.0.0/0")]
 
 
 @resource_rule(

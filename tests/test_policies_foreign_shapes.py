@@ -508,3 +508,14 @@ def program_verdicts() -> dict[str, set[str]]:
 def test_foreign_program_gets_the_verdicts_it_is_owed(
         program_verdicts: dict[str, set[str]], rule_id: str) -> None:
     assert program_verdicts.get(rule_id, set()) == PROGRAM_VERDICTS[rule_id]
+
+
+def test_api_server_ranges_that_add_up_to_every_address_are_reported() -> None:
+    # Before: 0.0.0.0/1 and 128.0.0.0/1 passed, no single range being /0.
+    split = {"apiServerAccessProfile": {"authorizedIPRanges": ["0.0.0.0/1", "128.0.0.0/1"]}}
+    (message,) = check_resource(security.aks_api_server_access,
+                                "azure-native:containerservice:ManagedCluster", split)
+    assert "together admit every IPv4 address" in message
+    office = {"apiServerAccessProfile": {"authorizedIPRanges": ["0.0.0.0/1", "203.0.113.0/24"]}}
+    assert check_resource(security.aks_api_server_access,
+                          "azure-native:containerservice:ManagedCluster", office) == []
