@@ -241,8 +241,13 @@ def _reserved(name: str) -> bool:
     SUBNET,
 )
 def subnet_nsg(resource: Resource, report: Report) -> None:
+    without_nsg = policy_fact("reserved_subnets")["delegations_without_nsg"]
     for name, subnet in _subnets(resource):
         if _reserved(name):
+            continue
+        # Subnets delegated to a service that takes no NSG (Dedicated HSM) are exempt.
+        services = [dig(d, "serviceName") for d in items(dig(subnet, "delegations"))]
+        if any(one_of(service, *without_nsg) for service in services):
             continue
         if dig(subnet, "networkSecurityGroup") is None:
             report(f"subnet {name!r} has no networkSecurityGroup")

@@ -519,3 +519,16 @@ def test_api_server_ranges_that_add_up_to_every_address_are_reported() -> None:
     office = {"apiServerAccessProfile": {"authorizedIPRanges": ["0.0.0.0/1", "203.0.113.0/24"]}}
     assert check_resource(security.aks_api_server_access,
                           "azure-native:containerservice:ManagedCluster", office) == []
+
+
+def test_subnet_delegated_to_dedicated_hsm_needs_no_nsg() -> None:
+    # Before: reported, although Dedicated HSM subnets take no NSG (PSRule exempts them too).
+    hsm = {"name": "hsm", "addressPrefix": "10.50.9.0/24", "delegations": [
+        {"name": "hsm", "serviceName": "Microsoft.HardwareSecurityModules/dedicatedHSMs"}]}
+    vnet = {"subnets": [hsm, {"name": "gpu", "addressPrefix": "10.50.1.0/24"}]}
+    (message,) = check_resource(network.subnet_nsg, "azure-native:network:VirtualNetwork", vnet)
+    assert "subnet 'gpu' has no networkSecurityGroup" in message
+    assert check_resource(network.subnet_nsg, "azure-native:network:Subnet",
+                          {**hsm, "subnetName": "hsm"}) == []
+    netapp = {**hsm, "delegations": [{"name": "anf", "serviceName": "Microsoft.Netapp/volumes"}]}
+    assert check_resource(network.subnet_nsg, "azure-native:network:Subnet", netapp)
