@@ -195,6 +195,9 @@ def kind_of(token: str) -> str:
 
 
 _TOKEN = re.compile(r"^azure-native:(?P<module>[^:/]+)(?:/[^:]+)?:(?P<name>[^:]+)$")
+# azure-native v2 kept Microsoft.Insights types in `insights`; v3 moved them to `monitor`.
+_MODULE_ALIASES = {"insights": "monitor"}
+
 _VERSIONED = re.compile(r"^azure-native:[^:/]+/v(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})[^:]*:[^:]+$")
 
 
@@ -209,8 +212,6 @@ def api_version(token: str) -> str | None:
     if match is None:
         return None
     return f"{match['y']}-{match['m']}-{match['d']}"
-# azure-native v2 kept Microsoft.Insights types in `insights`; v3 moved them to `monitor`.
-_MODULE_ALIASES = {"insights": "monitor"}
 
 
 def arm_leaf(arm_id: Any) -> str | None:
@@ -224,10 +225,11 @@ class Deferred:
     """Judge what is known now, and say afterwards what could not be judged during a preview.
 
     Reading an unknown value raises `UnknownValueError`, which the policy SDK turns into an
-    advisory "can't run" note for the whole rule. A rule over many elements (NSG rules, node
-    pools) would then drop the violations its known elements show, and a preview gate would
-    pass. `each` and `check` keep going past unknown elements and `finish` raises the first
-    unknown afterwards, so known violations are reported and the note still appears.
+    advisory "can't run" note for the whole rule. A rule over many elements (NSG rules,
+    authorized IP ranges) would then drop the violations its known elements show, and a
+    preview gate would pass. `each` and `check` keep going past unknown elements and `finish`
+    raises the first unknown afterwards, so known violations are reported and the note still
+    appears.
     """
 
     def __init__(self) -> None:
