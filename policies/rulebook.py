@@ -29,7 +29,16 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import UnknownValueError
+from pulumi_policy.proxy import (
+    UNKNOWN_ARCHIVE_VALUE,
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_ASSET_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_OBJECT_VALUE,
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+)
 
 from gpustack import catalog, facts
 
@@ -168,6 +177,35 @@ def number(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+# The sentinels the engine sends for values a preview cannot know yet.
+UNKNOWNS = frozenset({
+    UNKNOWN_STRING_VALUE, UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_OBJECT_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_ARCHIVE_VALUE,
+})
+
+
+def given(value: Any, *path: str) -> bool:
+    """True when the input at a camelCase path is set, without reading its value.
+
+    A value unknown during a preview counts as set: the program passed an Output there (a
+    generated password, a public IP's id), which is what rules about presence judge. An
+    unknown object above the last step hides whether the key is there: that raises
+    `UnknownValueError`, as reading it would.
+    """
+    for index, key in enumerate(path):
+        if not isinstance(value, Mapping):
+            return False
+        target = value["__target"] if _is_proxy(value) else value
+        if key not in target:
+            return False
+        value = target[key]
+        if isinstance(value, str) and value in UNKNOWNS:
+            if index == len(path) - 1:
+                return True
+            raise UnknownValueError(value, list(path[: index + 1]))
+    return value is not None
 
 
 def plain(value: Any) -> Any:

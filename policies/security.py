@@ -13,20 +13,14 @@ import json
 import re
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import (
-    UNKNOWN_ARRAY_VALUE,
-    UNKNOWN_BOOLEAN_VALUE,
-    UNKNOWN_NUMBER_VALUE,
-    UNKNOWN_OBJECT_VALUE,
-    UNKNOWN_STRING_VALUE,
-    UnknownValueError,
-)
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import facts
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
     PRODUCTION_LIKE,
+    UNKNOWNS,
     Deferred,
     Report,
     Resource,
@@ -37,6 +31,7 @@ from policies.rulebook import (
     dig,
     environment_scope,
     from_internet,
+    given,
     has_no_blob_service,
     in_scope,
     is_windows,
@@ -84,10 +79,6 @@ ROLE_DEFINITION = "authorization:RoleDefinition"
 # AKS's OS disk size when a pool leaves os_disk_size_gb unset (for most sizes).
 # Source: https://learn.microsoft.com/azure/aks/concepts-storage#ephemeral-os-disk
 AKS_DEFAULT_OS_DISK_GB = 128
-
-# The sentinels the engine sends for values a preview cannot know yet.
-_UNKNOWNS = frozenset({UNKNOWN_STRING_VALUE, UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE,
-                       UNKNOWN_ARRAY_VALUE, UNKNOWN_OBJECT_VALUE})
 
 FIREWALL_SETTING = {
     "allowFirewalledPublicAccess": {
@@ -743,16 +734,28 @@ def aks_no_node_public_ip(resource: Resource, report: Report) -> None:
     NIC,
 )
 def vm_no_public_ip(resource: Resource, report: Report) -> None:
+    # Presence decides, not the value: a public IP's id is unknown until it exists.
     if resource.is_a(NIC):
         for config in items(resource.get("ipConfigurations")):
-            if dig(config, "publicIPAddress") is not None:
+            if given(config, "publicIPAddress"):
                 report(f"IP configuration {dig(config, 'name')!r} attaches a public IP address")
         return
     for nic in nic_configurations(resource):
         for config in items(dig(nic, "ipConfigurations")):
-            if dig(config, "publicIPAddressConfiguration") is not None:
+            if given(config, "publicIPAddressConfiguration"):
                 report(f"NIC {dig(nic, 'name')!r} IP configuration {dig(config, 'name')!r} "
                        "creates a public IP address")
+
+
+def _has_ssh_keys(profile: object) -> bool:
+    """True when the OS profile lists SSH keys (a list computed elsewhere counts)."""
+    path = ("linuxConfiguration", "ssh", "publicKeys")
+    if not given(profile, *path):
+        return False
+    try:
+        return bool(items(dig(profile, *path)))
+    except UnknownValueError:
+        return True  # the whole list is an Output: keys are given, their values come later
 
 
 @resource_rule(
@@ -783,11 +786,12 @@ def vm_ssh_keys_only(resource: Resource, report: Report) -> None:
     if profile is None or is_windows(resource):
         return  # attached OS disk or a Windows VM: no Linux sign-in settings to check
     problems = []
-    if dig(profile, "adminPassword") is not None:
+    # A generated password (an Output) is unknown during a preview but is still a password.
+    if given(profile, "adminPassword"):
         problems.append("osProfile sets adminPassword")
     if dig(profile, "linuxConfiguration", "disablePasswordAuthentication") is not True:
         problems.append("linuxConfiguration.disablePasswordAuthentication is not True")
-    if not items(dig(profile, "linuxConfiguration", "ssh", "publicKeys")):
+    if not _has_ssh_keys(profile):
         problems.append("no SSH public keys are set")
     if problems:
         report("; ".join(problems))
@@ -1125,10 +1129,11 @@ def storage_local_users_disabled(resource: Resource, report: Report) -> None:
 
 
 def _expires(resource: Resource) -> bool:
-    if resource.get("properties", "attributes", "expires") is not None:
+    # An expiry computed from another value (now + 90 days) is unknown during a preview but set.
+    if given(resource.props, "properties", "attributes", "expires"):
         return True
     # A rotation policy's expiryTime gives every new key version an expiry date.
-    return resource.get("properties", "rotationPolicy", "attributes", "expiryTime") is not None
+    return given(resource.props, "properties", "rotationPolicy", "attributes", "expiryTime")
 
 
 @resource_rule(
@@ -1655,7 +1660,7 @@ def _settings_text(settings: object, where: str) -> tuple[str, list[str]]:
         elif isinstance(node, list):
             for index, item in enumerate(node):
                 walk(item, f"{path}[{index}]")
-        elif isinstance(node, str) and node in _UNKNOWNS:
+        elif isinstance(node, str) and node in UNKNOWNS:
             unknown.append(path)
 
     walk(value, where)

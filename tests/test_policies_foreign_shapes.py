@@ -532,3 +532,53 @@ def test_subnet_delegated_to_dedicated_hsm_needs_no_nsg() -> None:
                           {**hsm, "subnetName": "hsm"}) == []
     netapp = {**hsm, "delegations": [{"name": "anf", "serviceName": "Microsoft.Netapp/volumes"}]}
     assert check_resource(network.subnet_nsg, "azure-native:network:Subnet", netapp)
+
+
+
+# --- presence is known before the value: generated passwords, public IP ids, expiry dates ----
+
+LINUX_VM = {"hardwareProfile": {"vmSize": "Standard_NC4as_T4_v3"},
+            "storageProfile": {"imageReference": UBUNTU_IMAGE},
+            "osProfile": {"computerName": "train", "adminUsername": "azureuser",
+                          "linuxConfiguration": {
+                              "disablePasswordAuthentication": True,
+                              "ssh": {"publicKeys": [{"path": "/home/azureuser/.ssh/k",
+                                                      "keyData": "ssh-ed25519 AAAA"}]}}}}
+
+
+def test_generated_password_unknown_during_preview_is_still_a_password() -> None:
+    # Before: admin_password=RandomPassword(...).result is unknown in a preview, so the rule
+    # could not run and the preview gate passed a VM with password sign-in.
+    vm = {**LINUX_VM, "osProfile": {**LINUX_VM["osProfile"],
+                                    "adminPassword": UNKNOWN_STRING_VALUE}}
+    (message,) = check_resource(security.vm_ssh_keys_only, VM, vm)
+    assert message == "osProfile sets adminPassword"
+    assert check_resource(security.vm_ssh_keys_only, VM, LINUX_VM) == []
+
+
+def test_ssh_keys_computed_elsewhere_count_as_keys() -> None:
+    computed = {**LINUX_VM, "osProfile": {**LINUX_VM["osProfile"], "linuxConfiguration": {
+        "disablePasswordAuthentication": True, "ssh": {"publicKeys": UNKNOWN_STRING_VALUE}}}}
+    assert check_resource(security.vm_ssh_keys_only, VM, computed) == []
+    empty = {**LINUX_VM, "osProfile": {**LINUX_VM["osProfile"], "linuxConfiguration": {
+        "disablePasswordAuthentication": True, "ssh": {"publicKeys": []}}}}
+    (message,) = check_resource(security.vm_ssh_keys_only, VM, empty)
+    assert message == "no SSH public keys are set"
+
+
+def test_public_ip_attached_by_an_output_is_reported_during_preview() -> None:
+    # Before: a NIC whose publicIPAddress is an Output (unknown in a preview) could not be
+    # judged, so the preview gate passed a NIC with a public IP.
+    nic = {"ipConfigurations": [{"name": "ip", "publicIPAddress": UNKNOWN_STRING_VALUE}]}
+    (message,) = check_resource(security.vm_no_public_ip, "azure-native:network:NetworkInterface",
+                                nic)
+    assert "IP configuration 'ip' attaches a public IP address" in message
+    config = {"name": "ip", "publicIPAddressConfiguration": UNKNOWN_STRING_VALUE}
+    scale_set = {"virtualMachineProfile": {"networkProfile": {"networkInterfaceConfigurations": [
+        {"name": "nic", "ipConfigurations": [config]}]}}}
+    assert check_resource(security.vm_no_public_ip, SCALE_SET, scale_set)
+
+
+def test_secret_expiry_computed_during_preview_is_an_expiry() -> None:
+    secret = {"properties": {"value": "x", "attributes": {"expires": UNKNOWN_STRING_VALUE}}}
+    assert check_resource(security.keyvault_expiry, "azure-native:keyvault:Secret", secret) == []
