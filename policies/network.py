@@ -25,6 +25,7 @@ from policies.rulebook import (
     carries_ports,
     dig,
     from_internet,
+    given,
     items,
     lower,
     names,
@@ -249,7 +250,8 @@ def subnet_nsg(resource: Resource, report: Report) -> None:
         services = [dig(d, "serviceName") for d in items(dig(subnet, "delegations"))]
         if any(one_of(service, *without_nsg) for service in services):
             continue
-        if dig(subnet, "networkSecurityGroup") is None:
+        # Presence only: an NSG attached by an Output is unknown in a preview but attached.
+        if not given(subnet, "networkSecurityGroup"):
             report(f"subnet {name!r} has no networkSecurityGroup")
 
 

@@ -839,7 +839,7 @@ def vm_encryption_at_host(resource: Resource, report: Report) -> None:
     SCALE_SET,
 )
 def vm_managed_identity(resource: Resource, report: Report) -> None:
-    if resource.is_a(SCALE_SET) and resource.get("virtualMachineProfile") is None:
+    if resource.is_a(SCALE_SET) and not given(resource.props, "virtualMachineProfile"):
         # A Flexible scale set without a VM profile only groups VMs declared on their own;
         # those VMs carry (and are checked for) their identities.
         return
@@ -1022,7 +1022,8 @@ def apim_internal_vnet(service: Resource, report: Report) -> None:
     if not one_of(mode, "Internal"):
         shown = "not set (None: public)" if mode is None else repr(mode)
         report(f"virtualNetworkType is {shown}; use 'Internal' in {service.config['environment']}")
-    elif service.get("virtualNetworkConfiguration", "subnetResourceId") is None:
+    elif not given(service.props, "virtualNetworkConfiguration", "subnetResourceId"):
+        # Only whether a subnet is named: its id is often unknown until the subnet exists.
         report("virtualNetworkType is 'Internal' but virtualNetworkConfiguration names no subnet")
 
 
@@ -1600,10 +1601,10 @@ def acr_min_sku(registry: Resource, report: Report) -> None:
 )
 def vm_managed_disks(resource: Resource, report: Report) -> None:
     storage = vm_profile(resource, "storageProfile")
-    if dig(storage, "osDisk", "vhd") is not None or items(dig(storage, "osDisk", "vhdContainers")):
+    if given(storage, "osDisk", "vhd") or items(dig(storage, "osDisk", "vhdContainers")):
         report("storageProfile.osDisk is an unmanaged VHD; use a managed disk")
     for disk in items(dig(storage, "dataDisks")):
-        if dig(disk, "vhd") is not None:
+        if given(disk, "vhd"):
             lun = number(dig(disk, "lun"))
             shown = "(no lun)" if lun is None else f"{lun:g}"
             report(f"data disk {shown} is an unmanaged VHD; use a managed disk")

@@ -582,3 +582,24 @@ def test_public_ip_attached_by_an_output_is_reported_during_preview() -> None:
 def test_secret_expiry_computed_during_preview_is_an_expiry() -> None:
     secret = {"properties": {"value": "x", "attributes": {"expires": UNKNOWN_STRING_VALUE}}}
     assert check_resource(security.keyvault_expiry, "azure-native:keyvault:Secret", secret) == []
+
+
+def test_apim_subnet_named_by_an_output_is_a_subnet_during_preview() -> None:
+    # Before: the subnet id, unknown until the subnet exists, made the rule "can't run" (as in
+    # this project's own prod preview).
+    apim = {"virtualNetworkType": "Internal",
+            "virtualNetworkConfiguration": {"subnetResourceId": UNKNOWN_STRING_VALUE}}
+    assert check_resource(security.apim_internal_vnet,
+                          "azure-native:apimanagement:ApiManagementService", apim) == []
+    (message,) = check_resource(security.apim_internal_vnet,
+                                "azure-native:apimanagement:ApiManagementService",
+                                {"virtualNetworkType": "Internal"})
+    assert "names no subnet" in message
+
+
+def test_subnet_nsg_attached_by_an_output_is_attached_during_preview() -> None:
+    subnet = {"subnetName": "gpu", "networkSecurityGroup": UNKNOWN_STRING_VALUE}
+    assert check_resource(network.subnet_nsg, "azure-native:network:Subnet", subnet) == []
+    (message,) = check_resource(network.subnet_nsg, "azure-native:network:Subnet",
+                                {"subnetName": "gpu"})
+    assert "subnet 'gpu' has no networkSecurityGroup" in message
