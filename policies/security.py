@@ -39,7 +39,6 @@ from policies.rulebook import (
     known_size,
     lower,
     names,
-    nic_configurations,
     node_pools,
     number,
     one_of,
@@ -734,17 +733,23 @@ def aks_no_node_public_ip(resource: Resource, report: Report) -> None:
     NIC,
 )
 def vm_no_public_ip(resource: Resource, report: Report) -> None:
-    # Presence decides, not the value: a public IP's id is unknown until it exists.
+    # Presence decides, not the value: a public IP's id is unknown until it exists. An IP
+    # configuration unknown as a whole is noted after the known ones are judged.
+    deferred = Deferred()
     if resource.is_a(NIC):
-        for config in items(resource.get("ipConfigurations")):
-            if given(config, "publicIPAddress"):
-                report(f"IP configuration {dig(config, 'name')!r} attaches a public IP address")
+        for config in deferred.each(resource.get("ipConfigurations")):
+            if deferred.check(given, config, "publicIPAddress"):
+                report(f"IP configuration {deferred.check(dig, config, 'name')!r} attaches a "
+                       "public IP address")
+        deferred.finish()
         return
-    for nic in nic_configurations(resource):
-        for config in items(dig(nic, "ipConfigurations")):
-            if given(config, "publicIPAddressConfiguration"):
-                report(f"NIC {dig(nic, 'name')!r} IP configuration {dig(config, 'name')!r} "
-                       "creates a public IP address")
+    nics = deferred.each(vm_profile(resource, "networkProfile", "networkInterfaceConfigurations"))
+    for nic in nics:
+        for config in deferred.each(deferred.check(dig, nic, "ipConfigurations")):
+            if deferred.check(given, config, "publicIPAddressConfiguration"):
+                report(f"NIC {deferred.check(dig, nic, 'name')!r} IP configuration "
+                       f"{deferred.check(dig, config, 'name')!r} creates a public IP address")
+    deferred.finish()
 
 
 def _has_ssh_keys(profile: object) -> bool:

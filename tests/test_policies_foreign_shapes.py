@@ -603,3 +603,17 @@ def test_subnet_nsg_attached_by_an_output_is_attached_during_preview() -> None:
     (message,) = check_resource(network.subnet_nsg, "azure-native:network:Subnet",
                                 {"subnetName": "gpu"})
     assert "subnet 'gpu' has no networkSecurityGroup" in message
+
+
+
+def test_known_public_ip_is_reported_although_another_nic_configuration_is_unknown() -> None:
+    # Before: one NIC configuration unknown as a whole hid the public IP of the known one.
+    scale_set = {"virtualMachineProfile": {"networkProfile": {"networkInterfaceConfigurations": [
+        UNKNOWN_STRING_VALUE,
+        {"name": "nic", "ipConfigurations": [{"name": "ip", "publicIPAddressConfiguration": {
+            "name": "pip"}}]},
+    ]}}}
+    capture = Capture(security.vm_no_public_ip)
+    with pytest.raises(UnknownValueError):
+        check_resource(capture, SCALE_SET, scale_set)  # type: ignore[arg-type]
+    assert capture.found == ["NIC 'nic' IP configuration 'ip' creates a public IP address"]
