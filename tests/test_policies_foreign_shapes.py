@@ -617,3 +617,18 @@ def test_known_public_ip_is_reported_although_another_nic_configuration_is_unkno
     with pytest.raises(UnknownValueError):
         check_resource(capture, SCALE_SET, scale_set)  # type: ignore[arg-type]
     assert capture.found == ["NIC 'nic' IP configuration 'ip' creates a public IP address"]
+
+
+def test_stack_rules_pair_versioned_children_with_versioned_parents() -> None:
+    account = Declared("azure-native:storage/v20230101:StorageAccount", "data",
+                       {"kind": "StorageV2", "accountName": "data"})
+    service = Declared("azure-native:storage/v20220901:BlobServiceProperties", "data-blobs", {
+        "accountName": "data", "blobServicesName": "default",
+        "deleteRetentionPolicy": {"enabled": True, "days": 7},
+        "containerDeleteRetentionPolicy": {"enabled": True, "days": 7}})
+    assert check_stack(reliability.storage_blob_soft_delete, [account, service]) == []
+    setting = Declared("azure-native:insights/v20210501preview:DiagnosticSetting", "data-diag",
+                       {"resourceUri": "/subscriptions/s/resourceGroups/rg/providers/"
+                                       "Microsoft.Storage/storageAccounts/data"})
+    assert check_stack(reliability.reliability_diagnostic_settings, [account, setting]) == []
+    assert check_stack(reliability.reliability_diagnostic_settings, [account])
