@@ -632,3 +632,18 @@ def test_stack_rules_pair_versioned_children_with_versioned_parents() -> None:
                                        "Microsoft.Storage/storageAccounts/data"})
     assert check_stack(reliability.reliability_diagnostic_settings, [account, setting]) == []
     assert check_stack(reliability.reliability_diagnostic_settings, [account])
+
+
+
+@pytest.mark.parametrize("location", ["northcentralus", "North Central US", "westcentralus"])
+def test_system_pool_in_a_region_without_zones_is_not_asked_for_zones(location: str) -> None:
+    # Before: a production cluster in a region without availability zones was told to spread
+    # its system pool over zones it cannot use.
+    pool = {"name": "system", "mode": "System", "vmSize": "Standard_D4ds_v5", "count": 3}
+    cluster = {"location": location, "agentPoolProfiles": [pool]}
+    assert check_resource(reliability.reliability_system_pool_zonal,
+                          "azure-native:containerservice:ManagedCluster", cluster) == []
+    zonal = {**cluster, "location": "eastus"}
+    (message,) = check_resource(reliability.reliability_system_pool_zonal,
+                                "azure-native:containerservice:ManagedCluster", zonal)
+    assert "spans zones (none)" in message
