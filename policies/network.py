@@ -35,6 +35,7 @@ from policies.rulebook import (
     port_ranges,
     resource_rule,
     stack_rule,
+    zoneless_region,
 )
 
 NSG = "network:NetworkSecurityGroup"
@@ -380,8 +381,8 @@ def vnet_dns(vnet: Resource, report: Report) -> None:
     PUBLIC_IP,
 )
 def public_ip_zone_redundant(address: Resource, report: Report) -> None:
-    if not one_of(address.get("sku", "name"), "Standard"):
-        return
+    if not one_of(address.get("sku", "name"), "Standard") or zoneless_region(address):
+        return  # Basic has no zones; nor has a region without availability zones
     zones = sorted({str(z) for z in items(address.get("zones"))})
     if len(zones) < 2:
         report(f"zones are {names(zones)}; use zones 1, 2 and 3")

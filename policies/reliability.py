@@ -32,6 +32,7 @@ from policies.rulebook import (
     policy_fact,
     resource_rule,
     stack_rule,
+    zoneless_region,
 )
 
 STORAGE = "storage:StorageAccount"
@@ -197,23 +198,13 @@ def reliability_system_pool_zonal(resource: Resource, report: Report) -> None:
         # reported by gpustack-vm-size-known, and a regional-only size cannot span zones.
         # Nor of a cluster declared in a region without availability zones.
         known = known_size(pool.size)
-        zonal = known is not None and known.zonal and not _zoneless_region(resource)
+        zonal = known is not None and known.zonal and not zoneless_region(resource)
         if zonal and len(zones) < resource.config["minimumZones"]:
             problems.append(f"spans zones {names(sorted(zones))}")
         if problems:
             report(f"system {pool.label} {' and '.join(problems)}; use at least "
                    f"{resource.config['minimumNodes']:g} nodes in "
                    f"{resource.config['minimumZones']:g} zones")
-
-
-def _zoneless_region(resource: Resource) -> bool:
-    """True for a resource whose location is an Azure region without availability zones.
-
-    ARM accepts display names ("North Central US"); an unset location (the resource group's)
-    or one the region list does not know is not assumed to lack zones.
-    """
-    region = (lower(resource.get("location")) or "").replace(" ", "")
-    return region in regions.azure_regions() and region not in regions.availability_zone_regions()
 
 
 @resource_rule(

@@ -40,7 +40,7 @@ from pulumi_policy.proxy import (
     UnknownValueError,
 )
 
-from gpustack import catalog, facts
+from gpustack import catalog, facts, regions
 
 PACK_NAME = "gpustack-azure"
 MANDATORY = EnforcementLevel.MANDATORY
@@ -789,3 +789,14 @@ def is_windows(resource: Resource) -> bool:
 def has_no_blob_service(account: Resource) -> bool:
     """True for storage account kinds without a blob service (FileStorage: file shares only)."""
     return one_of(account.get("kind"), *policy_fact("storage_without_blobs")["kinds"])
+
+
+def zoneless_region(resource: Resource) -> bool:
+    """True for a resource whose location is an Azure region without availability zones.
+
+    ARM accepts display names ("North Central US"); an unset location (the resource group's)
+    or one the region list (gpustack/data/azure_regions.yaml) does not know is not assumed to
+    lack zones.
+    """
+    region = (lower(resource.get("location")) or "").replace(" ", "")
+    return region in regions.azure_regions() and region not in regions.availability_zone_regions()

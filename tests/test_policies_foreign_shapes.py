@@ -647,3 +647,12 @@ def test_system_pool_in_a_region_without_zones_is_not_asked_for_zones(location: 
     (message,) = check_resource(reliability.reliability_system_pool_zonal,
                                 "azure-native:containerservice:ManagedCluster", zonal)
     assert "spans zones (none)" in message
+
+
+
+def test_standard_public_ip_in_a_region_without_zones_is_not_asked_for_zones() -> None:
+    address = {"sku": {"name": "Standard"}, "location": "northcentralus"}
+    assert check_resource(network.public_ip_zone_redundant,
+                          "azure-native:network:PublicIPAddress", address) == []
+    assert check_resource(network.public_ip_zone_redundant,
+                          "azure-native:network:PublicIPAddress", {**address, "location": "eastus"})
