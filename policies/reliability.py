@@ -301,8 +301,8 @@ def reliability_autoscaler_owns_count(pool: Resource, report: Report) -> None:
     STORAGE,
 )
 def reliability_storage_zone_redundant(account: Resource, report: Report) -> None:
-    if not in_scope(account.config):
-        return
+    if not in_scope(account.config) or zoneless_region(account):
+        return  # ZRS needs a region with availability zones
     sku = account.get("sku", "name")
     if not isinstance(sku, str) or "zrs" not in sku.lower():
         report(f"sku.name is {sku!r}; use a zone-redundant SKU (ZRS, GZRS or RAGZRS)")

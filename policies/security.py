@@ -49,6 +49,7 @@ from policies.rulebook import (
     taints,
     vm_profile,
     vm_size,
+    zoneless_region,
 )
 
 STORAGE = "storage:StorageAccount"
@@ -1536,7 +1537,8 @@ def acr_export_disabled(registry: Resource, report: Report) -> None:
 def acr_premium_resilience(registry: Resource, report: Report) -> None:
     if not _premium(registry):
         return
-    if not one_of(registry.get("zoneRedundancy"), "Enabled"):
+    # Zone redundancy needs a region with availability zones.
+    if not one_of(registry.get("zoneRedundancy"), "Enabled") and not zoneless_region(registry):
         report("zoneRedundancy is not 'Enabled'")
     if not one_of(registry.get("policies", "retentionPolicy", "status"), "enabled"):
         report("policies.retentionPolicy.status is not 'enabled'")

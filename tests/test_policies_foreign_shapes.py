@@ -656,3 +656,19 @@ def test_standard_public_ip_in_a_region_without_zones_is_not_asked_for_zones() -
                           "azure-native:network:PublicIPAddress", address) == []
     assert check_resource(network.public_ip_zone_redundant,
                           "azure-native:network:PublicIPAddress", {**address, "location": "eastus"})
+
+
+
+def test_registry_and_storage_in_a_region_without_zones_are_not_asked_for_zones() -> None:
+    registry = {"sku": {"name": "Premium"}, "location": "northcentralus",
+                "policies": {"retentionPolicy": {"status": "enabled"}}}
+    assert check_resource(security.acr_premium_resilience,
+                          "azure-native:containerregistry:Registry", registry) == []
+    (message,) = check_resource(security.acr_premium_resilience,
+                                "azure-native:containerregistry:Registry",
+                                {**registry, "location": "westeurope"})
+    assert "zoneRedundancy is not 'Enabled'" in message
+    account = {"sku": {"name": "Standard_GRS"}, "location": "North Central US"}
+    assert check_resource(reliability.reliability_storage_zone_redundant, STORAGE, account) == []
+    assert check_resource(reliability.reliability_storage_zone_redundant, STORAGE,
+                          {**account, "location": "eastus2"})
