@@ -18,7 +18,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack.analyzer import PolicyPackSession
 from gpustack.engine import run_plan
-from policies import network, reliability, security
+from policies import network, platform_services, reliability, security
 from tests.conftest import FIXTURES, ROOT
 from tests.policy_runs import Declared, check_resource, check_stack
 from tests.test_policies_platform import CASES as PLATFORM_CASES
@@ -672,3 +672,20 @@ def test_registry_and_storage_in_a_region_without_zones_are_not_asked_for_zones(
     assert check_resource(reliability.reliability_storage_zone_redundant, STORAGE, account) == []
     assert check_resource(reliability.reliability_storage_zone_redundant, STORAGE,
                           {**account, "location": "eastus2"})
+
+
+
+def test_plans_and_gateways_in_a_region_without_zones_are_not_asked_for_zones() -> None:
+    plan = {"sku": {"name": "P1v3", "tier": "PremiumV3", "capacity": 3},
+            "location": "northcentralus"}
+    assert check_resource(platform_services.appservice_plan_zone_redundant,
+                          "azure-native:web:AppServicePlan", plan) == []
+    assert check_resource(platform_services.appservice_plan_zone_redundant,
+                          "azure-native:web:AppServicePlan", {**plan, "location": "eastus"})
+    gateway = {"gatewayType": "Vpn", "sku": {"name": "VpnGw2", "tier": "VpnGw2"},
+               "location": "westcentralus"}
+    assert check_resource(platform_services.gateway_zone_redundant_sku,
+                          "azure-native:network:VirtualNetworkGateway", gateway) == []
+    assert check_resource(platform_services.gateway_zone_redundant_sku,
+                          "azure-native:network:VirtualNetworkGateway",
+                          {**gateway, "location": "westeurope"})
