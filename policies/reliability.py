@@ -13,6 +13,7 @@ from policies.rulebook import (
     ADVISORY,
     MANDATORY,
     PRODUCTION_LIKE,
+    Deferred,
     Report,
     Resource,
     Rule,
@@ -699,26 +700,23 @@ def vm_monitoring_agent(stack: Stack, report: StackReport) -> None:
 )
 def apim_zone_redundant(service: Resource, report: Report) -> None:
     zone_facts = policy_fact("apim_zone_redundancy")
-    try:
-        sku = service.get("sku", "name")
-    except UnknownValueError:
-        return
+    # An unknown tier raises at once (the SDK notes the rule could not run). Unknown locations,
+    # units or zones leave that place for the note after the known places are judged.
+    sku = service.get("sku", "name")
     if not one_of(sku, *zone_facts["skus"]):
         return  # zone redundancy is a Premium feature; other tiers are not judged
     zonal = regions.availability_zone_regions()
+    deferred = Deferred()
     places = [("the primary location", service.props, service.get("sku"))]
-    try:
-        for index, extra in enumerate(items(service.get("additionalLocations"))):
-            places.append((f"additionalLocations[{index}]", extra, dig(extra, "sku")))
-    except UnknownValueError:
-        pass  # unknown additional locations are left unjudged, not the primary one
+    for index, extra in enumerate(deferred.each(deferred.check(service.get,
+                                                               "additionalLocations"))):
+        places.append((f"additionalLocations[{index}]", extra,
+                       deferred.check(dig, extra, "sku")))
     for label, place, place_sku in places:
-        try:
-            problem = _apim_zone_problem(place, place_sku, zonal, zone_facts)
-        except UnknownValueError:
-            continue
+        problem = deferred.check(_apim_zone_problem, place, place_sku, zonal, zone_facts)
         if problem:
             report(f"{label} ({dig(place, 'location')}): {problem}")
+    deferred.finish()
 
 
 def _apim_zone_problem(place: Any, sku: Any, zonal: frozenset[str],
