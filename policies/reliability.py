@@ -6,7 +6,7 @@ import ipaddress
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
+from pulumi_policy.proxy import UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import facts, regions
 from policies.rulebook import (
@@ -645,6 +645,9 @@ def vm_monitoring_agent(stack: Stack, report: StackReport) -> None:
         return
     agent = facts.load("azure_monitor")["monitoring_agent"]
     extensions = _extensions_by_machine(stack)
+    # An identity or agent settings unknown during a preview are noted once every machine
+    # that can be judged has been.
+    deferred = Deferred()
     for machine in stack.of(VM, SCALE_SET):
         if machine.urn not in associated:
             continue
@@ -664,16 +667,24 @@ def vm_monitoring_agent(stack: Stack, report: StackReport) -> None:
             continue
         identity = _identity_type(machine)
         if identity is None:
+            deferred.error = deferred.error or UnknownValueError(
+                UNKNOWN_STRING_VALUE, [machine.name, "identity", "type"])
             continue
         if "assigned" not in identity:
             report(f"{what} {machine.name} runs the Azure Monitor Agent without a managed "
                    "identity to authenticate with; add one", machine.urn)
-        elif "systemassigned" not in identity and not any(
-            _names_its_identity(extension) is not False for extension in agents
-        ):
-            report(f"{what} {machine.name} has only user-assigned identities and its Azure "
-                   "Monitor Agent does not name one in settings.authentication.managedIdentity "
-                   f"(identifier-name '{agent['identity_identifier_name']}')", machine.urn)
+            continue
+        named = [_names_its_identity(extension) for extension in agents]
+        if "systemassigned" in identity or True in named:
+            continue
+        if None in named:
+            deferred.error = deferred.error or UnknownValueError(
+                UNKNOWN_OBJECT_VALUE, [machine.name, "extension settings"])
+            continue
+        report(f"{what} {machine.name} has only user-assigned identities and its Azure "
+               "Monitor Agent does not name one in settings.authentication.managedIdentity "
+               f"(identifier-name '{agent['identity_identifier_name']}')", machine.urn)
+    deferred.finish()
 
 
 @resource_rule(

@@ -393,14 +393,32 @@ def test_the_agent_needs_an_identity_it_can_authenticate_as() -> None:
     assert "without a managed identity" in message
 
 
-def test_values_computed_during_a_preview_do_not_fail_the_check() -> None:
+def monitoring_agent_in_preview(*resources: Declared) -> list[str]:
+    """The violations reported before the rule notes, as the SDK does, a value it cannot know."""
+    found: list[str] = []
+
+    class Keep:
+        def validate(self, args: object, report: Callable[..., None]) -> None:
+            reliability.vm_monitoring_agent.validate(
+                args, lambda m, urn=None: (found.append(m), report(m, urn)))
+
+    with pytest.raises(UnknownValueError):
+        check_stack(Keep(), list(resources))  # type: ignore[arg-type]
+    return found
+
+
+def test_values_computed_during_a_preview_are_noted_never_failed_nor_passed() -> None:
     association = _association()
+    # The identity's id is computed, but the settings name it: that is known to be right.
     computed = {"authentication": {"managedIdentity": {
         "identifier-name": "mi_res_id", "identifier-value": UNKNOWN_STRING_VALUE}}}
     assert monitoring_agent(_vm(), association, _agent(settings=computed)) == []
-    assert monitoring_agent(_vm(), association, _agent(settings=UNKNOWN_STRING_VALUE)) == []
+    # Settings or identity unknown as a whole: noted, neither failed nor passed.
+    assert monitoring_agent_in_preview(_vm(), association,
+                                       _agent(settings=UNKNOWN_STRING_VALUE)) == []
     unknown_identity = _vm(identity={"type": UNKNOWN_STRING_VALUE})
-    assert monitoring_agent(unknown_identity, association, _agent(settings=None)) == []
+    assert monitoring_agent_in_preview(unknown_identity, association,
+                                       _agent(settings=None)) == []
     # What is known still decides: no agent at all is reported.
     assert len(monitoring_agent(unknown_identity, association)) == 1
 
