@@ -13,6 +13,7 @@ from policies.rulebook import (
     ADVISORY,
     MANDATORY,
     PRODUCTION_LIKE,
+    UNKNOWNS,
     Deferred,
     Report,
     Resource,
@@ -30,6 +31,7 @@ from policies.rulebook import (
     node_pools,
     number,
     one_of,
+    plain,
     policy_fact,
     resource_rule,
     stack_rule,
@@ -383,28 +385,40 @@ def aks_maintenance_window(stack: Stack, report: StackReport) -> None:
     for configuration in stack.of(MAINTENANCE):
         scheduled |= stack.referenced(configuration, "resourceName",
                                       {CLUSTER: _ARM_NAMES[CLUSTER]})
+    deferred = Deferred()  # a channel unknown during a preview is noted, not passed
     for cluster in stack.of(CLUSTER):
-        channel = cluster.known("autoUpgradeProfile", "upgradeChannel")
+        channel = deferred.check(cluster.get, "autoUpgradeProfile", "upgradeChannel")
         if channel is None or one_of(channel, "none"):
             continue
         if cluster.urn not in scheduled:
             report(f"{cluster.name} upgrades automatically ({channel}) but has no maintenance "
                    "configuration", cluster.urn)
+    deferred.finish()
 
 
 def _collected(setting: Resource) -> tuple[set[str], set[str]]:
-    """The enabled log categories (and category groups) and metric categories of a setting."""
+    """The enabled log categories (and category groups) and metric categories of a setting.
+
+    Raises `UnknownValueError` when a list or a category is unknown during a preview: what is
+    missing cannot be told then.
+    """
     logs, metrics = set(), set()
-    for entry in items(setting.known("logs")):
+    for entry in items(plain(setting.get("logs"))):
         if entry.get("enabled") is False:
             continue
         for key in ("category", "categoryGroup"):
             if isinstance(entry.get(key), str):
-                logs.add(entry[key].lower())
-    for entry in items(setting.known("metrics")):
+                logs.add(_known_text(entry[key], "logs").lower())
+    for entry in items(plain(setting.get("metrics"))):
         if entry.get("enabled") is not False and isinstance(entry.get("category"), str):
-            metrics.add(entry["category"].lower())
+            metrics.add(_known_text(entry["category"], "metrics").lower())
     return logs, metrics
+
+
+def _known_text(value: str, where: str) -> str:
+    if value in UNKNOWNS:
+        raise UnknownValueError(value, [where, "category"])
+    return value
 
 
 @stack_rule(
@@ -430,13 +444,16 @@ def aks_diagnostic_categories(stack: Stack, report: StackReport) -> None:
     for setting in stack.of(DIAGNOSTICS):
         for urn in stack.referenced(setting, "resourceUri", clusters):
             by_cluster.setdefault(urn, []).append(setting)
+    deferred = Deferred()  # categories unknown during a preview are noted, not reported
     for cluster in stack.of(CLUSTER):
         mine = by_cluster.get(cluster.urn, [])
         if not mine:
             continue  # gpustack-reliability-diagnostic-settings reports the missing setting
+        collected = [deferred.check(_collected, setting) for setting in mine]
+        if any(found is None for found in collected):
+            continue
         logs, metrics = set(), set()
-        for setting in mine:
-            more_logs, more_metrics = _collected(setting)
+        for more_logs, more_metrics in (found for found in collected if found is not None):
             logs |= more_logs
             metrics |= more_metrics
         every = "alllogs" in logs
@@ -451,6 +468,7 @@ def aks_diagnostic_categories(stack: Stack, report: StackReport) -> None:
             report(f"{cluster.name}: diagnostic settings collect {wanted['costly_audit']}"
                    f"{' (through allLogs)' if every else ''}; collect "
                    f"{wanted['audit']} instead", cluster.urn)
+    deferred.finish()
 
 
 SUBNET = "network:Subnet"

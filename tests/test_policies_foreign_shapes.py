@@ -689,3 +689,29 @@ def test_plans_and_gateways_in_a_region_without_zones_are_not_asked_for_zones() 
     assert check_resource(platform_services.gateway_zone_redundant_sku,
                           "azure-native:network:VirtualNetworkGateway",
                           {**gateway, "location": "westeurope"})
+
+
+def test_aks_diagnostic_categories_unknown_during_preview_are_noted_not_reported() -> None:
+    # Before: logs computed from a list Output read as "collects nothing" and were reported.
+    cluster = Declared("azure-native:containerservice:ManagedCluster", "aks",
+                       {"resourceName": "aks"})
+    setting = Declared("azure-native:monitor:DiagnosticSetting", "aks-diag",
+                       {"logs": UNKNOWN_STRING_VALUE, "metrics": [{"category": "AllMetrics"}]},
+                       deps={"resourceUri": ["aks"]})
+    capture = Capture(reliability.aks_diagnostic_categories)
+    with pytest.raises(UnknownValueError):
+        check_stack(capture, [cluster, setting])  # type: ignore[arg-type]
+    assert capture.found == []
+    known = Declared(setting.type, setting.name, {**setting.props, "logs": []}, deps=setting.deps)
+    (found,) = check_stack(reliability.aks_diagnostic_categories, [cluster, known])
+    assert "do not collect" in found[0]
+
+
+def test_maintenance_window_rule_notes_an_unknown_upgrade_channel() -> None:
+    cluster = Declared("azure-native:containerservice:ManagedCluster", "aks",
+                       {"resourceName": "aks",
+                        "autoUpgradeProfile": {"upgradeChannel": UNKNOWN_STRING_VALUE}})
+    capture = Capture(reliability.aks_maintenance_window)
+    with pytest.raises(UnknownValueError):
+        check_stack(capture, [cluster])  # type: ignore[arg-type]
+    assert capture.found == []
