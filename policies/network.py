@@ -413,13 +413,16 @@ def private_endpoint_for_private_services(stack: Stack, report: StackReport) -> 
             *items(endpoint.known("manualPrivateLinkServiceConnections")),
         ]:
             connected |= stack.named_by(dig(connection, "privateLinkServiceId"), _PRIVATE_SERVICES)
+    deferred = Deferred()  # a public access setting unknown during a preview is noted
     for kind in _PRIVATE_SERVICES:
         for service in stack.of(kind):
-            access = service.known("publicNetworkAccess") or service.known(
-                "properties", "publicNetworkAccess")
+            path = ("properties", "publicNetworkAccess") if kind == VAULT else (
+                "publicNetworkAccess",)
+            access = deferred.check(service.get, *path)
             if one_of(access, "Disabled") and service.urn not in connected:
                 report(f"{kind} {service.name} disables public access but no private endpoint "
                        "connects to it", service.urn)
+    deferred.finish()
 
 
 _NSG_NAMES = {NSG: ("networkSecurityGroups", "networkSecurityGroupName")}

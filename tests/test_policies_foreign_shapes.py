@@ -715,3 +715,14 @@ def test_maintenance_window_rule_notes_an_unknown_upgrade_channel() -> None:
     with pytest.raises(UnknownValueError):
         check_stack(capture, [cluster])  # type: ignore[arg-type]
     assert capture.found == []
+
+
+def test_private_endpoint_rule_notes_a_public_access_setting_unknown_during_preview() -> None:
+    account = Declared(STORAGE, "data", {"accountName": "data",
+                                         "publicNetworkAccess": UNKNOWN_STRING_VALUE})
+    capture = Capture(network.private_endpoint_for_private_services)
+    with pytest.raises(UnknownValueError):
+        check_stack(capture, [account])  # type: ignore[arg-type]
+    assert capture.found == []
+    closed = Declared(STORAGE, "data", {"accountName": "data", "publicNetworkAccess": "Disabled"})
+    assert check_stack(network.private_endpoint_for_private_services, [closed])
