@@ -34,7 +34,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.hosts import ProgramError, ProgramRunError, run_program
 from gpustack.hosts import python_exec as shim
-from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
+from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, ProviderCheckFailure
 from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
 from gpustack.stack_outputs import StackOutputs
 
@@ -203,7 +203,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
             self.failures.append(message)
             raise DuplicateUrnError(message)
-        response = super().RegisterResource(request)
+        try:
+            response = super().RegisterResource(request)
+        except ProviderCheckFailure as failure:
+            # Remembered here too: the SDK may only attach the error to the resource's outputs.
+            self.failures.append(str(failure))
+            raise
         inputs = from_struct(request.object)
         if request.remote and isinstance(self.mocks, AzureMocks):
             # The engine would have the provider construct it (a multi-language component

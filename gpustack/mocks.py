@@ -123,6 +123,11 @@ def kubeconfig(cluster: str, location: str, seed: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+class ProviderCheckFailure(Exception):
+    """What the provider's Check refuses before anything is created (a required property
+    missing): `pulumi preview` fails on it too, so the plan does, naming the resource."""
+
+
 class AzureMocks(pulumi.runtime.Mocks):
     """Answers resource registrations and invokes the way Azure Resource Manager would.
 
@@ -200,11 +205,24 @@ class AzureMocks(pulumi.runtime.Mocks):
             location = self._default_location(token, checked, provider)
             if location is not None:
                 checked["location"] = location
+            elif token == _RESOURCE_GROUP:
+                # A group's location is required by ARM and it has no group to inherit one
+                # from: azure-native's Check fails, with this advice (provider.go validateType).
+                raise ProviderCheckFailure(
+                    "missing required property 'location'. Either set it explicitly or "
+                    "configure it with 'pulumi config set azure-native:location <value>'."
+                )
         return checked
 
     def _azure(self, args: pulumi.runtime.MockResourceArgs, urn: str) -> tuple[str, dict]:
         spec = self.table["types"].get(args.typ) or self._generic_spec(args.typ, args.inputs)
-        inputs = self.checked_inputs(args.typ, args.inputs, args.provider)
+        try:
+            inputs = self.checked_inputs(args.typ, args.inputs, args.provider)
+        except ProviderCheckFailure as failure:
+            # As the engine words a failed Check.
+            raise ProviderCheckFailure(
+                f"{args.typ} resource '{args.name}' has a problem: {failure}"
+            ) from None
         name_property = spec["name_property"]
         name = inputs.get(name_property) or args.resource_id or auto_name(
             args.name, urn, spec.get("name_style", "suffix")
@@ -435,8 +453,6 @@ class AzureMocks(pulumi.runtime.Mocks):
         configured = self._provider_setting("location", provider)
         if configured:
             return configured
-        if token == _RESOURCE_GROUP:
-            return UNKNOWN
         group = inputs.get("resourceGroupName")
         if group is None:
             return None

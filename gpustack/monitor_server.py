@@ -40,7 +40,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.engine import MOCKS_LOCK, DuplicateUrnError, RecordingMonitor, from_struct
 from gpustack.hosts.python_exec import DESCRIBE_TOKEN
-from gpustack.mocks import AzureMocks
+from gpustack.mocks import AzureMocks, ProviderCheckFailure
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -219,7 +219,8 @@ class MonitorServer:
         try:
             with MOCKS_LOCK:
                 return self._context.copy().run(handler, request)
-        except DuplicateUrnError as error:
+        except (DuplicateUrnError, ProviderCheckFailure) as error:
+            # The engine or the provider refuses what the program declared: its fault.
             with self.lock:
                 self.failures.append(str(error))
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))

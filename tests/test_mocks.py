@@ -20,7 +20,7 @@ from gpustack import cli, placeholders
 from gpustack.engine import Plan, run_plan, to_display
 from gpustack.estimates import plan_estimates
 from gpustack.hosts import ProgramError
-from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks
+from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, ProviderCheckFailure
 from gpustack.project import ProjectError, _config, parse_override
 from tests.conftest import ENVIRONMENTS, FIXTURES, ROOT, planned
 
@@ -159,14 +159,39 @@ def test_the_providers_subscription_is_in_ids() -> None:
     assert group.id.startswith("/subscriptions/11111111-2222-4333-8444-555555555555/")
 
 
-def test_without_a_provider_location_a_new_group_has_an_unknown_location() -> None:
+def test_without_a_provider_location_a_new_group_fails_the_providers_check() -> None:
+    # pulumi-azure-native provider.go: getDefaultLocation has nothing for a group (no provider
+    # location, no group to inherit from), so Check reports the required property, with advice.
     mocks = AzureMocks(preview=False, config={})
-    checked = mocks.checked_inputs("azure-native:resources:ResourceGroup", {})
-    assert checked["location"] == UNKNOWN
+    with pytest.raises(ProviderCheckFailure, match="missing required property 'location'"):
+        mocks.checked_inputs("azure-native:resources:ResourceGroup", {})
+    # A resource in a group the program does not create: ARM would be asked; offline, unknown.
     vm = mocks.checked_inputs(
         "azure-native:compute:VirtualMachine", {"resourceGroupName": "existing"}
     )
     assert vm["location"] == UNKNOWN
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_a_program_with_no_location_anywhere_fails_as_preview_would(
+    tmp_path: Path, in_process: bool
+) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: noloc\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text(
+        "from pulumi_azure_native import resources\nresources.ResourceGroup('rg')\n"
+    )
+    with pytest.raises(ProgramError) as raised:
+        run_plan(tmp_path, "dev", preview=True, in_process=in_process)
+    assert raised.value.fault == "program"
+    assert (
+        "azure-native:resources:ResourceGroup resource 'rg' has a problem: missing required "
+        "property 'location'. Either set it explicitly or configure it with 'pulumi config set "
+        "azure-native:location <value>'."
+    ) in str(raised.value)
+    given = [("azure-native:location", "westus3", False)]
+    plan = run_plan(tmp_path, "dev", config_overrides=given, in_process=in_process)
+    assert plan.resources[0].inputs["location"] == "westus3"
 
 
 # --- random, tls, command --------------------------------------------------------------------
