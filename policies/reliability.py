@@ -524,21 +524,33 @@ def aks_cni_subnet_size(stack: Stack, report: StackReport) -> None:
             cluster.known("networkProfile", "networkPluginMode"), "overlay"
         ):
             continue  # pod IPs do not come from the node subnet
+        pools = [pool for pool in stack.of(AGENT_POOL)
+                 if stack.refers_to(pool, "resourceName", cluster, *_ARM_NAMES[CLUSTER])]
         subnet_ids = [dig(p, "vnetSubnetID") for p in items(cluster.known("agentPoolProfiles"))]
-        subnet_ids += [
-            pool.known("vnetSubnetID")
-            for pool in stack.of(AGENT_POOL)
-            if stack.refers_to(pool, "resourceName", cluster, *_ARM_NAMES[CLUSTER])
-        ]
+        subnet_ids += [pool.known("vnetSubnetID") for pool in pools]
+        # name -> prefixes of the node subnets, by ARM id when it is known, and by property
+        # dependency on a Subnet resource when the id is unknown (a preview, or any program
+        # that passes subnet.id): the subnet's own prefix is usually a literal.
+        node_subnets: dict[str, list[str]] = {}
         for subnet_id in {str(s) for s in subnet_ids if s}:
-            for prefix in _subnet_prefixes(stack, subnet_id):
+            node_subnets[subnet_id.rsplit("/", 1)[-1]] = _subnet_prefixes(stack, subnet_id)
+        subnets = {subnet.urn: subnet for subnet in stack.of(SUBNET)}
+        depended = cluster.depends_on("agentPoolProfiles").union(
+            *(pool.depends_on("vnetSubnetID") for pool in pools))
+        for urn in sorted(depended & set(subnets)):
+            subnet = subnets[urn]
+            name = str(subnet.known("subnetName") or subnet.known("name") or subnet.name)
+            node_subnets.setdefault(name, [str(p) for p in [
+                subnet.known("addressPrefix"), *items(subnet.known("addressPrefixes"))] if p])
+        for name, prefixes in sorted(node_subnets.items()):
+            for prefix in prefixes:
                 try:
                     length = ipaddress.ip_network(prefix, strict=False).prefixlen
                 except ValueError:
                     continue
                 if length > longest:
-                    report(f"{cluster.name}: node subnet {subnet_id.rsplit('/', 1)[-1]} is "
-                           f"{prefix}; use /{longest:g} or larger, or CNI overlay", cluster.urn)
+                    report(f"{cluster.name}: node subnet {name} is {prefix}; use "
+                           f"/{longest:g} or larger, or CNI overlay", cluster.urn)
 
 
 # --- the Azure Monitor Agent behind VM data collection rules ---------------------------------

@@ -726,3 +726,23 @@ def test_private_endpoint_rule_notes_a_public_access_setting_unknown_during_prev
     assert capture.found == []
     closed = Declared(STORAGE, "data", {"accountName": "data", "publicNetworkAccess": "Disabled"})
     assert check_stack(network.private_endpoint_for_private_services, [closed])
+
+
+def test_cni_node_subnet_passed_as_an_output_is_still_sized() -> None:
+    # Before: a pool whose vnetSubnetID is subnet.id (unknown in a preview) was not matched
+    # to its subnet, so a /24 node subnet under Azure CNI passed.
+    small = Declared("azure-native:network:Subnet", "gpu",
+                     {"subnetName": "snet-gpu", "addressPrefix": "10.0.4.0/24"})
+    cluster = Declared("azure-native:containerservice:ManagedCluster", "aks", {
+        "resourceName": "aks-gpu", "networkProfile": {"networkPlugin": "azure"},
+        "agentPoolProfiles": [{"name": "system", "vnetSubnetID": UNKNOWN_STRING_VALUE}]},
+        deps={"agentPoolProfiles": ["gpu"]})
+    ((message, _),) = check_stack(reliability.aks_cni_subnet_size, [small, cluster])
+    assert "node subnet snet-gpu is 10.0.4.0/24" in message
+    pool = Declared("azure-native:containerservice:AgentPool", "t4",
+                    {"resourceName": "aks-gpu", "vnetSubnetID": UNKNOWN_STRING_VALUE},
+                    deps={"resourceName": ["aks"], "vnetSubnetID": ["gpu"]})
+    bare = Declared(cluster.type, "aks", {"resourceName": "aks-gpu",
+                                          "networkProfile": {"networkPlugin": "azure"}})
+    ((message, _),) = check_stack(reliability.aks_cni_subnet_size, [small, bare, pool])
+    assert "node subnet snet-gpu is 10.0.4.0/24" in message
