@@ -34,8 +34,8 @@ class SpendBudgetArgs:
     action_group_id: pulumi.Input[str]
     resource_group_names: Sequence[pulumi.Input[str]]
     start_date: str
-    actual_percents: Sequence[int] = (50, 80, 100)
-    forecast_percent: int | None = 100
+    actual_percents: Sequence[float] = (50, 80, 100)
+    forecast_percent: float | None = 100
     contact_emails: Sequence[str] = field(default_factory=tuple)
     # None: the subscription the stack deploys to (from the provider's client config).
     subscription_id: pulumi.Input[str] | None = None
@@ -57,13 +57,13 @@ class SpendBudget(pulumi.ComponentResource):
             authorization.get_client_config_output().subscription_id
         )
         notifications = {
-            f"Actual_GreaterThanOrEqualTo_{percent}_Percent": budget_notification(
+            f"Actual_GreaterThanOrEqualTo_{_percent_key(percent)}_Percent": budget_notification(
                 percent, consumption.ThresholdType.ACTUAL, args, limits
             )
             for percent in args.actual_percents
         }
         if args.forecast_percent is not None:
-            key = f"Forecasted_GreaterThanOrEqualTo_{args.forecast_percent}_Percent"
+            key = f"Forecasted_GreaterThanOrEqualTo_{_percent_key(args.forecast_percent)}_Percent"
             notifications[key] = budget_notification(
                 args.forecast_percent, consumption.ThresholdType.FORECASTED, args, limits
             )
@@ -92,8 +92,13 @@ class SpendBudget(pulumi.ComponentResource):
         self.register_outputs({"budgetId": self.budget_id})
 
 
+def _percent_key(percent: float) -> str:
+    """A threshold as it appears in a notification's name: 80, or 12_5 for 12.5 (no '.')."""
+    return format(percent, "g").replace(".", "_")
+
+
 def budget_notification(
-    percent: int,
+    percent: float,
     kind: consumption.ThresholdType,
     args: SpendBudgetArgs,
     limits: dict[str, Any],

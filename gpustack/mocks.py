@@ -42,6 +42,9 @@ ANSWERS_FILE = Path(__file__).parent / "data" / "mock_answers.yaml"
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z0-9_:.\-]+)\}")
 _RESOURCE_GROUP = "azure-native:resources:ResourceGroup"
 _STACK_REFERENCE = "pulumi:pulumi:StackReference"
+# Packages whose resources the planner answers like their providers (azure-native, kubernetes:
+# own code; random, tls, command: generated values); dynamic resources have their own note.
+_MODELLED_PACKAGES = frozenset({"azure-native", "kubernetes", "random", "tls", "command"})
 _DYNAMIC_RESOURCES = ("pulumi-python:dynamic:Resource", "pulumi-nodejs:dynamic:Resource")
 _SUBNET = "azure-native:network:Subnet"
 _VNET = "azure-native:network:VirtualNetwork"
@@ -275,11 +278,20 @@ class AzureMocks(pulumi.runtime.Mocks):
     def _other_package(self, args: pulumi.runtime.MockResourceArgs, urn: str) -> tuple[str, dict]:
         """random, tls, command and any other package: generated outputs, then declared ones."""
         state = dict(args.inputs)
+        package = args.typ.split(":", 1)[0]
         if args.typ in _DYNAMIC_RESOURCES:
             # The engine runs a dynamic provider's own create/diff code; a plan runs none.
             self.note(
                 f"{args.typ} {args.name}: a dynamic provider's code is not run offline; the "
                 "outputs it would compute are not in this plan"
+            )
+        elif package not in _MODELLED_PACKAGES:
+            # Planned, but nothing downstream understands it: say so, or a clean policy verdict
+            # would read as covering these resources too (pulumi-azure's VMs, for example).
+            self.note(
+                f"package {package}: its resources are planned from their inputs only (its "
+                "provider is not modelled offline); the policy pack, cost and GPU capacity "
+                "do not cover them"
             )
         generate = self._generators.get(args.typ)
         if not self.preview and generate is not None:

@@ -16,12 +16,14 @@ import json
 import re
 import struct
 from collections.abc import Callable, Collection, Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import pulumi
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -33,8 +35,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from gpustack import catalog, facts
-from gpustack.regions import check_region
+from gpustack.regions import availability_zone_regions, check_region
 from stacks.config_reservations import CapacityReservationConfig, check_capacity_reservations
+from stacks.config_yaml import refuse_boolean_numbers
 
 PROJECT = "azure-gpu-stacks"
 # Config namespaces of the Pulumi providers a stack file may configure besides this project's.
@@ -206,6 +209,17 @@ def _check_admin_username(value: str) -> str:
     return value
 
 
+# Node labels the pool components set themselves (components/aks.py, components/cpu_node_pool.py);
+# a pool's own label with one of these keys would be silently overwritten.
+STACK_NODE_LABELS = (
+    "accelerator",
+    "gpu-model",
+    "purpose",
+    "gpu-driver",
+    "workload-class",
+    "nvidia.com/gpu.deploy.operands",
+    "nvidia.com/device-plugin.config",
+)
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?)?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
@@ -219,9 +233,9 @@ def _check_node_labels(labels: dict[str, str]) -> dict[str, str]:
         if (
             not name
             or len(name) > rules["name_max_length"]
-            or not _LABEL_NAME.match(name)
+            or not _LABEL_NAME.fullmatch(name)
             or (prefix and (len(prefix) > rules["prefix_max_length"]
-                            or not _DNS_SUBDOMAIN.match(prefix)))
+                            or not _DNS_SUBDOMAIN.fullmatch(prefix)))
         ):  # fmt: skip
             problems.append(
                 f"label key {key!r} is not a Kubernetes label key: an optional DNS-subdomain "
@@ -233,7 +247,13 @@ def _check_node_labels(labels: dict[str, str]) -> dict[str, str]:
                 f"label key {key!r} uses a prefix AKS reserves "
                 f"({', '.join(rules['aks_reserved_prefixes'])})"
             )
-        if len(value) > rules["value_max_length"] or not _LABEL_NAME.match(value):
+        elif key in STACK_NODE_LABELS:
+            problems.append(
+                f"label key {key!r} is one the stack sets on its pools itself (the NVIDIA "
+                f"software and alerts select nodes by it; {', '.join(STACK_NODE_LABELS)}), so "
+                "yours would be overwritten; choose another key"
+            )
+        if len(value) > rules["value_max_length"] or not _LABEL_NAME.fullmatch(value):
             problems.append(
                 f"label {key!r} value {value!r} is not a Kubernetes label value: at most "
                 f"{rules['value_max_length']} letters, digits, '-', '_' or '.', starting and "
@@ -250,15 +270,24 @@ def _check_unique(values: list[Any]) -> list[Any]:
     return values
 
 
+_CONTAINER_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
 def _check_container_name(value: str) -> str:
-    """A blob container name: 3 to 63 characters, no two hyphens in a row."""
+    """A blob container name: 3 to 63 lowercase letters, digits and single hyphens, starting and
+    ending with a letter or digit."""
     rules = _LIMITS["blob_container_name"]
-    if not rules["min_length"] <= len(value) <= rules["max_length"] or "--" in value:
+    if (
+        not rules["min_length"] <= len(value) <= rules["max_length"]
+        or not _CONTAINER_NAME.fullmatch(value)
+    ):
         raise ValueError(
             f"{value!r} is not a blob container name: {rules['min_length']} to "
-            f"{rules['max_length']} characters, no two hyphens in a row"
+            f"{rules['max_length']} lowercase letters, digits and hyphens, starting and ending "
+            "with a letter or digit, no two hyphens in a row"
         )
     return value
+
 
 SshPublicKey = Annotated[str, AfterValidator(_check_ssh_public_key), SecretAllowed]
 AdminUsername = Annotated[
@@ -269,8 +298,9 @@ NodeLabels = Annotated[dict[str, str], AfterValidator(_check_node_labels)]
 
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")]
-# A blob container: a DNS label that Azure Storage also takes (3 characters or more).
-ContainerName = Annotated[DnsLabel, AfterValidator(_check_container_name)]
+# A blob container, as Azure Storage names them. Kubernetes names derived from it (the Blob CSI
+# StorageClass and PersistentVolume, components/storage.py) are DNS subdomains, which fit.
+ContainerName = Annotated[str, AfterValidator(_check_container_name)]
 # AKS Linux node pool names: lowercase letters and digits, start with a letter, at most 12.
 # Source: https://learn.microsoft.com/azure/aks/create-node-pools#limitations
 AksPoolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{0,11}$")]
@@ -296,6 +326,11 @@ class ConfigModel(BaseModel):
         allow_inf_nan=False,
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_boolean_numbers(cls, value, info)
+
 
 def _gpu_size(name: str) -> str:
     """A GPU size from the catalog (gpustack catalog)."""
@@ -317,6 +352,46 @@ GpuSizeName = Annotated[str, AfterValidator(_gpu_size)]
 CpuSizeName = Annotated[str, AfterValidator(_cpu_size)]
 
 
+def _zone_text(value: Any) -> Any:
+    """An availability zone "1", "2" or "3"; the numbers 1, 2 and 3 are read as that text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# An availability zone; written as a number or as text in the stack file.
+Zone = Annotated[Literal["1", "2", "3"], BeforeValidator(_zone_text)]
+# A list of zones, each at most once.
+Zones = Annotated[list[Zone], AfterValidator(_check_unique)]
+
+
+def _check_kubernetes_version(value: str) -> str:
+    """A Kubernetes minor (or patch) version AKS still creates clusters on: not older than the
+    oldest supported minor in data/aks_versions.yaml. Newer minors pass (the data may lag)."""
+    versions = facts.load("aks_versions")
+    supported = sorted(
+        tuple(int(part) for part in minor.split("."))
+        for minor in versions["supported_minor_versions"]
+    )
+    wanted = tuple(int(part) for part in value.split(".")[:2])
+    if wanted[0] != supported[0][0] or wanted < supported[0]:
+        listed = ", ".join(".".join(map(str, minor)) for minor in supported)
+        raise ValueError(
+            f"{value} is not a Kubernetes version AKS creates clusters on; supported minors are "
+            f"{listed} (gpustack/data/aks_versions.yaml, as of {versions['as_of']}); leave it "
+            "unset for the default"
+        )
+    return value
+
+
+# "1.34" or "1.34.2": ASCII digits without leading zeros, as AKS lists versions.
+KubernetesVersion = Annotated[
+    str,
+    Field(pattern=r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))?$"),
+    AfterValidator(_check_kubernetes_version),
+]
+
+
 # --- network ---------------------------------------------------------------------------------
 
 
@@ -336,11 +411,43 @@ def _operator_ip(value: str) -> str:
 
 
 OperatorIp = Annotated[str, AfterValidator(_operator_ip)]
+
+# Names of the subnets the stack itself creates (snet-<name>: stacks/environment.py, and the
+# API Management and Managed Lustre subnets of stacks/serving.py). An extraSubnets entry with one
+# of them would replace that subnet (NAT egress and all) or fight it over one Azure subnet.
+BUILT_IN_SUBNET_NAMES = (
+    "system", "gpu", "endpoints", "bastion", "inference-apim", "training-lustre"
+)  # fmt: skip
+
+
+def _subnet_size_problem(key: str, cidr: str) -> str | None:
+    """Azure's subnet size range (data/azure_limits.yaml virtual_network), or None when it fits."""
+    rules = _LIMITS["virtual_network"]
+    smallest = rules["subnet_smallest_prefix_length"]
+    largest = rules["subnet_largest_prefix_length"]
+    prefix = ipaddress.ip_network(cidr).prefixlen
+    if largest <= prefix <= smallest:
+        return None
+    return (
+        f"{key}: {cidr} is a /{prefix}; an Azure subnet is /{largest} to /{smallest} "
+        f"(the smallest holds {2 ** (32 - smallest) - AZURE_RESERVED_IPS_PER_SUBNET} usable "
+        "addresses)"
+    )
+
+
+def _reserved_overlaps(cidr: str, ranges: Collection[str]) -> list[str]:
+    """The ranges of `ranges` that `cidr` overlaps."""
+    network = ipaddress.ip_network(cidr)
+    return [other for other in ranges if network.overlaps(ipaddress.ip_network(other))]
+
+
 # ARM id of a virtual network (a hub VNet to peer with).
 VnetId = Annotated[
     str,
     Field(
-        pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
+        # ARM ids are case-insensitive: `az` and the portal print resourceGroups, some tools
+        # resourcegroups.
+        pattern=r"(?i)^/subscriptions/[0-9a-f-]{36}/resourceGroups/[^/]+/providers/"
         r"Microsoft\.Network/virtualNetworks/[^/]+$"
     ),
     SecretAllowed,
@@ -359,9 +466,7 @@ class NetworkConfig(ConfigModel):
     # Egress for the system and GPU subnets (they have no default outbound access).
     nat_gateway: bool = True
     # Zones the NAT gateway's public IP spans; [] for regions without availability zones.
-    nat_public_ip_zones: list[Literal["1", "2", "3"]] = Field(
-        default_factory=lambda: ["1", "2", "3"]
-    )
+    nat_public_ip_zones: Zones = Field(default_factory=lambda: ["1", "2", "3"])
     bastion: bool = False
     bastion_sku: Literal["Basic", "Standard"] = "Standard"
     hub_vnet_id: VnetId | None = None
@@ -371,8 +476,16 @@ class NetworkConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _network_rules(self) -> NetworkConfig:
-        _run_checks(self._egress_and_bastion, self._address_plan)
+        _run_checks(self._egress_and_bastion, self._address_plan, self._operator_ip_count)
         return self
+
+    def _operator_ip_count(self) -> None:
+        most = _LIMITS["storage_firewall"]["max_ip_rules"]
+        if len(self.allow_operator_ips) > most:
+            raise ValueError(
+                f"allowOperatorIps: {len(self.allow_operator_ips)} addresses; the storage "
+                f"account's firewall takes at most {most} IP rules"
+            )
 
     def _egress_and_bastion(self) -> None:
         problems: list[str] = []
@@ -399,10 +512,27 @@ class NetworkConfig(ConfigModel):
                 f"addressSpace: {space} overlaps {INFINIBAND_RESERVED_RANGE}, which Azure reserves "
                 "for the InfiniBand (RDMA) network; choose another range, e.g. 10.40.0.0/16"
             )
+        vnet_reserved = _LIMITS["virtual_network"]["reserved_ranges"]
+        reserved = _reserved_overlaps(self.address_space, vnet_reserved)
+        if reserved:
+            problems.append(
+                f"addressSpace: {space} overlaps {', '.join(reserved)}, which Azure reserves "
+                "(multicast, broadcast, loopback, link-local, its internal DNS) and refuses in a "
+                "virtual network"
+            )
+        taken = sorted(set(self.extra_subnets) & set(BUILT_IN_SUBNET_NAMES))
+        for name in taken:
+            problems.append(
+                f"extraSubnets.{name}: {name!r} is the name of a subnet this stack creates "
+                f"({', '.join(BUILT_IN_SUBNET_NAMES)}) and would replace it; choose another name"
+            )
         subnets = {name: ipaddress.ip_network(cidr) for name, cidr in self.subnet_cidrs().items()}
         for name, subnet in subnets.items():
             if not subnet.subnet_of(space):  # type: ignore[arg-type]
                 problems.append(f"{name}: {subnet} is outside addressSpace {space}")
+            size = _subnet_size_problem(name, str(subnet))
+            if size:
+                problems.append(size)
         names = list(subnets)
         for i, first in enumerate(names):
             for second in names[i + 1 :]:
@@ -478,6 +608,10 @@ class VaultConfig(ConfigModel):
 # --- AKS ----------------------------------------------------------------------------------
 
 
+# Nodes in one AKS node pool (a scale set), data/azure_limits.yaml aks_cluster.
+_AKS_POOL_MAX_NODES: int = _LIMITS["aks_cluster"]["max_nodes_per_pool"]
+
+
 class MaintenanceWindowConfig(ConfigModel):
     """Weekly window for cluster and node-image upgrades (UTC)."""
 
@@ -494,9 +628,9 @@ class SystemPoolConfig(ConfigModel):
     """The CPU system pool that runs CoreDNS, metrics and the GPU software's controllers."""
 
     vm_size: CpuSizeName = "Standard_D4s_v5"
-    min_count: int = Field(default=1, ge=1, le=1000)
-    max_count: int = Field(default=3, ge=1, le=1000)
-    zones: list[Literal["1", "2", "3"]] = Field(default_factory=lambda: ["1", "2", "3"])
+    min_count: int = Field(default=1, ge=1, le=_AKS_POOL_MAX_NODES)
+    max_count: int = Field(default=3, ge=1, le=_AKS_POOL_MAX_NODES)
+    zones: Zones = Field(default_factory=lambda: ["1", "2", "3"])
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
     @model_validator(mode="after")
@@ -514,8 +648,8 @@ class GpuNodePoolConfig(ConfigModel):
     name: AksPoolName
     vm_size: GpuSizeName
     purpose: Literal["training", "inference"] = "inference"
-    min_count: int = Field(default=0, ge=0, le=1000)
-    max_count: int = Field(ge=1, le=1000)
+    min_count: int = Field(default=0, ge=0, le=_AKS_POOL_MAX_NODES)
+    max_count: int = Field(ge=1, le=_AKS_POOL_MAX_NODES)
     # With autoscale off the pool is fixed at minCount == maxCount nodes.
     autoscale: bool = True
     spot: bool = False
@@ -523,7 +657,7 @@ class GpuNodePoolConfig(ConfigModel):
     driver: Literal["Install", "None"] = "Install"
     mig_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
-    zones: list[Literal["1", "2", "3"]] | None = None
+    zones: Zones | None = None
     labels: NodeLabels = Field(default_factory=dict)
     # Ephemeral when the size's cache/temp disk holds it, else a managed disk.
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
@@ -579,7 +713,16 @@ class GpuNodePoolConfig(ConfigModel):
 
 
 # Kubernetes resource quantities such as 500m, 2, 1Gi.
-Quantity = Annotated[str, Field(pattern=r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
+
+
+def _quantity(text: str) -> Decimal:
+    """The value of a Kubernetes quantity such as 500m or 8Gi (suffixes in azure_limits.yaml)."""
+    suffixes = _LIMITS["kubernetes_limit_range"]["quantity_suffixes"]
+    number = text.rstrip("".join(suffixes))
+    return Decimal(number) * Decimal(str(suffixes.get(text[len(number):], 1)))
+
+
 # Namespaces the cluster or this toolkit's GPU software already use.
 RESERVED_NAMESPACES = frozenset(
     {"default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator",
@@ -609,6 +752,16 @@ class TeamConfig(ConfigModel):
                 f"name: {self.name!r} is a namespace the cluster already uses "
                 f"({', '.join(sorted(RESERVED_NAMESPACES))}); choose another"
             )
+        request, limit = (
+            _quantity(self.default_memory_request), _quantity(self.default_memory_limit)
+        )
+        if request > limit:
+            problems.append(
+                f"defaultMemoryRequest: {self.default_memory_request} exceeds "
+                f"defaultMemoryLimit {self.default_memory_limit}; Kubernetes refuses a container "
+                "whose request exceeds its limit, so every container without its own resources "
+                "would be refused"
+            )
         both = sorted(set(self.read_containers) & set(self.write_containers))
         if both:
             problems.append(
@@ -623,7 +776,11 @@ class AksConfig(ConfigModel):
     """The AKS cluster, its system pool, GPU pools, NVIDIA software and teams."""
 
     enabled: bool = True
-    kubernetes_version: str | None = Field(default=None, pattern=r"^\d+\.\d+(\.\d+)?$")
+    kubernetes_version: KubernetesVersion | None = Field(
+        default=None,
+        description="major.minor or major.minor.patch, not older than the oldest minor AKS "
+        "supports (gpustack/data/aks_versions.yaml); unset: the default minor",
+    )
     tier: Literal["Free", "Standard", "Premium"] = "Free"
     private_cluster: bool = False
     authorized_ip_ranges: list[Cidr] = Field(default_factory=list)
@@ -697,20 +854,58 @@ class AksConfig(ConfigModel):
         services = ipaddress.ip_network(self.service_cidr)
         if pods.overlaps(services):
             problems.append(f"serviceCidr: {services} overlaps podCidr {pods}")
+        api_server = _LIMITS["aks_api_server"]
+        if self.private_cluster and self.authorized_ip_ranges:
+            # AKS refuses them on private clusters; components/aks.py would drop them silently.
+            problems.append(
+                "authorizedIpRanges: apply to a public API server only (AKS does not take them "
+                "on private clusters); remove them, or set privateCluster: false"
+            )
+        if len(self.authorized_ip_ranges) > api_server["max_authorized_ip_ranges"]:
+            problems.append(
+                f"authorizedIpRanges: {len(self.authorized_ip_ranges)} ranges; AKS takes at most "
+                f"{api_server['max_authorized_ip_ranges']} (summarise them into wider ranges)"
+            )
+        problems += self._cluster_size_problems()
         _raise_all(problems)
         return self
+
+    def _cluster_size_problems(self) -> list[str]:
+        limits = _LIMITS["aks_cluster"]
+        problems = []
+        pools = 1 + len(self.gpu_pools) + len(self.cpu_pools)
+        if pools > limits["max_node_pools"]:
+            problems.append(
+                f"gpuPools: {pools} node pools with the system pool and cpuPools; an AKS "
+                f"cluster holds at most {limits['max_node_pools']}"
+            )
+        nodes = self.system_pool.max_count + sum(
+            pool.max_count for pool in [*self.gpu_pools, *self.cpu_pools]
+        )
+        if nodes > limits["max_nodes"]:
+            problems.append(
+                f"gpuPools: the pools' maxCount add up to {nodes} nodes with the system pool "
+                f"and cpuPools; an AKS cluster holds at most {limits['max_nodes']}"
+            )
+        return problems
 
 
 # --- VM and scale set pools ---------------------------------------------------------------
 
 
+ImageName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
 class ImageConfig(ConfigModel):
     """A marketplace image reference; overrides the size's default image."""
 
-    publisher: str
-    offer: str
-    sku: str
-    version: str = "latest"
+    # Marketplace names: letters, digits, '.', '_' and '-'. The version is Major.Minor.Build
+    # (decimal numbers) or "latest". Source: ImageReference in
+    # https://learn.microsoft.com/rest/api/compute/virtual-machines/create-or-update#imagereference
+    publisher: ImageName
+    offer: ImageName
+    sku: ImageName
+    version: str = Field(default="latest", pattern=r"^(latest|[0-9]+\.[0-9]+\.[0-9]+)$")
     # True for images that ship the NVIDIA driver (HPC images); otherwise the pool adds the
     # NVIDIA GPU driver VM extension.
     gpu_driver_preinstalled: bool = False
@@ -753,8 +948,7 @@ class VmPoolConfig(ConfigModel):
     """A GPU VM (a developer box) or a VM scale set (scale-out training or inference)."""
 
     name: DnsLabel = Field(
-        description="at most 15 characters when kind is scaleSet: the name is the VMs' "
-        "computer name prefix"
+        description="the VM's host name (kind vm) or its VMs' host name prefix (kind scaleSet)"
     )
     vm_size: GpuSizeName
     kind: Literal["vm", "scaleSet"] = "scaleSet"
@@ -888,7 +1082,12 @@ class InferenceConfig(ConfigModel):
     ingress_ip: str | None = None
     # The sample model server: an image in this stack's registry, on an AKS GPU pool.
     sample_image: str = Field(
-        default="inference/sample-server:v1", pattern=r"^[a-z0-9._/-]+:[\w.-]+$"
+        default="inference/sample-server:v1",
+        # A repository of path components (lowercase alphanumerics joined by '.', '_', '__' or
+        # '-' runs) and a tag of up to 128 characters, as the OCI distribution reference grammar
+        # has them (https://github.com/distribution/reference, reference.go).
+        pattern=r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
+        r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
     )
     sample_port: int = Field(default=8000, ge=1, le=65535)
     # None: the first AKS GPU pool with purpose inference (else the first GPU pool).
@@ -942,10 +1141,10 @@ class CpuNodePoolConfig(ConfigModel):
     name: AksPoolName
     vm_size: CpuSizeName = "Standard_D8ds_v5"
     purpose: Literal["preprocessing", "ingestion"] = "preprocessing"
-    min_count: int = Field(default=0, ge=0, le=1000)
-    max_count: int = Field(ge=1, le=1000)
+    min_count: int = Field(default=0, ge=0, le=_AKS_POOL_MAX_NODES)
+    max_count: int = Field(ge=1, le=_AKS_POOL_MAX_NODES)
     spot: bool = False
-    zones: list[Literal["1", "2", "3"]] | None = None
+    zones: Zones | None = None
     labels: NodeLabels = Field(default_factory=dict)
     os_disk_gb: int = Field(default=128, ge=30, le=2048)
 
@@ -992,7 +1191,7 @@ class TrainingStorageConfig(ConfigModel):
     capacity_tib: int = Field(default=16, ge=1)
     # Its own subnet, sized for the capacity (data/serving.yaml); required when enabled.
     subnet: Cidr | None = None
-    zone: Literal["1", "2", "3"] = "1"
+    zone: Zone = "1"
     maintenance_day: Literal[
         "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
     ] = "Sunday"
@@ -1029,6 +1228,10 @@ class TrainingStorageConfig(ConfigModel):
 # --- monitoring and spend -----------------------------------------------------------------
 
 
+# An https URL with a host (action group webhook receivers call it).
+_HTTPS_URL = r"^https://[A-Za-z0-9.-]+(:[0-9]+)?([/?][^\s]*)?$"
+
+
 class MonitoringConfig(ConfigModel):
     """Workspaces, Grafana, alert receivers and the alert thresholds of this environment."""
 
@@ -1042,7 +1245,7 @@ class MonitoringConfig(ConfigModel):
         Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), SecretAllowed]
     ] = Field(default_factory=list)
     # A webhook URL often carries its token: a stack file may hold it as a `secure:` value.
-    alert_webhooks: list[Annotated[str, Field(pattern=r"^https://"), SecretAllowed]] = Field(
+    alert_webhooks: list[Annotated[str, Field(pattern=_HTTPS_URL), SecretAllowed]] = Field(
         default_factory=list
     )
     gpu_idle_percent: int = Field(default=10, ge=1, le=100)
@@ -1081,21 +1284,41 @@ class MonitoringConfig(ConfigModel):
         return emails
 
 
+def _months_ahead(day: dt.date, months: int) -> dt.date:
+    """The same day `months` later, or the month's last day when it is shorter."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for last in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has 28 days")
+
+
 def _budget_facts() -> dict[str, Any]:
     budget: dict[str, Any] = facts.load("azure_monitor")["budget"]
     return budget
+
+
+# A notification threshold in percent of the amount: Azure takes more than 0 up to 1000, decimals
+# included (data/azure_monitor.yaml budget); whole numbers stay whole.
+BudgetPercent = Annotated[
+    int | float,
+    Field(gt=_budget_facts()["threshold_min"], le=_budget_facts()["threshold_max"]),
+]
 
 
 class BudgetConfig(ConfigModel):
     """A monthly Consumption budget with actual and forecast alerts."""
 
     monthly_amount_usd: float = Field(gt=0)
-    actual_alert_percents: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+    actual_alert_percents: list[BudgetPercent] = Field(
         default_factory=lambda: [50, 80, 100], min_length=1
     )
     # None turns the forecast alert off.
-    forecast_alert_percent: int | None = Field(default=100, ge=1, le=1000)
-    start_date: str = Field(default="2026-12-01", pattern=r"^\d{4}-\d{2}-01$")
+    forecast_alert_percent: BudgetPercent | None = 100
+    start_date: str = Field(default="2026-12-01", pattern=r"^[0-9]{4}-[0-9]{2}-01$")
 
     @model_validator(mode="after")
     def _budget_rules(self) -> BudgetConfig:
@@ -1121,6 +1344,13 @@ class BudgetConfig(ConfigModel):
                     f"startDate: {self.start_date} is before {earliest}, the earliest a budget "
                     "accepts"
                 )
+            latest = _months_ahead(dt.date.today(), limits["max_future_start_months"])
+            if start > latest:
+                problems.append(
+                    f"startDate: {self.start_date} is more than "
+                    f"{limits['max_future_start_months']} months ahead (after {latest}); Azure "
+                    "refuses a budget starting that far in the future"
+                )
         _raise_all(problems)
         return self
 
@@ -1128,12 +1358,28 @@ class BudgetConfig(ConfigModel):
 # --- the environment ----------------------------------------------------------------------
 
 
+def _check_name_prefix(value: str) -> str:
+    """2 to 10 lowercase letters and digits, starting with a letter: it is part of resource names
+    (rg-<prefix>-<env>-core, the AKS cluster and DNS prefix aks-<prefix>-<env>, the action
+    group's short name)."""
+    if not re.fullmatch(r"[a-z][a-z0-9]{1,9}", value):
+        raise ValueError(
+            f"{value!r} is not a name prefix: 2 to 10 lowercase letters and digits, starting "
+            "with a letter; it is part of resource names such as rg-<prefix>-<env>-core and "
+            "aks-<prefix>-<env>, whose length and characters Azure limits"
+        )
+    return value
+
+
+NamePrefix = Annotated[str, AfterValidator(_check_name_prefix)]
+
+
 class StackConfig(ConfigModel):
     """One environment: everything `stacks.build` needs, validated before any resource exists."""
 
     environment: Environment
     location: AzureRegion
-    name_prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")] = "gpu"
+    name_prefix: NamePrefix = "gpu"
     tags: dict[str, str] = Field(default_factory=dict)
     protect_stateful: bool | None = None
     network: NetworkConfig = Field(default_factory=NetworkConfig)
@@ -1159,11 +1405,27 @@ class StackConfig(ConfigModel):
         rules = _LIMITS["tags"]
         problems = []
         total = len({"environment", "managedBy", *tags})
-        if total > rules["max_count"]:
+        most = min(rules["max_count"], rules["max_count_private_dns_zone"])
+        if total > most:
             problems.append(
-                f"{len(tags)} tags plus environment and managedBy make {total}; Azure allows at "
-                f"most {rules['max_count']} per resource"
+                f"{len(tags)} tags plus environment and managedBy make {total}; the private DNS "
+                f"zones every stack creates take at most {rules['max_count_private_dns_zone']} "
+                f"tags (other resources {rules['max_count']})"
             )
+        # Tag names are case-insensitive for operations: `Owner` and `owner` are one tag to
+        # Azure, and `Environment` would fight the `environment` tag every resource carries.
+        by_name: dict[str, list[str]] = {}
+        for key in ["environment", "managedBy", *tags]:
+            named = by_name.setdefault(key.casefold(), [])
+            if key not in named:
+                named.append(key)
+        for names in by_name.values():
+            if len(names) > 1:
+                problems.append(
+                    f"tag names {' and '.join(repr(n) for n in names)} differ only in case; "
+                    "Azure treats tag names case-insensitively (environment and managedBy are "
+                    "set on every resource), so keep one spelling"
+                )
         forbidden = rules["forbidden_name_characters"]
         for key, value in tags.items():
             shown = key if len(key) <= 40 else key[:37] + "..."
@@ -1180,6 +1442,13 @@ class StackConfig(ConfigModel):
                 )
             if not key.strip():
                 problems.append("a tag name is empty")
+            elif not re.fullmatch(rules["dns_zone_name_pattern"], key):
+                problems.append(
+                    f"tag name {shown!r}: the private DNS zones this stack creates drop tags "
+                    "whose names have spaces, parentheses, ':' or other special or non-ASCII "
+                    "characters or start with a digit; use letters, digits, '-', '_' and '.', "
+                    "starting with a letter (e.g. costCenter)"
+                )
             if len(value) > rules["max_value_length"]:
                 problems.append(
                     f"tag {shown!r} value is {len(value)} characters; Azure allows at most "
@@ -1210,7 +1479,10 @@ class StackConfig(ConfigModel):
              self._inference_section),
             (("trainingStorage", "network", "inference"), self._lustre_section),
             (("registry", "location"), self._geo_replica_elsewhere),
+            (("registry",), self._zonal_geo_replica),
             (("capacityReservations", "vmPools", "aks"), self._reservation_rules),
+            (("location", "network", "aks", "storage", "registry", "capacityReservations"),
+             self._zones_in_region),
         ]  # fmt: skip
         _run_checks(*(check for keys, check in rules if not skipped.intersection(keys)))
         return self
@@ -1307,6 +1579,34 @@ class StackConfig(ConfigModel):
                 f"recommends /{lustre.subnet_prefix()} or larger for {lustre.capacity_tib} TiB"
             )
 
+    def _zones_in_region(self) -> None:
+        """Zonal settings (several on by default) fail in a region without availability zones."""
+        if self.location in availability_zone_regions():
+            return
+        zonal: list[str] = []
+        if self.network.nat_gateway and self.network.nat_public_ip_zones:
+            zonal.append("network.natPublicIpZones (set [])")
+        aks = self._enabled_aks()
+        if aks is not None:
+            if aks.system_pool.zones:
+                zonal.append("aks.systemPool.zones (set [])")
+            for key, pools in (("gpuPools", aks.gpu_pools), ("cpuPools", aks.cpu_pools)):
+                zonal += [f"aks.{key}[{i}].zones (remove)" for i, p in enumerate(pools) if p.zones]
+        if self.storage.replication in ("ZRS", "GZRS"):
+            zonal.append(f"storage.replication {self.storage.replication} (use LRS or GRS)")
+        if self.registry.enabled and self.registry.zone_redundant:
+            zonal.append("registry.zoneRedundant (set false)")
+        zonal += [
+            f"capacityReservations[{i}].zones (set [])"
+            for i, group in enumerate(self.capacity_reservations)
+            if group.zones
+        ]
+        if zonal:
+            raise ValueError(
+                f"location: {self.location} has no availability zones (gpustack/data/"
+                f"azure_regions.yaml), so Azure refuses these zonal settings: {'; '.join(zonal)}"
+            )
+
     def _reservation_rules(self) -> None:
         check_capacity_reservations(self)
 
@@ -1316,6 +1616,19 @@ class StackConfig(ConfigModel):
             raise ValueError(
                 f"registry.geoReplicaLocation: {replica} is the stack's own location; a "
                 "geo-replica must be in another region (or leave geoReplicaLocation unset)"
+            )
+
+    def _zonal_geo_replica(self) -> None:
+        # components/registry.py gives the replica the registry's zone redundancy.
+        registry = self.registry
+        replica = registry.geo_replica_location
+        if registry.enabled and registry.zone_redundant and replica is not None and (
+            replica not in availability_zone_regions()
+        ):
+            raise ValueError(
+                f"registry.geoReplicaLocation: {replica} has no availability zones (gpustack/data/"
+                "azure_regions.yaml), and the replica is zone-redundant like the registry; choose "
+                "a region with zones, or set registry.zoneRedundant: false"
             )
 
     def _inference_rules(
@@ -1417,6 +1730,8 @@ class StackConfig(ConfigModel):
         for key, cidr in (("podCidr", aks.pod_cidr), ("serviceCidr", aks.service_cidr)):
             if ipaddress.ip_network(cidr).overlaps(space):
                 problems.append(f"aks.{key}: {cidr} overlaps network.addressSpace {space}")
+        if aks.enabled:
+            problems += self._aks_address_rules(aks)
         for index, team in enumerate(aks.teams):
             wanted = {*team.read_containers, *team.write_containers}
             missing = sorted(wanted - set(self.storage.containers))
@@ -1427,6 +1742,55 @@ class StackConfig(ConfigModel):
                     f"({', '.join(self.storage.containers)})"
                 )
         _raise_all(problems)
+
+    def _aks_address_rules(self, aks: AksConfig) -> list[str]:
+        """AKS's reserved ranges, and pod and service ranges large enough for the pools."""
+        rules = _LIMITS["aks_network"]
+        problems = []
+        for key, cidr in (
+            ("network.addressSpace", self.network.address_space),
+            ("aks.podCidr", aks.pod_cidr),
+            ("aks.serviceCidr", aks.service_cidr),
+        ):
+            reserved = _reserved_overlaps(cidr, rules["reserved_ranges"])
+            if reserved:
+                problems.append(
+                    f"{key}: {cidr} overlaps {', '.join(reserved)}; AKS clusters may not use "
+                    f"{', '.join(rules['reserved_ranges'])} for the VNet, pod or service range"
+                )
+        services = ipaddress.ip_network(aks.service_cidr)
+        offset = rules["dns_service_ip_offset"]
+        if services.prefixlen < rules["service_cidr_largest_prefix_length"]:
+            problems.append(
+                f"aks.serviceCidr: {services} is larger than Kubernetes allows; use "
+                f"/{rules['service_cidr_largest_prefix_length']} or smaller (e.g. 10.0.0.0/16)"
+            )
+        elif services.num_addresses <= offset:
+            problems.append(
+                f"aks.serviceCidr: {services} has {services.num_addresses} addresses; the "
+                f"cluster DNS service takes address {offset} of the range, so use a larger range "
+                "(e.g. 10.0.0.0/16)"
+            )
+        # Azure CNI Overlay: every node, surge nodes included, takes a /24 of the pod range.
+        node_prefix = rules["overlay_node_prefix_length"]
+        pods = ipaddress.ip_network(aks.pod_cidr)
+        blocks = 2 ** (node_prefix - pods.prefixlen) if pods.prefixlen <= node_prefix else 0
+        nodes = sum(
+            count + surge
+            for _, count, surge in [*self._system_nodes(aks), *self._aks_pool_nodes(aks)]
+        )
+        if nodes > blocks:
+            problems.append(
+                f"aks.podCidr: {pods} holds {blocks} node ranges (/{node_prefix} each, Azure "
+                f"CNI Overlay); the node pools reach {nodes} nodes with upgrade surge; use a "
+                f"larger podCidr (a /16 holds 256) or lower maxCount"
+            )
+        return problems
+
+    def _aks_pool_nodes(self, aks: AksConfig) -> list[tuple[str, int, int]]:
+        """(pool, max nodes, upgrade surge) for every AKS GPU and CPU pool."""
+        return [(p.name, p.max_count, self._surge(p.max_count))
+                for p in [*aks.gpu_pools, *aks.cpu_pools]]  # fmt: skip
 
     @property
     def protect(self) -> bool:
@@ -1581,6 +1945,9 @@ def _describe(item: Mapping[str, Any]) -> list[str]:
         return [f"{path}: unknown key{hint}"]
     if kind == "missing":
         return [f"{path}: required key is missing"]
+    if given is None or (given == "null" and kind.endswith(("_type", "dict_type"))):
+        # An empty `key:` in YAML is null; the CLI hands a top-level one over as "null".
+        return [f"{path}: has no value (YAML reads an empty `key:` as null); give it one"]
     if kind == "finite_number":
         return [f"{path}: must be a finite number, not infinity or NaN (got {given})"]
     messages = item["msg"].removeprefix("Value error, ").split(_PROBLEM_SEPARATOR)
@@ -1591,6 +1958,13 @@ def _describe(item: Mapping[str, Any]) -> list[str]:
         # A model's own rules start their message with "<key>: " when they judge one key.
         return [_keyed(path, location, message) for message in messages]
     shown = json.dumps(given, default=str)
+    if kind == "string_type" and isinstance(given, bool | int | float):
+        # `costCenter: 012345` arrives as the number 5349 (YAML octal), `owner: yes` as true.
+        return [
+            f"{path}: must be text, but YAML read the unquoted value as a "
+            f"{'boolean' if isinstance(given, bool) else 'number'} ({shown}); put the value in "
+            "quotes so YAML keeps it as written (e.g. \"012345\", \"yes\")"
+        ]
     if isinstance(given, dict | list) or len(shown) > 60 or len(messages) > 1:
         return [f"{path}: {message}" for message in messages]
     return [f"{path}: {message} (got {shown})" for message in messages]

@@ -21,7 +21,13 @@ HEADER = f"""# Configuration reference
 Generated from `stacks/config.py` by `python -m stacks.config_reference`; do not edit by hand.
 
 Every key lives in the project namespace (`{PROJECT}:<key>`) of `Pulumi.<stack>.yaml`.
-Unknown keys are errors. Constraints are checked before any resource is declared.
+Unknown keys are errors. Constraints are checked before any resource is declared, and so are
+the limits Azure and Kubernetes enforce at deploy time that span keys (reserved address ranges,
+subnet sizes, AKS's pod and service ranges, node pool and node counts, tags on every resource
+including the private DNS zones, zonal settings in regions without zones); each limit is recorded
+with its source in `gpustack/data/azure_limits.yaml`. YAML typing is checked too: a boolean is
+never taken for a number, a number where text belongs asks for quotes, and zones may be written
+as numbers.
 """
 
 

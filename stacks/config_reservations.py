@@ -18,12 +18,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from gpustack import catalog
+from stacks.config_yaml import refuse_boolean_numbers
 
-Zone = Literal["1", "2", "3"]
+
+def _zone_text(value: Any) -> Any:
+    """An availability zone "1", "2" or "3"; the numbers 1, 2 and 3 are read as that text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Zone = Annotated[Literal["1", "2", "3"], BeforeValidator(_zone_text)]
 _Name = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")]
 
 
@@ -32,6 +50,11 @@ class _ReservationModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_boolean_numbers(cls, value, info)
 
 
 def _reservable_size(name: str) -> str:

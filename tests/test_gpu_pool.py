@@ -427,7 +427,7 @@ def test_101_infiniband_instances_are_rejected_naming_both_limits() -> None:
 @pytest.mark.parametrize(
     ("pool", "expected"),
     [
-        ({"name": "a-very-long-name"}, "at most 15 characters"),
+        ({"name": "a-scale-set-name-longer-than-a-dns-label"}, "vmPools[0].name"),
         ({"kind": "vm", "minCount": 0, "maxCount": 1}, "minCount: 1 and maxCount: 1"),
         ({"autoscale": {"scaleInCpuPercent": 70, "scaleOutCpuPercent": 70}}, "flaps"),
         ({"autoscale": {"windowMinutes": 1}}, "greater than or equal to 5"),

@@ -194,6 +194,25 @@ def test_a_program_with_no_location_anywhere_fails_as_preview_would(
     assert plan.resources[0].inputs["location"] == "westus3"
 
 
+def test_resources_of_a_package_nothing_models_are_named_in_a_note(tmp_path: Path) -> None:
+    # pulumi-azure (the classic provider) and others: planned from inputs, but no rule, price
+    # or GPU count looks at them, so a clean verdict must not read as covering them.
+    (tmp_path / "Pulumi.yaml").write_text("name: classic\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(
+        "import pulumi\n"
+        "for name in ('a', 'b'):\n"
+        "    pulumi.CustomResource('azure:compute/linuxVirtualMachine:LinuxVirtualMachine',\n"
+        "                          name, {'size': 'Standard_ND96isr_H100_v5'})\n"
+        "pulumi.CustomResource('azuread:index/application:Application', 'app', {})\n"
+        "pulumi.CustomResource('random:index/randomPet:RandomPet', 'pet', {})\n"
+    )
+    plan = run_plan(tmp_path, "dev", in_process=True)
+    uncovered = [note for note in plan.notes if note.startswith("package ")]
+    assert [note.split(":")[0] for note in uncovered] == ["package azure", "package azuread"]
+    assert "the policy pack, cost and GPU capacity do not cover them" in uncovered[0]
+    assert len(plan.resources) == 4
+
+
 # --- random, tls, command --------------------------------------------------------------------
 
 
