@@ -11,6 +11,7 @@ from policies import (
     capacity,
     cost,
     gpu,
+    machine_learning,
     network,
     platform_services,
     reliability,
@@ -32,5 +33,6 @@ def all_policies() -> list[Policy]:
         *cost.POLICIES,
         *tagging.POLICIES,
         *platform_services.POLICIES,
+        *machine_learning.POLICIES,
         *capacity.POLICIES,
     ]

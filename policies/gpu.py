@@ -6,7 +6,6 @@ VM size facts (GPU count, InfiniBand, MIG) come from the catalog (gpustack/data/
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 from typing import Any
 
@@ -17,6 +16,7 @@ from gpustack import catalog
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
+    Deferred,
     Report,
     Resource,
     Rule,
@@ -26,6 +26,7 @@ from policies.rulebook import (
     gpu_count,
     has_infiniband,
     is_gpu_size,
+    is_list,
     items,
     kind_of,
     known_size,
@@ -386,12 +387,15 @@ def vm_accelerated_networking(stack: Stack, report: StackReport) -> None:
             if dig(nic, "enableAcceleratedNetworking") is not True:
                 report(f"{machine.name}: NIC {dig(nic, 'name')!r} does not enable accelerated "
                        "networking", machine.urn)
+    deferred = Deferred()
     for nic in stack.of(NIC):
         try:
             if nic.get("enableAcceleratedNetworking") is True:
                 continue
-        except UnknownValueError:
-            continue  # unknown during preview: leave this NIC unjudged, not the whole rule
+        except UnknownValueError as error:
+            # Unknown during a preview: the other NICs are judged, then the rule notes this one.
+            deferred.error = deferred.error or error
+            continue
         # A NIC has no size of its own: judge it by the VMs it is attached to, and leave it
         # alone when none is declared here or their size is not known to offer the feature.
         owners = [vm for vm in stack.of(VM) if _attaches(stack, vm, nic)]
@@ -399,6 +403,7 @@ def vm_accelerated_networking(stack: Stack, report: StackReport) -> None:
         if sizes and all(_offers_accelerated_networking(size) for size in sizes):
             report(f"{nic.name}: enableAcceleratedNetworking is not True, and "
                    f"{names(sorted({str(s) for s in sizes}))} offers it", nic.urn)
+    deferred.finish()
 
 
 def _offers_accelerated_networking(size: str | None) -> bool:
@@ -484,24 +489,19 @@ def _compute_pools(stack: Stack) -> list[Any]:
 )
 def vm_disk_caching(machine: Resource, report: Report) -> None:
     caching = policy_fact("disk_caching")
-    try:
-        storage = vm_profile(machine, "storageProfile")
-    except UnknownValueError:
-        return  # the whole profile is unknown during preview: nothing to judge
+    # A profile unknown during a preview raises (the SDK notes the rule could not run); an
+    # unknown disk setting leaves that disk for the note and the others are still judged.
+    storage = vm_profile(machine, "storageProfile")
     if storage is None:
         return  # e.g. a flexible scale set without a VM profile
-    # An unknown OS disk setting is left unjudged, not the data disks.
-    with contextlib.suppress(UnknownValueError):
-        _check_os_disk_caching(dig(storage, "osDisk"), caching, report)
-    try:
-        disks = items(dig(storage, "dataDisks"))
-    except UnknownValueError:
-        return
-    for index, disk in enumerate(disks):
-        try:
-            _check_data_disk_caching(index, disk, caching, report)
-        except UnknownValueError:
-            continue
+    deferred = Deferred()
+    deferred.check(lambda: _check_os_disk_caching(dig(storage, "osDisk"), caching, report))
+    disks = deferred.check(dig, storage, "dataDisks")
+    for index in range(len(disks) if is_list(disks) else 0):
+        disk = deferred.check(lambda i=index: disks[i])
+        if disk is not None:
+            deferred.check(_check_data_disk_caching, index, disk, caching, report)
+    deferred.finish()
 
 
 def _check_os_disk_caching(disk: Any, caching: dict[str, Any], report: Report) -> None:

@@ -10,17 +10,22 @@ import ipaddress
 from typing import Any
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import facts
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
+    Deferred,
     Report,
     Resource,
     Rule,
     Stack,
     StackReport,
+    carries_ports,
     dig,
+    from_internet,
+    given,
     items,
     lower,
     names,
@@ -30,6 +35,7 @@ from policies.rulebook import (
     port_ranges,
     resource_rule,
     stack_rule,
+    zoneless_region,
 )
 
 NSG = "network:NetworkSecurityGroup"
@@ -53,18 +59,11 @@ _PRIVATE_SERVICES = {
 }
 
 
-def _rules(resource: Resource) -> list[Any]:
+def _rules(resource: Resource, deferred: Deferred) -> list[Any]:
+    """The security rules of an NSG (known ones; unknown ones go to `deferred`), or the rule."""
     if resource.is_a(SECURITY_RULE):
         return [resource.props]
-    return items(resource.get("securityRules"))
-
-
-def _from_internet(rule: Any) -> bool:
-    if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Allow"):
-        return False
-    sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
-    internet = {prefix.lower() for prefix in policy_fact("internet_sources")["prefixes"]}
-    return any(lower(source) in internet for source in sources)
+    return list(deferred.each(resource.get("securityRules")))
 
 
 def _describe(low: int, high: int) -> str:
@@ -85,13 +84,18 @@ def _bastion_ingress() -> dict[str, Any]:
     return next(r for r in facts.load("bastion")["nsg_rules"] if r["source"] == "Internet")
 
 
-def _bastion_nsg(rules: list[Any]) -> bool:
-    """True for an NSG carrying Bastion's mandated GatewayManager rule: AzureBastionSubnet's."""
-    return any(
-        one_of(dig(rule, "direction"), "Inbound") and one_of(dig(rule, "access"), "Allow")
-        and one_of(dig(rule, "sourceAddressPrefix"), "GatewayManager")
-        for rule in rules
-    )
+def _bastion_nsg(rules: list[Any]) -> bool | None:
+    """True for an NSG carrying Bastion's mandated GatewayManager rule: AzureBastionSubnet's.
+
+    None when no known rule is that one but some rule is unknown during a preview.
+    """
+    deferred = Deferred()
+    for rule in rules:
+        if deferred.check(lambda r: one_of(dig(r, "direction"), "Inbound")
+                          and one_of(dig(r, "access"), "Allow")
+                          and one_of(dig(r, "sourceAddressPrefix"), "GatewayManager"), rule):
+            return True
+    return None if deferred.error is not None else False
 
 
 def _is_bastion_ingress(rule: Any) -> bool:
@@ -135,21 +139,43 @@ def nsg_no_internet_inbound(resource: Resource, report: Report) -> None:
     # Management ports have their own, critical rule (gpustack-nsg-no-internet-management-ports).
     allowed = {int(port) for port in resource.config["allowedInternetPorts"]}
     allowed |= set(policy_fact("management_ports")["ports"])
-    rules = _rules(resource)
+    deferred = Deferred()
+    rules = _rules(resource, deferred)
     bastion = _bastion_nsg(rules)
     for rule in rules:
-        if not _from_internet(rule) or (bastion and _is_bastion_ingress(rule)):
-            continue
-        open_ranges = [
-            (low, high)
-            for low, high in port_ranges(rule)
-            if not all(port in allowed for port in range(low, high + 1))
-        ]
-        if open_ranges:
-            name = dig(rule, "name") or resource.name
-            protocol = dig(rule, "protocol") or "*"
-            shown = "; ".join(_describe(low, high) for low, high in open_ranges)
-            report(f"rule {name!r} allows {protocol} from the Internet to {shown}")
+        # Rules with values unknown during a preview are judged after the known ones.
+        message = deferred.check(_internet_inbound, rule, resource, allowed, bastion)
+        if message:
+            report(message)
+    deferred.finish()
+
+
+def _internet_inbound(
+    rule: Any, resource: Resource, allowed: set[int], bastion: bool | None
+) -> str | None:
+    """What an Internet-facing rule opens beyond the allowed ports, or None."""
+    if not from_internet(rule):
+        return None
+    if _is_bastion_ingress(rule):
+        if bastion:
+            return None
+        if bastion is None:
+            # Whether this is Bastion's NSG depends on a rule not known yet.
+            raise UnknownValueError(UNKNOWN_STRING_VALUE, ["securityRules"])
+    name = dig(rule, "name") or resource.name
+    if not carries_ports(rule):
+        # ICMP, ESP, AH: no ports to list or to allow, but still inbound from the Internet.
+        return f"rule {name!r} allows {dig(rule, 'protocol')} from the Internet"
+    open_ranges = [
+        (low, high)
+        for low, high in port_ranges(rule)
+        if not all(port in allowed for port in range(low, high + 1))
+    ]
+    if not open_ranges:
+        return None
+    protocol = dig(rule, "protocol") or "*"
+    shown = "; ".join(_describe(low, high) for low, high in open_ranges)
+    return f"rule {name!r} allows {protocol} from the Internet to {shown}"
 
 
 @resource_rule(
@@ -171,7 +197,8 @@ def nsg_no_internet_inbound(resource: Resource, report: Report) -> None:
     SECURITY_RULE,
 )
 def nsg_no_deny_all_inbound(resource: Resource, report: Report) -> None:
-    for rule in _rules(resource):
+    deferred = Deferred()
+    for rule in _rules(resource, deferred):
         if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Deny"):
             continue
         sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
@@ -180,6 +207,7 @@ def nsg_no_deny_all_inbound(resource: Resource, report: Report) -> None:
         ):
             report(f"rule {dig(rule, 'name') or resource.name!r} denies all inbound traffic from "
                    "every source")
+    deferred.finish()
 
 
 def _subnets(resource: Resource) -> list[tuple[str, Any]]:
@@ -215,10 +243,16 @@ def _reserved(name: str) -> bool:
     SUBNET,
 )
 def subnet_nsg(resource: Resource, report: Report) -> None:
+    without_nsg = policy_fact("reserved_subnets")["delegations_without_nsg"]
     for name, subnet in _subnets(resource):
         if _reserved(name):
             continue
-        if dig(subnet, "networkSecurityGroup") is None:
+        # Subnets delegated to a service that takes no NSG (Dedicated HSM) are exempt.
+        services = [dig(d, "serviceName") for d in items(dig(subnet, "delegations"))]
+        if any(one_of(service, *without_nsg) for service in services):
+            continue
+        # Presence only: an NSG attached by an Output is unknown in a preview but attached.
+        if not given(subnet, "networkSecurityGroup"):
             report(f"subnet {name!r} has no networkSecurityGroup")
 
 
@@ -347,8 +381,8 @@ def vnet_dns(vnet: Resource, report: Report) -> None:
     PUBLIC_IP,
 )
 def public_ip_zone_redundant(address: Resource, report: Report) -> None:
-    if not one_of(address.get("sku", "name"), "Standard"):
-        return
+    if not one_of(address.get("sku", "name"), "Standard") or zoneless_region(address):
+        return  # Basic has no zones; nor has a region without availability zones
     zones = sorted({str(z) for z in items(address.get("zones"))})
     if len(zones) < 2:
         report(f"zones are {names(zones)}; use zones 1, 2 and 3")
@@ -379,13 +413,16 @@ def private_endpoint_for_private_services(stack: Stack, report: StackReport) -> 
             *items(endpoint.known("manualPrivateLinkServiceConnections")),
         ]:
             connected |= stack.named_by(dig(connection, "privateLinkServiceId"), _PRIVATE_SERVICES)
+    deferred = Deferred()  # a public access setting unknown during a preview is noted
     for kind in _PRIVATE_SERVICES:
         for service in stack.of(kind):
-            access = service.known("publicNetworkAccess") or service.known(
-                "properties", "publicNetworkAccess")
+            path = ("properties", "publicNetworkAccess") if kind == VAULT else (
+                "publicNetworkAccess",)
+            access = deferred.check(service.get, *path)
             if one_of(access, "Disabled") and service.urn not in connected:
                 report(f"{kind} {service.name} disables public access but no private endpoint "
                        "connects to it", service.urn)
+    deferred.finish()
 
 
 _NSG_NAMES = {NSG: ("networkSecurityGroups", "networkSecurityGroupName")}
@@ -401,6 +438,16 @@ def _attached_nsgs(stack: Stack) -> set[str]:
         used |= vnet.depends_on("subnets")
         for subnet in items(vnet.known("subnets")):
             used |= stack.named_by(dig(subnet, "networkSecurityGroup", "id"), _NSG_NAMES)
+    # VMs and scale sets attach NSGs in their inline NIC configurations, a common shape for
+    # scale sets: a dependency of the profile input on an NSG, or the NSG's ARM id.
+    nsgs = {nsg.urn for nsg in stack.of(NSG)}
+    for machine, prop in [*((vm, "networkProfile") for vm in stack.of(VM)),
+                          *((vmss, "virtualMachineProfile") for vmss in stack.of(SCALE_SET))]:
+        used |= machine.depends_on(prop) & nsgs
+        profile = machine.known(prop)
+        configs = dig(profile, "networkProfile") if prop == "virtualMachineProfile" else profile
+        for config in items(dig(configs, "networkInterfaceConfigurations")):
+            used |= stack.named_by(dig(config, "networkSecurityGroup", "id"), _NSG_NAMES)
     return used
 
 

@@ -41,6 +41,7 @@ from policies.rulebook import (
     resource_rule,
     stack_rule,
     vm_profile,
+    zoneless_region,
 )
 
 WEB_APP = "web:WebApp"
@@ -377,6 +378,8 @@ def appservice_plan_zone_redundant(plan: Resource, report: Report) -> None:
     tier = _plan_tier(plan)
     if not one_of(tier, *lifecycle("app_service_plans")["zone_redundant_tiers"]):
         return  # the tier cannot be zone-redundant
+    if zoneless_region(plan):
+        return  # nor can a plan in a region without availability zones
     if plan.get("zoneRedundant") is not True:
         report(f"sku.tier {tier!r} supports zone redundancy and zoneRedundant is "
                f"{plan.get('zoneRedundant')!r}")
@@ -1118,6 +1121,8 @@ def gateway_zone_redundant_sku(gateway: Resource, report: Report) -> None:
     gateways = lifecycle("virtual_network_gateways")
     if one_of(sku, *gateways["legacy_skus"][kind]):
         return  # the legacy-SKU rule already names it
+    if zoneless_region(gateway):
+        return  # zone-redundant SKUs need a region with availability zones
     zonal = gateways["zone_redundant_skus"][kind]
     if not one_of(sku, *zonal):
         report(f"{kind} gateway sku.name is {sku!r}, not zone-redundant; use one of "

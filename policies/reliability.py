@@ -6,13 +6,15 @@ import ipaddress
 from typing import Any
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UnknownValueError
+from pulumi_policy.proxy import UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import facts, regions
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
     PRODUCTION_LIKE,
+    UNKNOWNS,
+    Deferred,
     Report,
     Resource,
     Rule,
@@ -20,6 +22,7 @@ from policies.rulebook import (
     StackReport,
     dig,
     environment_scope,
+    has_no_blob_service,
     in_scope,
     items,
     known_size,
@@ -28,9 +31,11 @@ from policies.rulebook import (
     node_pools,
     number,
     one_of,
+    plain,
     policy_fact,
     resource_rule,
     stack_rule,
+    zoneless_region,
 )
 
 STORAGE = "storage:StorageAccount"
@@ -88,6 +93,8 @@ def _blob_services(stack: Stack, account: Resource) -> list[Resource]:
 def storage_blob_soft_delete(stack: Stack, report: StackReport) -> None:
     minimum = stack.config["minimumDays"]
     for account in stack.of(STORAGE):
+        if has_no_blob_service(account):
+            continue  # FileStorage: file shares only (gpustack-storage-file-share-soft-delete)
         services = _blob_services(stack, account)
         if not services:
             report(f"{account.name} has no BlobServiceProperties, so soft delete is off",
@@ -120,8 +127,8 @@ def storage_blob_soft_delete(stack: Stack, report: StackReport) -> None:
 )
 def storage_blob_versioning(stack: Stack, report: StackReport) -> None:
     for account in stack.of(STORAGE):
-        if account.get("isHnsEnabled") is True:
-            continue  # versioning is not supported on hierarchical-namespace (ADLS Gen2) accounts
+        if account.get("isHnsEnabled") is True or has_no_blob_service(account):
+            continue  # no versioning on hierarchical-namespace (ADLS Gen2) or FileStorage accounts
         services = _blob_services(stack, account)
         if not any(service.get("isVersioningEnabled") is True for service in services):
             report(f"{account.name} does not enable blob versioning", account.urn)
@@ -192,8 +199,9 @@ def reliability_system_pool_zonal(resource: Resource, report: Report) -> None:
         zones = {str(z) for z in items(pool.get("availabilityZones"))}
         # Zones are demanded only of sizes the catalog lists as zonal: an unknown size is
         # reported by gpustack-vm-size-known, and a regional-only size cannot span zones.
+        # Nor of a cluster declared in a region without availability zones.
         known = known_size(pool.size)
-        zonal = known is not None and known.zonal
+        zonal = known is not None and known.zonal and not zoneless_region(resource)
         if zonal and len(zones) < resource.config["minimumZones"]:
             problems.append(f"spans zones {names(sorted(zones))}")
         if problems:
@@ -296,8 +304,8 @@ def reliability_autoscaler_owns_count(pool: Resource, report: Report) -> None:
     STORAGE,
 )
 def reliability_storage_zone_redundant(account: Resource, report: Report) -> None:
-    if not in_scope(account.config):
-        return
+    if not in_scope(account.config) or zoneless_region(account):
+        return  # ZRS needs a region with availability zones
     sku = account.get("sku", "name")
     if not isinstance(sku, str) or "zrs" not in sku.lower():
         report(f"sku.name is {sku!r}; use a zone-redundant SKU (ZRS, GZRS or RAGZRS)")
@@ -377,28 +385,40 @@ def aks_maintenance_window(stack: Stack, report: StackReport) -> None:
     for configuration in stack.of(MAINTENANCE):
         scheduled |= stack.referenced(configuration, "resourceName",
                                       {CLUSTER: _ARM_NAMES[CLUSTER]})
+    deferred = Deferred()  # a channel unknown during a preview is noted, not passed
     for cluster in stack.of(CLUSTER):
-        channel = cluster.known("autoUpgradeProfile", "upgradeChannel")
+        channel = deferred.check(cluster.get, "autoUpgradeProfile", "upgradeChannel")
         if channel is None or one_of(channel, "none"):
             continue
         if cluster.urn not in scheduled:
             report(f"{cluster.name} upgrades automatically ({channel}) but has no maintenance "
                    "configuration", cluster.urn)
+    deferred.finish()
 
 
 def _collected(setting: Resource) -> tuple[set[str], set[str]]:
-    """The enabled log categories (and category groups) and metric categories of a setting."""
+    """The enabled log categories (and category groups) and metric categories of a setting.
+
+    Raises `UnknownValueError` when a list or a category is unknown during a preview: what is
+    missing cannot be told then.
+    """
     logs, metrics = set(), set()
-    for entry in items(setting.known("logs")):
+    for entry in items(plain(setting.get("logs"))):
         if entry.get("enabled") is False:
             continue
         for key in ("category", "categoryGroup"):
             if isinstance(entry.get(key), str):
-                logs.add(entry[key].lower())
-    for entry in items(setting.known("metrics")):
+                logs.add(_known_text(entry[key], "logs").lower())
+    for entry in items(plain(setting.get("metrics"))):
         if entry.get("enabled") is not False and isinstance(entry.get("category"), str):
-            metrics.add(entry["category"].lower())
+            metrics.add(_known_text(entry["category"], "metrics").lower())
     return logs, metrics
+
+
+def _known_text(value: str, where: str) -> str:
+    if value in UNKNOWNS:
+        raise UnknownValueError(value, [where, "category"])
+    return value
 
 
 @stack_rule(
@@ -424,13 +444,16 @@ def aks_diagnostic_categories(stack: Stack, report: StackReport) -> None:
     for setting in stack.of(DIAGNOSTICS):
         for urn in stack.referenced(setting, "resourceUri", clusters):
             by_cluster.setdefault(urn, []).append(setting)
+    deferred = Deferred()  # categories unknown during a preview are noted, not reported
     for cluster in stack.of(CLUSTER):
         mine = by_cluster.get(cluster.urn, [])
         if not mine:
             continue  # gpustack-reliability-diagnostic-settings reports the missing setting
+        collected = [deferred.check(_collected, setting) for setting in mine]
+        if any(found is None for found in collected):
+            continue
         logs, metrics = set(), set()
-        for setting in mine:
-            more_logs, more_metrics = _collected(setting)
+        for more_logs, more_metrics in (found for found in collected if found is not None):
             logs |= more_logs
             metrics |= more_metrics
         every = "alllogs" in logs
@@ -445,6 +468,7 @@ def aks_diagnostic_categories(stack: Stack, report: StackReport) -> None:
             report(f"{cluster.name}: diagnostic settings collect {wanted['costly_audit']}"
                    f"{' (through allLogs)' if every else ''}; collect "
                    f"{wanted['audit']} instead", cluster.urn)
+    deferred.finish()
 
 
 SUBNET = "network:Subnet"
@@ -500,21 +524,33 @@ def aks_cni_subnet_size(stack: Stack, report: StackReport) -> None:
             cluster.known("networkProfile", "networkPluginMode"), "overlay"
         ):
             continue  # pod IPs do not come from the node subnet
+        pools = [pool for pool in stack.of(AGENT_POOL)
+                 if stack.refers_to(pool, "resourceName", cluster, *_ARM_NAMES[CLUSTER])]
         subnet_ids = [dig(p, "vnetSubnetID") for p in items(cluster.known("agentPoolProfiles"))]
-        subnet_ids += [
-            pool.known("vnetSubnetID")
-            for pool in stack.of(AGENT_POOL)
-            if stack.refers_to(pool, "resourceName", cluster, *_ARM_NAMES[CLUSTER])
-        ]
+        subnet_ids += [pool.known("vnetSubnetID") for pool in pools]
+        # name -> prefixes of the node subnets, by ARM id when it is known, and by property
+        # dependency on a Subnet resource when the id is unknown (a preview, or any program
+        # that passes subnet.id): the subnet's own prefix is usually a literal.
+        node_subnets: dict[str, list[str]] = {}
         for subnet_id in {str(s) for s in subnet_ids if s}:
-            for prefix in _subnet_prefixes(stack, subnet_id):
+            node_subnets[subnet_id.rsplit("/", 1)[-1]] = _subnet_prefixes(stack, subnet_id)
+        subnets = {subnet.urn: subnet for subnet in stack.of(SUBNET)}
+        depended = cluster.depends_on("agentPoolProfiles").union(
+            *(pool.depends_on("vnetSubnetID") for pool in pools))
+        for urn in sorted(depended & set(subnets)):
+            subnet = subnets[urn]
+            name = str(subnet.known("subnetName") or subnet.known("name") or subnet.name)
+            node_subnets.setdefault(name, [str(p) for p in [
+                subnet.known("addressPrefix"), *items(subnet.known("addressPrefixes"))] if p])
+        for name, prefixes in sorted(node_subnets.items()):
+            for prefix in prefixes:
                 try:
                     length = ipaddress.ip_network(prefix, strict=False).prefixlen
                 except ValueError:
                     continue
                 if length > longest:
-                    report(f"{cluster.name}: node subnet {subnet_id.rsplit('/', 1)[-1]} is "
-                           f"{prefix}; use /{longest:g} or larger, or CNI overlay", cluster.urn)
+                    report(f"{cluster.name}: node subnet {name} is {prefix}; use "
+                           f"/{longest:g} or larger, or CNI overlay", cluster.urn)
 
 
 # --- the Azure Monitor Agent behind VM data collection rules ---------------------------------
@@ -554,12 +590,16 @@ def _machine_profile(machine: Resource, *path: str) -> Any:
 
 
 def _guest_os(machine: Resource) -> str | None:
-    """'linux' or 'windows' from the OS profile or the OS disk; None when neither says."""
+    """'linux' or 'windows' from the OS profile, OS disk or image; None when none says."""
     for os_name in ("linux", "windows"):
         if _machine_profile(machine, "osProfile", f"{os_name}Configuration") is not None:
             return os_name
     os_type = _machine_profile(machine, "storageProfile", "osDisk", "osType")
-    return os_type.lower() if one_of(os_type, "Linux", "Windows") else None
+    if one_of(os_type, "Linux", "Windows"):
+        return os_type.lower()
+    # Windows marketplace images say it when the program leaves the OS profile bare.
+    publisher = _machine_profile(machine, "storageProfile", "imageReference", "publisher")
+    return "windows" if one_of(publisher, *policy_fact("windows_images")["publishers"]) else None
 
 
 def _extension_field(extension: Any, key: str) -> Any:
@@ -635,6 +675,9 @@ def vm_monitoring_agent(stack: Stack, report: StackReport) -> None:
         return
     agent = facts.load("azure_monitor")["monitoring_agent"]
     extensions = _extensions_by_machine(stack)
+    # An identity or agent settings unknown during a preview are noted once every machine
+    # that can be judged has been.
+    deferred = Deferred()
     for machine in stack.of(VM, SCALE_SET):
         if machine.urn not in associated:
             continue
@@ -654,16 +697,24 @@ def vm_monitoring_agent(stack: Stack, report: StackReport) -> None:
             continue
         identity = _identity_type(machine)
         if identity is None:
+            deferred.error = deferred.error or UnknownValueError(
+                UNKNOWN_STRING_VALUE, [machine.name, "identity", "type"])
             continue
         if "assigned" not in identity:
             report(f"{what} {machine.name} runs the Azure Monitor Agent without a managed "
                    "identity to authenticate with; add one", machine.urn)
-        elif "systemassigned" not in identity and not any(
-            _names_its_identity(extension) is not False for extension in agents
-        ):
-            report(f"{what} {machine.name} has only user-assigned identities and its Azure "
-                   "Monitor Agent does not name one in settings.authentication.managedIdentity "
-                   f"(identifier-name '{agent['identity_identifier_name']}')", machine.urn)
+            continue
+        named = [_names_its_identity(extension) for extension in agents]
+        if "systemassigned" in identity or True in named:
+            continue
+        if None in named:
+            deferred.error = deferred.error or UnknownValueError(
+                UNKNOWN_OBJECT_VALUE, [machine.name, "extension settings"])
+            continue
+        report(f"{what} {machine.name} has only user-assigned identities and its Azure "
+               "Monitor Agent does not name one in settings.authentication.managedIdentity "
+               f"(identifier-name '{agent['identity_identifier_name']}')", machine.urn)
+    deferred.finish()
 
 
 @resource_rule(
@@ -690,26 +741,23 @@ def vm_monitoring_agent(stack: Stack, report: StackReport) -> None:
 )
 def apim_zone_redundant(service: Resource, report: Report) -> None:
     zone_facts = policy_fact("apim_zone_redundancy")
-    try:
-        sku = service.get("sku", "name")
-    except UnknownValueError:
-        return
+    # An unknown tier raises at once (the SDK notes the rule could not run). Unknown locations,
+    # units or zones leave that place for the note after the known places are judged.
+    sku = service.get("sku", "name")
     if not one_of(sku, *zone_facts["skus"]):
         return  # zone redundancy is a Premium feature; other tiers are not judged
     zonal = regions.availability_zone_regions()
+    deferred = Deferred()
     places = [("the primary location", service.props, service.get("sku"))]
-    try:
-        for index, extra in enumerate(items(service.get("additionalLocations"))):
-            places.append((f"additionalLocations[{index}]", extra, dig(extra, "sku")))
-    except UnknownValueError:
-        pass  # unknown additional locations are left unjudged, not the primary one
+    for index, extra in enumerate(deferred.each(deferred.check(service.get,
+                                                               "additionalLocations"))):
+        places.append((f"additionalLocations[{index}]", extra,
+                       deferred.check(dig, extra, "sku")))
     for label, place, place_sku in places:
-        try:
-            problem = _apim_zone_problem(place, place_sku, zonal, zone_facts)
-        except UnknownValueError:
-            continue
+        problem = deferred.check(_apim_zone_problem, place, place_sku, zonal, zone_facts)
         if problem:
             report(f"{label} ({dig(place, 'location')}): {problem}")
+    deferred.finish()
 
 
 def _apim_zone_problem(place: Any, sku: Any, zonal: frozenset[str],

@@ -10,10 +10,11 @@ Rules match resource types by module and name, so versioned tokens
 from __future__ import annotations
 
 import functools
+import ipaddress
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +29,18 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import UnknownValueError
+from pulumi_policy.proxy import (
+    UNKNOWN_ARCHIVE_VALUE,
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_ASSET_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_OBJECT_VALUE,
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+)
 
-from gpustack import catalog, facts
+from gpustack import catalog, facts, regions
 
 PACK_NAME = "gpustack-azure"
 MANDATORY = EnforcementLevel.MANDATORY
@@ -169,6 +179,35 @@ def number(value: Any) -> float | None:
     return None
 
 
+# The sentinels the engine sends for values a preview cannot know yet.
+UNKNOWNS = frozenset({
+    UNKNOWN_STRING_VALUE, UNKNOWN_BOOLEAN_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_OBJECT_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_ARCHIVE_VALUE,
+})
+
+
+def given(value: Any, *path: str) -> bool:
+    """True when the input at a camelCase path is set, without reading its value.
+
+    A value unknown during a preview counts as set: the program passed an Output there (a
+    generated password, a public IP's id), which is what rules about presence judge. An
+    unknown object above the last step hides whether the key is there: that raises
+    `UnknownValueError`, as reading it would.
+    """
+    for index, key in enumerate(path):
+        if not isinstance(value, Mapping):
+            return False
+        target = value["__target"] if _is_proxy(value) else value
+        if key not in target:
+            return False
+        value = target[key]
+        if isinstance(value, str) and value in UNKNOWNS:
+            if index == len(path) - 1:
+                return True
+            raise UnknownValueError(value, list(path[: index + 1]))
+    return value is not None
+
+
 def plain(value: Any) -> Any:
     """Unwrap the policy SDK's proxies into plain dicts and lists (unknowns kept as sentinels)."""
     if isinstance(value, Mapping):
@@ -197,12 +236,104 @@ _TOKEN = re.compile(r"^azure-native:(?P<module>[^:/]+)(?:/[^:]+)?:(?P<name>[^:]+
 # azure-native v2 kept Microsoft.Insights types in `insights`; v3 moved them to `monitor`.
 _MODULE_ALIASES = {"insights": "monitor"}
 
+_VERSIONED = re.compile(r"^azure-native:[^:/]+/v(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})[^:]*:[^:]+$")
+
+
+def api_version(token: str) -> str | None:
+    """The ARM API date (`2026-02-01`) a versioned azure-native token pins; None for default ones.
+
+    A default token (`azure-native:keyvault:Vault`) uses the API version of the program's own
+    SDK, which rules cannot see; defaults that changed in a newer API version are read from
+    here, and the older behaviour is assumed for default tokens.
+    """
+    match = _VERSIONED.match(token)
+    if match is None:
+        return None
+    return f"{match['y']}-{match['m']}-{match['d']}"
+
 
 def arm_leaf(arm_id: Any) -> str | None:
     """The last segment of an ARM id (a role definition GUID, a resource name)."""
     if not isinstance(arm_id, str) or not arm_id.strip("/"):
         return None
     return arm_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+class Deferred:
+    """Judge what is known now, and say afterwards what could not be judged during a preview.
+
+    Reading an unknown value raises `UnknownValueError`, which the policy SDK turns into an
+    advisory "can't run" note for the whole rule. A rule over many elements (NSG rules,
+    authorized IP ranges) would then drop the violations its known elements show, and a
+    preview gate would pass. `each` and `check` keep going past unknown elements and `finish`
+    raises the first unknown afterwards, so known violations are reported and the note still
+    appears.
+    """
+
+    def __init__(self) -> None:
+        self.error: UnknownValueError | None = None
+
+    def each(self, values: Any) -> Iterator[Any]:
+        """The known elements of a list value; unknown elements are remembered."""
+        if not is_list(values):
+            return
+        for index in range(len(values)):
+            try:
+                value = values[index]
+            except UnknownValueError as error:
+                self.error = self.error or error
+                continue
+            yield value
+
+    def check(self, judge: Callable[..., Any], *args: Any) -> Any:
+        """`judge(*args)`, or None when it reads an unknown value (remembered)."""
+        try:
+            return judge(*args)
+        except UnknownValueError as error:
+            self.error = self.error or error
+            return None
+
+    def finish(self) -> None:
+        """Raise the first unknown value met, if any, for the SDK to report."""
+        if self.error is not None:
+            raise self.error
+
+
+def internet_source(prefix: Any) -> bool:
+    """True for an NSG source meaning anyone on the Internet: `*`, `Internet`, any `/0` CIDR."""
+    text = lower(prefix)
+    if text is None:
+        return False
+    text = text.strip()
+    if text in {p.lower() for p in policy_fact("internet_sources")["prefixes"]}:
+        return True
+    try:
+        return ipaddress.ip_network(text, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+def from_internet(rule: object) -> bool:
+    """True for an inbound Allow security rule whose source includes the whole Internet.
+
+    One known Internet source decides it even when the rule's other sources are unknown
+    during a preview; otherwise an unknown source raises `UnknownValueError`.
+    """
+    if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Allow"):
+        return False
+    deferred = Deferred()
+    sources = [deferred.check(dig, rule, "sourceAddressPrefix")]
+    sources += list(deferred.each(deferred.check(dig, rule, "sourceAddressPrefixes")))
+    if any(internet_source(source) for source in sources):
+        return True
+    deferred.finish()
+    return False
+
+
+def carries_ports(rule: object) -> bool:
+    """False for protocols without ports (ICMP, ESP, AH): their port fields open nothing."""
+    portless = policy_fact("nsg_protocols")["portless"]
+    return not one_of(dig(rule, "protocol"), *portless)
 
 
 def port_ranges(rule: object) -> list[tuple[int, int]]:
@@ -638,3 +769,34 @@ def vm_profile(resource: Resource, *path: str) -> Any:
 def nic_configurations(resource: Resource) -> list[Any]:
     """A VM's or scale set's inline NIC configurations."""
     return items(vm_profile(resource, "networkProfile", "networkInterfaceConfigurations"))
+
+
+def is_windows(resource: Resource) -> bool:
+    """True for a Windows VM or scale set: by its OS configuration, OS disk type or image.
+
+    Programs often leave windowsConfiguration out (it is optional); the OS disk's osType or a
+    Windows marketplace publisher then says it, as PSRule for Azure (IsWindowsOS) and Checkov
+    (CKV_AZURE_1) read it.
+    """
+    if vm_profile(resource, "osProfile", "windowsConfiguration") is not None:
+        return True
+    if one_of(vm_profile(resource, "storageProfile", "osDisk", "osType"), "Windows"):
+        return True
+    publisher = vm_profile(resource, "storageProfile", "imageReference", "publisher")
+    return one_of(publisher, *policy_fact("windows_images")["publishers"])
+
+
+def has_no_blob_service(account: Resource) -> bool:
+    """True for storage account kinds without a blob service (FileStorage: file shares only)."""
+    return one_of(account.get("kind"), *policy_fact("storage_without_blobs")["kinds"])
+
+
+def zoneless_region(resource: Resource) -> bool:
+    """True for a resource whose location is an Azure region without availability zones.
+
+    ARM accepts display names ("North Central US"); an unset location (the resource group's)
+    or one the region list (gpustack/data/azure_regions.yaml) does not know is not assumed to
+    lack zones.
+    """
+    region = (lower(resource.get("location")) or "").replace(" ", "")
+    return region in regions.azure_regions() and region not in regions.availability_zone_regions()

@@ -13,24 +13,32 @@ import json
 import re
 
 from pulumi_policy import Severity
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import facts
 from policies.rulebook import (
     ADVISORY,
     MANDATORY,
     PRODUCTION_LIKE,
+    UNKNOWNS,
+    Deferred,
     Report,
     Resource,
     Rule,
+    api_version,
     arm_leaf,
+    carries_ports,
     dig,
     environment_scope,
+    from_internet,
+    given,
+    has_no_blob_service,
     in_scope,
+    is_windows,
     items,
     known_size,
     lower,
     names,
-    nic_configurations,
     node_pools,
     number,
     one_of,
@@ -41,6 +49,7 @@ from policies.rulebook import (
     taints,
     vm_profile,
     vm_size,
+    zoneless_region,
 )
 
 STORAGE = "storage:StorageAccount"
@@ -105,13 +114,16 @@ FIREWALL_SETTING = {
 )
 def storage_public_network_access(account: Resource, report: Report) -> None:
     access = account.get("publicNetworkAccess")
-    if one_of(access, "Disabled"):
+    # SecuredByPerimeter: a network security perimeter denies public traffic unless its own
+    # access rules allow it; Azure Policy's "disable public network access" accepts it.
+    if one_of(access, *policy_fact("storage_public_access")["closed"]):
         return
     default_action = account.get("networkRuleSet", "defaultAction")
     if account.config["allowFirewalledPublicAccess"] and one_of(default_action, "Deny"):
         return
+    shown = "not set (Azure's default is Enabled)" if access is None else repr(access)
     report(
-        f"publicNetworkAccess is {access!r} (networkRuleSet.defaultAction {default_action!r}); "
+        f"publicNetworkAccess is {shown} (networkRuleSet.defaultAction {default_action!r}); "
         "set public_network_access='Disabled'"
     )
 
@@ -205,7 +217,14 @@ def storage_min_tls(account: Resource, report: Report) -> None:
 def storage_https_only(account: Resource, report: Report) -> None:
     https_only = account.get("enableHttpsTrafficOnly")
     if https_only is None:
-        https_only = policy_fact("arm_defaults")["storage_https_only"]
+        defaults = policy_fact("arm_defaults")
+        pinned = api_version(account.type)
+        since = str(defaults["storage_https_only_since_api"])
+        if pinned is not None and pinned < since:
+            report(f"enableHttpsTrafficOnly is not set and API version {pinned} defaults it to "
+                   f"false (true only since {since}); set enable_https_traffic_only=True")
+            return
+        https_only = defaults["storage_https_only"]
     if https_only is not True:
         report(f"enableHttpsTrafficOnly is {https_only!r}; set enable_https_traffic_only=True")
 
@@ -228,6 +247,8 @@ def storage_https_only(account: Resource, report: Report) -> None:
     STORAGE,
 )
 def storage_blob_public_access(account: Resource, report: Report) -> None:
+    if has_no_blob_service(account):
+        return  # a FileStorage account has no blobs to expose
     allowed = account.get("allowBlobPublicAccess")
     if allowed is not False:
         shown = "not set" if allowed is None else repr(allowed)
@@ -275,8 +296,13 @@ def storage_cross_tenant_replication(account: Resource, report: Report) -> None:
 )
 def keyvault_rbac_authorization(vault: Resource, report: Report) -> None:
     enabled = vault.get("properties", "enableRbacAuthorization")
+    pinned = api_version(vault.type)
+    if enabled is None and pinned is not None and (
+        pinned >= str(policy_fact("arm_defaults")["key_vault_rbac_default_since_api"])
+    ):
+        return  # from this API version on, a new vault defaults to Azure RBAC
     if enabled is not True:
-        shown = "not set" if enabled is None else repr(enabled)
+        shown = "not set (access policies)" if enabled is None else repr(enabled)
         report(f"properties.enableRbacAuthorization is {shown}; set it to True")
 
 
@@ -471,14 +497,20 @@ def aks_api_server_access(cluster: Resource, report: Report) -> None:
     profile = cluster.get("apiServerAccessProfile")
     if dig(profile, "enablePrivateCluster") is True:
         return
-    ranges = [r for r in items(dig(profile, "authorizedIPRanges")) if isinstance(r, str)]
-    if not ranges:
+    # An operator range computed from another resource is unknown during a preview: the known
+    # ranges are still judged, and the unknown one is reported afterwards.
+    deferred = Deferred()
+    ranges = [r for r in deferred.each(dig(profile, "authorizedIPRanges")) if isinstance(r, str)]
+    if not ranges and deferred.error is None:
         report("the API server is public and authorizedIPRanges is empty; make the cluster "
                "private or list the operator CIDRs")
         return
     open_ranges = [r for r in ranges if _is_everyone(r)]
     if open_ranges:
         report(f"authorizedIPRanges includes {names(open_ranges)}, which admits every address")
+    elif _together_everyone(ranges):
+        report(f"authorizedIPRanges {names(ranges)} together admit every IPv4 address")
+    deferred.finish()
 
 
 def _is_everyone(cidr: str) -> bool:
@@ -486,6 +518,19 @@ def _is_everyone(cidr: str) -> bool:
         return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
     except ValueError:
         return False
+
+
+def _together_everyone(cidrs: list[str]) -> bool:
+    """True when IPv4 ranges such as 0.0.0.0/1 and 128.0.0.0/1 add up to every address."""
+    networks = []
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError:
+            continue
+        if isinstance(network, ipaddress.IPv4Network):
+            networks.append(network)
+    return list(ipaddress.collapse_addresses(networks)) == [ipaddress.ip_network("0.0.0.0/0")]
 
 
 @resource_rule(
@@ -689,16 +734,34 @@ def aks_no_node_public_ip(resource: Resource, report: Report) -> None:
     NIC,
 )
 def vm_no_public_ip(resource: Resource, report: Report) -> None:
+    # Presence decides, not the value: a public IP's id is unknown until it exists. An IP
+    # configuration unknown as a whole is noted after the known ones are judged.
+    deferred = Deferred()
     if resource.is_a(NIC):
-        for config in items(resource.get("ipConfigurations")):
-            if dig(config, "publicIPAddress") is not None:
-                report(f"IP configuration {dig(config, 'name')!r} attaches a public IP address")
+        for config in deferred.each(resource.get("ipConfigurations")):
+            if deferred.check(given, config, "publicIPAddress"):
+                report(f"IP configuration {deferred.check(dig, config, 'name')!r} attaches a "
+                       "public IP address")
+        deferred.finish()
         return
-    for nic in nic_configurations(resource):
-        for config in items(dig(nic, "ipConfigurations")):
-            if dig(config, "publicIPAddressConfiguration") is not None:
-                report(f"NIC {dig(nic, 'name')!r} IP configuration {dig(config, 'name')!r} "
-                       "creates a public IP address")
+    nics = deferred.each(vm_profile(resource, "networkProfile", "networkInterfaceConfigurations"))
+    for nic in nics:
+        for config in deferred.each(deferred.check(dig, nic, "ipConfigurations")):
+            if deferred.check(given, config, "publicIPAddressConfiguration"):
+                report(f"NIC {deferred.check(dig, nic, 'name')!r} IP configuration "
+                       f"{deferred.check(dig, config, 'name')!r} creates a public IP address")
+    deferred.finish()
+
+
+def _has_ssh_keys(profile: object) -> bool:
+    """True when the OS profile lists SSH keys (a list computed elsewhere counts)."""
+    path = ("linuxConfiguration", "ssh", "publicKeys")
+    if not given(profile, *path):
+        return False
+    try:
+        return bool(items(dig(profile, *path)))
+    except UnknownValueError:
+        return True  # the whole list is an Output: keys are given, their values come later
 
 
 @resource_rule(
@@ -726,14 +789,15 @@ def vm_no_public_ip(resource: Resource, report: Report) -> None:
 )
 def vm_ssh_keys_only(resource: Resource, report: Report) -> None:
     profile = vm_profile(resource, "osProfile")
-    if profile is None or dig(profile, "windowsConfiguration") is not None:
+    if profile is None or is_windows(resource):
         return  # attached OS disk or a Windows VM: no Linux sign-in settings to check
     problems = []
-    if dig(profile, "adminPassword") is not None:
+    # A generated password (an Output) is unknown during a preview but is still a password.
+    if given(profile, "adminPassword"):
         problems.append("osProfile sets adminPassword")
     if dig(profile, "linuxConfiguration", "disablePasswordAuthentication") is not True:
         problems.append("linuxConfiguration.disablePasswordAuthentication is not True")
-    if not items(dig(profile, "linuxConfiguration", "ssh", "publicKeys")):
+    if not _has_ssh_keys(profile):
         problems.append("no SSH public keys are set")
     if problems:
         report("; ".join(problems))
@@ -781,6 +845,10 @@ def vm_encryption_at_host(resource: Resource, report: Report) -> None:
     SCALE_SET,
 )
 def vm_managed_identity(resource: Resource, report: Report) -> None:
+    if resource.is_a(SCALE_SET) and not given(resource.props, "virtualMachineProfile"):
+        # A Flexible scale set without a VM profile only groups VMs declared on their own;
+        # those VMs carry (and are checked for) their identities.
+        return
     identity_type = resource.get("identity", "type")
     if identity_type is None or one_of(identity_type, "None"):
         report(f"identity.type is {identity_type!r}; give the VM a managed identity")
@@ -790,11 +858,7 @@ def vm_managed_identity(resource: Resource, report: Report) -> None:
 
 
 def _open_management_ports(rule: object) -> list[int]:
-    if not one_of(dig(rule, "direction"), "Inbound") or not one_of(dig(rule, "access"), "Allow"):
-        return []
-    sources = [dig(rule, "sourceAddressPrefix"), *items(dig(rule, "sourceAddressPrefixes"))]
-    internet = {prefix.lower() for prefix in policy_fact("internet_sources")["prefixes"]}
-    if not any(lower(source) in internet for source in sources):
+    if not from_internet(rule) or not carries_ports(rule):
         return []
     ports = policy_fact("management_ports")["ports"]
     ranges = port_ranges(rule)
@@ -822,13 +886,17 @@ def _open_management_ports(rule: object) -> list[int]:
     SECURITY_RULE,
 )
 def nsg_no_internet_management_ports(resource: Resource, report: Report) -> None:
-    rules = [resource.props] if resource.is_a(SECURITY_RULE) else items(
+    deferred = Deferred()
+    rules = [resource.props] if resource.is_a(SECURITY_RULE) else deferred.each(
         resource.get("securityRules"))
     for rule in rules:
-        ports = _open_management_ports(rule)
+        # A rule with a value unknown during a preview (a source from another resource's
+        # output) must not hide the known rules' violations.
+        ports = deferred.check(_open_management_ports, rule)
         if ports:
             name = dig(rule, "name") or resource.name
             report(f"rule {name!r} allows inbound ports {names(ports)} from the Internet")
+    deferred.finish()
 
 
 @resource_rule(
@@ -960,7 +1028,8 @@ def apim_internal_vnet(service: Resource, report: Report) -> None:
     if not one_of(mode, "Internal"):
         shown = "not set (None: public)" if mode is None else repr(mode)
         report(f"virtualNetworkType is {shown}; use 'Internal' in {service.config['environment']}")
-    elif service.get("virtualNetworkConfiguration", "subnetResourceId") is None:
+    elif not given(service.props, "virtualNetworkConfiguration", "subnetResourceId"):
+        # Only whether a subnet is named: its id is often unknown until the subnet exists.
         report("virtualNetworkType is 'Internal' but virtualNetworkConfiguration names no subnet")
 
 
@@ -1067,10 +1136,11 @@ def storage_local_users_disabled(resource: Resource, report: Report) -> None:
 
 
 def _expires(resource: Resource) -> bool:
-    if resource.get("properties", "attributes", "expires") is not None:
+    # An expiry computed from another value (now + 90 days) is unknown during a preview but set.
+    if given(resource.props, "properties", "attributes", "expires"):
         return True
     # A rotation policy's expiryTime gives every new key version an expiry date.
-    return resource.get("properties", "rotationPolicy", "attributes", "expiryTime") is not None
+    return given(resource.props, "properties", "rotationPolicy", "attributes", "expiryTime")
 
 
 @resource_rule(
@@ -1467,7 +1537,8 @@ def acr_export_disabled(registry: Resource, report: Report) -> None:
 def acr_premium_resilience(registry: Resource, report: Report) -> None:
     if not _premium(registry):
         return
-    if not one_of(registry.get("zoneRedundancy"), "Enabled"):
+    # Zone redundancy needs a region with availability zones.
+    if not one_of(registry.get("zoneRedundancy"), "Enabled") and not zoneless_region(registry):
         report("zoneRedundancy is not 'Enabled'")
     if not one_of(registry.get("policies", "retentionPolicy", "status"), "enabled"):
         report("policies.retentionPolicy.status is not 'enabled'")
@@ -1537,11 +1608,13 @@ def acr_min_sku(registry: Resource, report: Report) -> None:
 )
 def vm_managed_disks(resource: Resource, report: Report) -> None:
     storage = vm_profile(resource, "storageProfile")
-    if dig(storage, "osDisk", "vhd") is not None or items(dig(storage, "osDisk", "vhdContainers")):
+    if given(storage, "osDisk", "vhd") or items(dig(storage, "osDisk", "vhdContainers")):
         report("storageProfile.osDisk is an unmanaged VHD; use a managed disk")
     for disk in items(dig(storage, "dataDisks")):
-        if dig(disk, "vhd") is not None:
-            report(f"data disk {dig(disk, 'lun')!r} is an unmanaged VHD; use a managed disk")
+        if given(disk, "vhd"):
+            lun = number(dig(disk, "lun"))
+            shown = "(no lun)" if lun is None else f"{lun:g}"
+            report(f"data disk {shown} is an unmanaged VHD; use a managed disk")
 
 
 @resource_rule(
@@ -1583,6 +1656,25 @@ def _decoded(value: object) -> str | None:
         return value
 
 
+def _settings_text(settings: object, where: str) -> tuple[str, list[str]]:
+    """Public settings as JSON text, and the paths of values unknown during a preview."""
+    value = plain(settings)
+    unknown: list[str] = []
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, item in node.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{path}[{index}]")
+        elif isinstance(node, str) and node in UNKNOWNS:
+            unknown.append(path)
+
+    walk(value, where)
+    return json.dumps(value, default=str), unknown
+
+
 @resource_rule(
     Rule(
         id="gpustack-vm-no-plaintext-secrets",
@@ -1606,19 +1698,34 @@ def _decoded(value: object) -> str | None:
 )
 def vm_no_plaintext_secrets(resource: Resource, report: Report) -> None:
     texts: list[tuple[str, str | None]] = []
+    # Settings values computed from other resources (a storage key, a SAS) are unknown during a
+    # preview: the known text is still checked, and then the rule says it could not finish
+    # instead of passing what it could not read.
+    unknown: list[str] = []
     if resource.is_a(VM_EXTENSION):
-        texts.append(("settings", json.dumps(plain(resource.get("settings")), default=str)))
+        text, missing = _settings_text(resource.get("settings"), "settings")
+        texts.append(("settings", text))
+        unknown += missing
     else:
         texts.append(("osProfile.customData", _decoded(vm_profile(resource, "osProfile",
                                                                   "customData"))))
         texts.append(("userData", _decoded(vm_profile(resource, "userData"))))
-        for extension in items(vm_profile(resource, "extensionProfile", "extensions")):
+        profile = "virtualMachineProfile." if resource.is_a(SCALE_SET) else ""
+        extensions = items(vm_profile(resource, "extensionProfile", "extensions"))
+        for index, extension in enumerate(extensions):
             where = f"extension {dig(extension, 'name')!r} settings"
-            texts.append((where, json.dumps(plain(dig(extension, "settings")), default=str)))
+            path = f"{profile}extensionProfile.extensions.{index}.settings"
+            text, missing = _settings_text(dig(extension, "settings"), path)
+            texts.append((where, text))
+            unknown += missing
+    found = False
     for where, text in texts:
         hits = _credential_hits(text) if text else []
         if hits:
+            found = True
             report(f"{where} contains what looks like a credential ({names(hits)})")
+    if unknown and not found:
+        raise UnknownValueError(UNKNOWN_STRING_VALUE, unknown[0].split("."))
 
 
 # --- managed disks and role definitions -------------------------------------------------------
@@ -1646,7 +1753,8 @@ def disk_no_public_access(disk: Resource, report: Report) -> None:
     if one_of(access, "Disabled") or one_of(policy, "DenyAll", "AllowPrivate"):
         return
     shown = "not set (AllowAll)" if policy is None else repr(policy)
-    report(f"publicNetworkAccess is {access!r} and networkAccessPolicy is {shown}; set "
+    public = "not set (Enabled)" if access is None else repr(access)
+    report(f"publicNetworkAccess is {public} and networkAccessPolicy is {shown}; set "
            "network_access_policy='DenyAll'")
 
 
@@ -1800,7 +1908,11 @@ _POLICY_SECTIONS = ("inbound", "backend", "outbound", "on-error")
 
 def _policy_xml(resource: Resource) -> str | None:
     value = resource.get("value")
-    if not isinstance(value, str) or resource.get("format") not in (None, "xml", "rawxml"):
+    policy_format = resource.get("format")
+    # ARM compares the format enum case-insensitively ("xml", "XML", "rawxml", "RawXml").
+    if not isinstance(value, str) or (
+        policy_format is not None and not one_of(policy_format, "xml", "rawxml")
+    ):
         return None  # a link to the policy, or not XML
     return value
 

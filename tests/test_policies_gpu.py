@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from pulumi_policy import EnforcementLevel
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import catalog
 from gpustack.engine import Plan
@@ -351,19 +351,33 @@ def test_missing_storage_profiles_and_foreign_shapes_do_not_crash_or_flag() -> N
     assert caching(vm_storage(MANAGED_OS, ["not a disk", None, 7])) == []
 
 
-def test_unknown_values_during_preview_are_not_flagged() -> None:
+def caching_in_preview(props: dict[str, Any]) -> list[str]:
+    """The violations reported before the rule notes, as the SDK does, a value it cannot know."""
+    found: list[str] = []
+
+    class Keep:
+        def validate(self, args: Any, report: Any) -> None:
+            gpu.vm_disk_caching.validate(args, lambda m, urn=None: (found.append(m), report(m)))
+
+    with pytest.raises(UnknownValueError):
+        check_resource(Keep(), VM, props)  # type: ignore[arg-type]
+    return found
+
+
+def test_unknown_values_during_preview_are_noted_never_flagged_nor_passed() -> None:
     unknown_os = {**MANAGED_OS, "caching": UNKNOWN_STRING_VALUE}
     bad_data = [data_disk(0, "Standard_LRS", caching="ReadOnly")]
-    # An unknown OS disk setting leaves the data disks judged, and the other way round.
-    assert caching(vm_storage(unknown_os, bad_data)) == [
+    # An unknown OS disk setting leaves the data disks judged, and the other way round; the
+    # unknown one then becomes the SDK's "can't run during preview" note, not a silent pass.
+    assert caching_in_preview(vm_storage(unknown_os, bad_data)) == [
         "dataDisks[0] (lun 0) (Standard_LRS) caching is 'ReadOnly'; use 'None'"
     ]
     unknown_type = [data_disk(0, UNKNOWN_STRING_VALUE, caching="ReadOnly"),
                     data_disk(1, "Premium_LRS", caching=UNKNOWN_STRING_VALUE)]
-    assert caching(vm_storage(MANAGED_OS, unknown_type)) == []
-    assert caching(vm_storage(MANAGED_OS, UNKNOWN_STRING_VALUE)) == []
-    assert caching({"hardwareProfile": {"vmSize": T4},
-                    "storageProfile": UNKNOWN_STRING_VALUE}) == []
+    assert caching_in_preview(vm_storage(MANAGED_OS, unknown_type)) == []
+    assert caching_in_preview(vm_storage(MANAGED_OS, UNKNOWN_STRING_VALUE)) == []
+    assert caching_in_preview({"hardwareProfile": {"vmSize": T4},
+                               "storageProfile": UNKNOWN_STRING_VALUE}) == []
 
 
 def test_the_stacks_vms_and_scale_sets_pass_disk_caching(env_plan: Plan) -> None:
@@ -371,3 +385,18 @@ def test_the_stacks_vms_and_scale_sets_pass_disk_caching(env_plan: Plan) -> None
     assert machines
     for machine in machines:
         assert check_resource(gpu.vm_disk_caching, machine.type, machine.inputs) == [], machine.name
+
+
+def test_a_nic_unknown_during_preview_is_noted_and_the_others_still_judged() -> None:
+    slow_nic = Declared(NIC, "nic1", {"enableAcceleratedNetworking": False})
+    unknown_nic = Declared(NIC, "nic2", {"enableAcceleratedNetworking": UNKNOWN_STRING_VALUE})
+    found: list[str] = []
+
+    class Keep:
+        def validate(self, args: Any, report: Any) -> None:
+            gpu.vm_accelerated_networking.validate(
+                args, lambda m, urn=None: (found.append(m), report(m, urn)))
+
+    with pytest.raises(UnknownValueError):
+        check_stack(Keep(), [unknown_nic, slow_nic, vm(T4, "nic1"), vm(T4, "nic2")])  # type: ignore[arg-type]
+    assert len(found) == 1 and found[0].startswith("nic1:")

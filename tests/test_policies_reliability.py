@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pulumi_policy import ResourceValidationPolicy
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack.engine import Plan
 from policies import reliability
@@ -391,14 +393,32 @@ def test_the_agent_needs_an_identity_it_can_authenticate_as() -> None:
     assert "without a managed identity" in message
 
 
-def test_values_computed_during_a_preview_do_not_fail_the_check() -> None:
+def monitoring_agent_in_preview(*resources: Declared) -> list[str]:
+    """The violations reported before the rule notes, as the SDK does, a value it cannot know."""
+    found: list[str] = []
+
+    class Keep:
+        def validate(self, args: object, report: Callable[..., None]) -> None:
+            reliability.vm_monitoring_agent.validate(
+                args, lambda m, urn=None: (found.append(m), report(m, urn)))
+
+    with pytest.raises(UnknownValueError):
+        check_stack(Keep(), list(resources))  # type: ignore[arg-type]
+    return found
+
+
+def test_values_computed_during_a_preview_are_noted_never_failed_nor_passed() -> None:
     association = _association()
+    # The identity's id is computed, but the settings name it: that is known to be right.
     computed = {"authentication": {"managedIdentity": {
         "identifier-name": "mi_res_id", "identifier-value": UNKNOWN_STRING_VALUE}}}
     assert monitoring_agent(_vm(), association, _agent(settings=computed)) == []
-    assert monitoring_agent(_vm(), association, _agent(settings=UNKNOWN_STRING_VALUE)) == []
+    # Settings or identity unknown as a whole: noted, neither failed nor passed.
+    assert monitoring_agent_in_preview(_vm(), association,
+                                       _agent(settings=UNKNOWN_STRING_VALUE)) == []
     unknown_identity = _vm(identity={"type": UNKNOWN_STRING_VALUE})
-    assert monitoring_agent(unknown_identity, association, _agent(settings=None)) == []
+    assert monitoring_agent_in_preview(unknown_identity, association,
+                                       _agent(settings=None)) == []
     # What is known still decides: no agent at all is reported.
     assert len(monitoring_agent(unknown_identity, association)) == 1
 
@@ -466,16 +486,30 @@ def test_other_tiers_regions_without_zones_and_unknown_locations_are_exempt() ->
                       "ApiManagementService")
 
 
-def test_unknown_apim_values_during_preview_are_not_flagged() -> None:
-    assert apim_zones(apim(sku=UNKNOWN_STRING_VALUE, units=1)) == []
-    assert apim_zones(apim(units=1, location=UNKNOWN_STRING_VALUE)) == []
-    assert apim_zones(apim(units=UNKNOWN_STRING_VALUE)) == []
-    assert apim_zones(apim(units=1, zones=UNKNOWN_STRING_VALUE)) == []
-    # An unknown additional location leaves the primary one judged.
-    (message,) = apim_zones(apim(units=1, additionalLocations=UNKNOWN_STRING_VALUE))
+def apim_zones_in_preview(props: dict[str, object]) -> list[str]:
+    """The violations reported before the rule notes, as the SDK does, a value it cannot know."""
+    found: list[str] = []
+
+    class Keep:
+        def validate(self, args: object, report: Callable[..., None]) -> None:
+            reliability.apim_zone_redundant.validate(
+                args, lambda m, urn=None: (found.append(m), report(m)))
+
+    with pytest.raises(UnknownValueError):
+        check_resource(Keep(), APIM, props)  # type: ignore[arg-type]
+    return found
+
+
+def test_unknown_apim_values_during_preview_are_noted_never_flagged_nor_passed() -> None:
+    assert apim_zones_in_preview(apim(sku=UNKNOWN_STRING_VALUE, units=1)) == []
+    assert apim_zones_in_preview(apim(units=1, location=UNKNOWN_STRING_VALUE)) == []
+    assert apim_zones_in_preview(apim(units=UNKNOWN_STRING_VALUE)) == []
+    assert apim_zones_in_preview(apim(units=1, zones=UNKNOWN_STRING_VALUE)) == []
+    # An unknown additional location leaves the primary one judged, then is noted.
+    (message,) = apim_zones_in_preview(apim(units=1, additionalLocations=UNKNOWN_STRING_VALUE))
     assert message.startswith("the primary location (eastus): 1 unit")
     extra = [{"location": UNKNOWN_STRING_VALUE, "sku": {"name": "Premium", "capacity": 1}}]
-    assert apim_zones(apim(units=2, additionalLocations=extra)) == []
+    assert apim_zones_in_preview(apim(units=2, additionalLocations=extra)) == []
 
 
 def test_the_stacks_gateways_pass_the_zone_rule(env_plan: Plan) -> None:
