@@ -461,26 +461,13 @@ def in_constructor_order(
 
 
 def _wire_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
-    """Stack outputs as the wire carried them, shown as the in-process path shows them."""
-    return {name: _display_output(value) for name, value in outputs.items()}
+    """Stack outputs as the wire carried them, shown as the Pulumi CLI shows them.
 
-
-def _display_output(value: Any) -> Any:
-    if _contains(value, lambda v: isinstance(v, dict) and SECRET_KEY in v and len(v) == 1):
-        return "[secret]"
-    if _contains(value, lambda v: v == UNKNOWN):
-        return "<computed>"
-    return to_display(value)
-
-
-def _contains(value: Any, test: Callable[[Any], bool]) -> bool:
-    if test(value):
-        return True
-    if isinstance(value, dict):
-        return any(_contains(item, test) for item in value.values())
-    if isinstance(value, list):
-        return any(_contains(item, test) for item in value)
-    return False
+    Each unknown or secret value is marked where it sits: an exported object keeps its known
+    fields beside a `<computed>` or `[secret]` one, as `pulumi preview` and `pulumi stack
+    output` show it; an output that is wholly unknown or secret is marked whole.
+    """
+    return {name: to_display(value) for name, value in outputs.items()}
 
 
 def _run_in_process(project: StackProject, mocks: AzureMocks, optimize: bool = True) -> Plan:

@@ -213,6 +213,30 @@ def test_resources_of_a_package_nothing_models_are_named_in_a_note(tmp_path: Pat
     assert len(plan.resources) == 4
 
 
+@pytest.mark.parametrize("in_process", [True, False])
+def test_stack_outputs_mark_each_unknown_or_secret_where_it_sits(
+    tmp_path: Path, in_process: bool
+) -> None:
+    # As the Pulumi CLI shows stack outputs: an exported object keeps its known fields.
+    (tmp_path / "Pulumi.yaml").write_text("name: shown\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  azure-native:location: westus3\n")
+    (tmp_path / "__main__.py").write_text(
+        "import pulumi\nfrom pulumi_azure_native import resources\n"
+        "group = resources.ResourceGroup('rg')\n"
+        "pulumi.export('mixed', {'known': 'a', 'secret': pulumi.Output.secret('s'),\n"
+        "                        'location': group.location, 'id': group.id})\n"
+        "pulumi.export('whole', pulumi.Output.secret({'a': 1}))\n"
+    )
+    preview = run_plan(tmp_path, "dev", preview=True, in_process=in_process).outputs
+    assert preview["mixed"] == {
+        "known": "a", "secret": "[secret]", "location": "westus3", "id": "<computed>"
+    }
+    assert preview["whole"] == "[secret]"
+    full = run_plan(tmp_path, "dev", in_process=in_process).outputs
+    assert full["mixed"]["id"].startswith("/subscriptions/")
+    assert full["mixed"]["secret"] == "[secret]" and full["mixed"]["known"] == "a"
+
+
 # --- random, tls, command --------------------------------------------------------------------
 
 
