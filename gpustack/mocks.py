@@ -410,21 +410,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         provider/pkg/convert/previewOutputs.go `PreviewOutputs`. Without this the SDK reads
         such a field as absent (None, or `undefined` in Node.js), not as unknown.
         """
-        if depth > _MAX_DEPTH:
-            return
-        for field in fields:
-            value = state.get(field.name)
-            if field.object_type is None or not isinstance(value, (dict, list)):
-                continue
-            if field.kind == "object" and isinstance(value, dict):
-                state[field.name] = self._unknown_fields_of(field.object_type, value, depth)
-            elif field.kind == "list" and isinstance(value, list):
-                state[field.name] = [
-                    self._unknown_fields_of(field.object_type, item, depth)
-                    if isinstance(item, dict)
-                    else item
-                    for item in value
-                ]
+        self._complete_nested(fields, state, "", depth, self._unknown_fields_of)
 
     def _fill_nested(
         self, fields: tuple[Field, ...], state: dict[str, Any], seed: str, depth: int
@@ -437,19 +423,30 @@ class AzureMocks(pulumi.runtime.Mocks):
         address no input gives) is left out: an unknown inside the object would make all of it,
         ids included, unknown to the program.
         """
+        self._complete_nested(fields, state, seed, depth, self._filled_object)
+
+    def _complete_nested(
+        self,
+        fields: tuple[Field, ...],
+        state: dict[str, Any],
+        seed: str,
+        depth: int,
+        complete: Callable[[str, dict[str, Any], str, int], dict[str, Any]],
+    ) -> None:
+        """`complete` each object (and each object in a list) that `state` gives for a field
+        of a described object type; `seed` names the place, for deterministic placeholders."""
         if depth > _MAX_DEPTH:
             return
         for field in fields:
             value = state.get(field.name)
-            if field.object_type is None or not isinstance(value, (dict, list)):
+            if field.object_type is None:
                 continue
+            at = f"{seed}.{field.name}"
             if field.kind == "object" and isinstance(value, dict):
-                state[field.name] = self._filled_object(
-                    field.object_type, value, f"{seed}.{field.name}", depth
-                )
+                state[field.name] = complete(field.object_type, value, at, depth)
             elif field.kind == "list" and isinstance(value, list):
                 state[field.name] = [
-                    self._filled_object(field.object_type, item, f"{seed}.{field.name}[{i}]", depth)
+                    complete(field.object_type, item, f"{at}[{i}]", depth)
                     if isinstance(item, dict)
                     else item
                     for i, item in enumerate(value)
@@ -472,7 +469,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         return filled
 
     def _unknown_fields_of(
-        self, reference: str, value: dict[str, Any], depth: int
+        self, reference: str, value: dict[str, Any], seed: str, depth: int
     ) -> dict[str, Any]:
         fields = self.shapes.described_object_fields(reference)
         if fields is None:
