@@ -28,6 +28,15 @@ PROGRAMS = FIXTURES / "programs"
 _plans: dict[tuple[str, bool], Plan] = {}
 
 
+def write_program(directory: Path, name: str, main: str, stack_config: str = "") -> Path:
+    """A one-file Python Pulumi project in `directory`, with a dev stack file when given."""
+    (directory / "Pulumi.yaml").write_text(f"name: {name}\nruntime: python\n")
+    if stack_config:
+        (directory / "Pulumi.dev.yaml").write_text(stack_config)
+    (directory / "__main__.py").write_text(main)
+    return directory
+
+
 def fixture_plan(program: str, preview: bool = False) -> Plan:
     """Each fixture program planned once per session and mode."""
     if (program, preview) not in _plans:
@@ -176,11 +185,8 @@ def test_without_a_provider_location_a_new_group_fails_the_providers_check() -> 
 def test_a_program_with_no_location_anywhere_fails_as_preview_would(
     tmp_path: Path, in_process: bool
 ) -> None:
-    (tmp_path / "Pulumi.yaml").write_text("name: noloc\nruntime: python\n")
-    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
-    (tmp_path / "__main__.py").write_text(
-        "from pulumi_azure_native import resources\nresources.ResourceGroup('rg')\n"
-    )
+    main = "from pulumi_azure_native import resources\nresources.ResourceGroup('rg')\n"
+    write_program(tmp_path, "noloc", main, stack_config="config: {}\n")
     with pytest.raises(ProgramError) as raised:
         run_plan(tmp_path, "dev", preview=True, in_process=in_process)
     assert raised.value.fault == "program"
@@ -197,15 +203,15 @@ def test_a_program_with_no_location_anywhere_fails_as_preview_would(
 def test_resources_of_a_package_nothing_models_are_named_in_a_note(tmp_path: Path) -> None:
     # pulumi-azure (the classic provider) and others: planned from inputs, but no rule, price
     # or GPU count looks at them, so a clean verdict must not read as covering them.
-    (tmp_path / "Pulumi.yaml").write_text("name: classic\nruntime: python\n")
-    (tmp_path / "__main__.py").write_text(
+    write_program(
+        tmp_path, "classic",
         "import pulumi\n"
         "for name in ('a', 'b'):\n"
         "    pulumi.CustomResource('azure:compute/linuxVirtualMachine:LinuxVirtualMachine',\n"
         "                          name, {'size': 'Standard_ND96isr_H100_v5'})\n"
         "pulumi.CustomResource('azuread:index/application:Application', 'app', {})\n"
-        "pulumi.CustomResource('random:index/randomPet:RandomPet', 'pet', {})\n"
-    )
+        "pulumi.CustomResource('random:index/randomPet:RandomPet', 'pet', {})\n",
+    )  # fmt: skip
     plan = run_plan(tmp_path, "dev", in_process=True)
     uncovered = [note for note in plan.notes if note.startswith("package ")]
     assert [note.split(":")[0] for note in uncovered] == ["package azure", "package azuread"]
@@ -218,15 +224,15 @@ def test_stack_outputs_mark_each_unknown_or_secret_where_it_sits(
     tmp_path: Path, in_process: bool
 ) -> None:
     # As the Pulumi CLI shows stack outputs: an exported object keeps its known fields.
-    (tmp_path / "Pulumi.yaml").write_text("name: shown\nruntime: python\n")
-    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  azure-native:location: westus3\n")
-    (tmp_path / "__main__.py").write_text(
+    write_program(
+        tmp_path, "shown",
         "import pulumi\nfrom pulumi_azure_native import resources\n"
         "group = resources.ResourceGroup('rg')\n"
         "pulumi.export('mixed', {'known': 'a', 'secret': pulumi.Output.secret('s'),\n"
         "                        'location': group.location, 'id': group.id})\n"
-        "pulumi.export('whole', pulumi.Output.secret({'a': 1}))\n"
-    )
+        "pulumi.export('whole', pulumi.Output.secret({'a': 1}))\n",
+        stack_config="config:\n  azure-native:location: westus3\n",
+    )  # fmt: skip
     preview = run_plan(tmp_path, "dev", preview=True, in_process=in_process).outputs
     assert preview["mixed"] == {
         "known": "a", "secret": "[secret]", "location": "westus3", "id": "<computed>"
