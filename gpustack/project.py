@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from gpustack.placeholders import secret_text
-from gpustack.yaml_loader import DuplicateKeyError, UniqueKeyLoader
+from gpustack.yaml_loader import DuplicateKeyError, PulumiYamlLoader
 
 ConfigOverride = tuple[str, str, bool]
 """`--config KEY=VALUE` on the command line: (key, value, secret)."""
@@ -151,8 +151,9 @@ def _stack_file(config_dir: Path, stack: str) -> Path:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        # A safe loader: no arbitrary Python objects, only the duplicate-key check added.
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+        # A safe loader (no arbitrary Python objects) with the duplicate-key check, reading
+        # scalars as the Pulumi CLI does (`yes` and `22:00` are text; see PulumiYamlLoader).
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=PulumiYamlLoader)
     except UnicodeDecodeError:
         raise ProjectError(f"{path}: not a text file (not UTF-8); expected YAML") from None
     except OSError as error:
@@ -257,6 +258,9 @@ def _encode(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        # Go's JSON encoding, which the CLI uses for numbers: 2.0 is handed over as "2".
+        return str(int(value))
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, dt.date):

@@ -8,6 +8,7 @@ Without libyaml the pure-Python loader reads the same documents the same way.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,47 @@ class UniqueKeyLoader(SafeLoader):  # type: ignore[misc,valid-type]
             if isinstance(key, str | int | float | bool):
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+class PulumiYamlLoader(UniqueKeyLoader):
+    """Reads a plain scalar as the Pulumi CLI reads `Pulumi.yaml` and stack files.
+
+    The CLI decodes them with Go's gopkg.in/yaml.v3 into untyped values (pulumi/pulumi
+    sdk/go/common/resource/config `object.UnmarshalYAML`), then hands scalars to the program as
+    text. yaml.v3 follows YAML 1.2 here where PyYAML follows 1.1: only `true`/`false` (any of
+    three casings) are booleans, so `yes`, `no`, `on`, `off` stay text; and `22:00` or `1:30`
+    is text, not a base-60 number (PyYAML reads `22:00` as 1320). Dates, nulls, decimal,
+    hex and leading-zero octal numbers read the same in both.
+    """
+
+
+def _pulumi_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
+    resolvers = {
+        first: [(tag, pattern) for tag, pattern in entries if tag not in _RETYPED]
+        for first, entries in UniqueKeyLoader.yaml_implicit_resolvers.items()
+    }
+    for tag, pattern, firsts in (
+        ("tag:yaml.org,2002:bool", _YAML12_BOOL, "tTfF"),
+        ("tag:yaml.org,2002:int", _YAML12_INT, "-+0123456789"),
+        ("tag:yaml.org,2002:float", _YAML12_FLOAT, "-+.0123456789"),
+    ):
+        for first in firsts:
+            resolvers.setdefault(first, []).append((tag, pattern))
+    return resolvers
+
+
+_RETYPED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+# PyYAML's own int and float patterns without their base-60 forms (`1:30`).
+_YAML12_INT = re.compile(
+    r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+)
+# yaml.v3's `yamlStyleFloat` (an exponent needs no dot: `1e3` is 1000), plus .inf and .nan.
+_YAML12_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+PulumiYamlLoader.yaml_implicit_resolvers = _pulumi_resolvers()
 
 
 def safe_load(text: str) -> Any:

@@ -88,3 +88,36 @@ except yaml_loader.DuplicateKeyError as error:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.startswith("line 3: key 'a' is given twice (lines 1 and 3)")
+
+
+# Plain scalars as gopkg.in/yaml.v3 (the Pulumi CLI) types them, next to PyYAML's YAML 1.1.
+PULUMI_READS = {
+    "yes": "yes", "No": "No", "on": "on", "OFF": "OFF",  # 1.1 booleans: text to the CLI
+    "22:00": "22:00", "1:30:00": "1:30:00",  # 1.1 base-60 numbers: text to the CLI
+    "true": True, "FALSE": False, "12": 12, "012": 10, "0x1F": 31, "1_000": 1000,
+    "1.5": 1.5, "1e3": 1000.0, ".5": 0.5, "~": None, "2027-01-01": "date",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), sorted(PULUMI_READS.items()))
+def test_stack_files_type_plain_scalars_as_the_pulumi_cli_does(text: str, expected: Any) -> None:
+    value = yaml.load(f"key: {text}\n", Loader=yaml_loader.PulumiYamlLoader)["key"]
+    if expected == "date":
+        assert str(value) == text
+    else:
+        assert value == expected and type(value) is type(expected)
+
+
+def test_the_program_gets_stack_values_as_the_cli_hands_them_over(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: p\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text("")
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  p:window: 22:00\n  p:enabled: yes\n  p:replicas: 2.0\n  p:ratio: 0.25\n"
+        "  p:tags:\n    owner: on\n    start: 1:30\n"
+    )
+    config = load_project(tmp_path, "dev").config
+    assert config["p:window"] == "22:00"  # PyYAML alone: 1320
+    assert config["p:enabled"] == "yes"  # PyYAML alone: "true"
+    assert config["p:replicas"] == "2"  # Go's JSON number text, as the CLI writes it
+    assert config["p:ratio"] == "0.25"
+    assert config["p:tags"] == '{"owner": "on", "start": "1:30"}'
