@@ -48,8 +48,9 @@ class PulumiYamlLoader(UniqueKeyLoader):
     sdk/go/common/resource/config `object.UnmarshalYAML`), then hands scalars to the program as
     text. yaml.v3 follows YAML 1.2 here where PyYAML follows 1.1: only `true`/`false` (any of
     three casings) are booleans, so `yes`, `no`, `on`, `off` stay text; and `22:00` or `1:30`
-    is text, not a base-60 number (PyYAML reads `22:00` as 1320). Dates, nulls, decimal,
-    hex and leading-zero octal numbers read the same in both.
+    is text, not a base-60 number (PyYAML reads `22:00` as 1320); a date or time stays the
+    text it was written as (yaml.v3 keeps timestamps as text in untyped values). Nulls,
+    decimal, hex and leading-zero octal numbers read the same in both.
     """
 
 
@@ -68,7 +69,13 @@ def _pulumi_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
     return resolvers
 
 
-_RETYPED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_RETYPED = {
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    # yaml.v3 leaves a timestamp-like scalar as its text when decoding into an untyped value.
+    "tag:yaml.org,2002:timestamp",
+}
 _YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 # PyYAML's own int and float patterns without their base-60 forms (`1:30`).
 _YAML12_INT = re.compile(
