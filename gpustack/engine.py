@@ -426,8 +426,14 @@ def run_plan(
         resources=resources,
         outputs=outputs,
         config=project.config,
-        notes=sorted(mocks.notes),
+        notes=_notes(mocks),
     )
+
+
+def _notes(mocks: AzureMocks) -> list[str]:
+    """The plan's notes, sorted, with any `--stack-outputs` stack the program never read."""
+    mocks.note_unread_stack_outputs()
+    return sorted(mocks.notes)
 
 
 def _show_program_logs(server: Any) -> None:
@@ -509,7 +515,7 @@ def _run_in_process(project: StackProject, mocks: AzureMocks, optimize: bool = T
         resources=in_constructor_order(monitor.registrations, order),
         outputs=outputs,
         config=project.config,
-        notes=sorted(mocks.notes),
+        notes=_notes(mocks),
     )
 
 

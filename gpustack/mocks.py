@@ -161,6 +161,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         self.config = config
         self.stack_outputs = list(stack_outputs)
         """Other stacks' outputs the user gave (`--stack-outputs`), for `StackReference`s."""
+        self._stack_outputs_read: set[str] = set()
         self.shapes = sdk_types.Shapes()
         """What each type declares: the program's own SDK where its process described it."""
         self.notes: list[str] = []
@@ -351,6 +352,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         name = str(args.inputs.get("name") or args.resource_id or args.name)
         given = find_stack_outputs(name, self.stack_outputs, pulumi.get_project())
         if given is not None:
+            self._stack_outputs_read.add(given.stack)
             state = {
                 "name": name,
                 "outputs": dict(given.outputs),
@@ -800,6 +802,15 @@ class AzureMocks(pulumi.runtime.Mocks):
         return any(
             isinstance(v, str) and v.lower() in self._pending for v in arguments.values()
         )
+
+    def note_unread_stack_outputs(self) -> None:
+        """A note for each `--stack-outputs` stack no `StackReference` named (a typo, often)."""
+        for given in self.stack_outputs:
+            if given.stack not in self._stack_outputs_read:
+                self.note(
+                    f"--stack-outputs {given.stack}: no StackReference in the program names "
+                    "this stack, so its outputs were not used"
+                )
 
     def note(self, message: str) -> None:
         """Record, once, something the plan could not answer as the cloud would."""

@@ -75,6 +75,20 @@ def test_outputs_for_another_stack_do_not_answer_and_the_note_says_how(
     assert "--stack-outputs STACK=FILE" in note
 
 
+def test_outputs_given_for_a_stack_the_program_never_reads_are_named_in_a_note(
+    network_outputs: Path,
+) -> None:
+    given = parse_stack_outputs(
+        [f"acme/network/prod={network_outputs}", f"acme/netwrok/prod={network_outputs}"]
+    )
+    plan = run_plan(PROGRAM, "dev", stack_outputs=given, in_process=True)
+    unread = [note for note in plan.notes if note.startswith("--stack-outputs")]
+    assert unread == [
+        "--stack-outputs acme/netwrok/prod: no StackReference in the program names this stack, "
+        "so its outputs were not used"
+    ]
+
+
 @pytest.mark.parametrize(
     ("given", "reference", "project", "matches"),
     [
