@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -263,14 +262,4 @@ def _encode(value: Any) -> str:
         return str(int(value))
     if isinstance(value, int | float):
         return str(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return json.dumps(value, default=_date_text)
-
-
-def _date_text(value: Any) -> str:
-    """An unquoted YAML date (`startDate: 2027-01-01`) as its text: the Pulumi CLI's YAML reader
-    (go-yaml v3) keeps timestamp-like scalars as strings when the target is untyped."""
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not a config value")
+    return json.dumps(value)
