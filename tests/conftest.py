@@ -11,6 +11,7 @@ from gpustack.engine import Plan, run_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROGRAMS = FIXTURES / "programs"
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 _plans: dict[str, Plan] = {}
@@ -30,6 +31,13 @@ def previewed(stack: str) -> Plan:
     if stack not in _previews:
         _previews[stack] = run_plan(ROOT, stack, preview=True)
     return _previews[stack]
+
+
+@functools.cache
+def program_plan(program: str, preview: bool = False) -> Plan:
+    """A fixture program's `dev` plan through `gpustack plan`'s out-of-process path, computed
+    once per session and mode (tests/fixtures/programs/<program>)."""
+    return run_plan(PROGRAMS / program, "dev", preview=preview)
 
 
 @functools.cache

@@ -11,29 +11,21 @@ existing resource group read with an invoke, AKS credentials fed to a Kubernetes
 from __future__ import annotations
 
 import shutil
-from functools import cache
 from pathlib import Path
 
 import pytest
 
-from gpustack.engine import SECRET_KEY, Plan, run_plan
+from gpustack.engine import SECRET_KEY, Plan
 from gpustack.hosts import nodejs
 from gpustack.mocks import answers
-from gpustack.project import ProjectError, load_project, parse_override
+from gpustack.project import load_project
 from gpustack.report import plan_document, render_json
-from tests.conftest import FIXTURES
+from tests.conftest import PROGRAMS, program_plan
 
-PROGRAMS = FIXTURES / "programs"
 EXISTING_GROUP_NOTE = (
     "azure-native:resources:getResourceGroup(resourceGroupName=shared-services): location "
     "unknown offline (read from a resource this program does not create)"
 )
-
-
-@cache
-def planned(program: str, preview: bool = False) -> Plan:
-    """One fixture program's plan, once per mode for the module."""
-    return run_plan(PROGRAMS / program, "dev", preview=preview)
 
 
 def one(plan: Plan, token: str) -> str:
@@ -54,7 +46,7 @@ def node_and_npm() -> None:
 
 
 def test_inline_subnets_get_arm_ids_and_a_nic_its_address_from_one() -> None:
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     vnet = one(plan, "azure-native:network:VirtualNetwork")
     assert plan.outputs["subnetId"] == f"{vnet}/subnets/apps"
     # The first address Azure hands out in 10.20.1.0/24.
@@ -67,7 +59,7 @@ def test_inline_subnets_get_arm_ids_and_a_nic_its_address_from_one() -> None:
 def test_under_preview_a_field_an_input_object_lacks_is_unknown_not_absent() -> None:
     # azure-native previews nested fields the inputs do not give as unknown; absent, the SDK
     # read them as None and the stack output vanished.
-    outputs = planned("py_foreign", preview=True).outputs
+    outputs = program_plan("py_foreign", preview=True).outputs
     assert outputs["subnetId"] == "<computed>"
     assert outputs["nicAddress"] == "<computed>"
 
@@ -76,7 +68,7 @@ def test_under_preview_a_field_an_input_object_lacks_is_unknown_not_absent() -> 
 
 
 def test_a_web_app_answers_with_its_arm_id_host_name_and_deployment_user() -> None:
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     name = plan.outputs["appName"]
     assert one(plan, "azure-native:web:WebApp").endswith(f"/providers/Microsoft.Web/sites/{name}")
     assert "/providers/Microsoft.Web/serverfarms/" in one(plan, "azure-native:web:AppServicePlan")
@@ -88,7 +80,7 @@ def test_a_web_app_answers_with_its_arm_id_host_name_and_deployment_user() -> No
 
 
 def test_an_application_insights_connection_string_carries_its_key_and_region() -> None:
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     connection = plan.outputs["insightsConnection"]
     assert connection.startswith(f"InstrumentationKey={plan.outputs['insightsKey']};")
     assert "IngestionEndpoint=https://westeurope-1.in.applicationinsights.azure.com/" in connection
@@ -102,7 +94,7 @@ def test_an_application_insights_connection_string_carries_its_key_and_region() 
 
 
 def test_a_key_vault_secret_lives_under_its_vault() -> None:
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     vault = one(plan, "azure-native:keyvault:Vault")
     assert plan.outputs["secretId"].startswith(f"{vault}/secrets/sql-password")
     # Its properties carry the secret value, so the engine keeps the whole object secret.
@@ -110,7 +102,7 @@ def test_a_key_vault_secret_lives_under_its_vault() -> None:
 
 
 def test_the_cluster_fqdn_starts_with_its_dns_prefix_and_the_kubeconfig_points_at_it() -> None:
-    outputs = planned("py_foreign").outputs
+    outputs = program_plan("py_foreign").outputs
     assert outputs["clusterFqdn"].startswith("examplesaks-")
     assert outputs["clusterFqdn"].endswith(".hcp.westeurope.azmk8s.io")
     assert outputs["kubeconfigServer"] == f"https://{outputs['clusterFqdn']}:443"
@@ -119,7 +111,7 @@ def test_the_cluster_fqdn_starts_with_its_dns_prefix_and_the_kubeconfig_points_a
 def test_a_static_websites_blob_lands_in_web_under_its_own_name() -> None:
     # Before: the container was a made-up GUID and the blob got a random suffix, which the
     # provider never adds to a blob.
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     account = plan.outputs["siteAccount"]
     assert plan.outputs["indexUrl"] == f"https://{account}.blob.core.windows.net/$web/index.html"
     assert one(plan, "azure-native:storage:Blob").endswith(
@@ -130,7 +122,7 @@ def test_a_static_websites_blob_lands_in_web_under_its_own_name() -> None:
 def test_a_sql_server_answers_on_its_documented_host_name_and_its_connection_stays_secret() -> (
     None
 ):
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     assert plan.outputs["sqlFqdn"] == f"{plan.outputs['sqlServerName']}.database.windows.net"
     assert plan.outputs["sqlConnection"] == "[secret]"
     assert one(plan, "azure-native:sql:Database").startswith(
@@ -139,7 +131,7 @@ def test_a_sql_server_answers_on_its_documented_host_name_and_its_connection_sta
 
 
 def test_a_service_bus_answers_its_endpoint_and_a_connection_string_of_the_right_shape() -> None:
-    outputs = planned("py_foreign").outputs
+    outputs = program_plan("py_foreign").outputs
     name = outputs["busName"]
     assert outputs["busEndpoint"] == f"https://{name}.servicebus.windows.net:443/"
     assert outputs["busConnectionPrefix"] == (
@@ -151,7 +143,7 @@ def test_a_service_bus_answers_its_endpoint_and_a_connection_string_of_the_right
 def test_container_apps_and_groups_answer_on_their_documented_host_names() -> None:
     # Before: the app's ingress had no fqdn, and Output.concat("https://", None) failed the
     # program (TypeError: sequence item 1: expected str instance, NoneType found).
-    outputs = planned("py_foreign").outputs
+    outputs = program_plan("py_foreign").outputs
     domain = outputs["environmentDomain"]
     assert domain.endswith(".westeurope.azurecontainerapps.io")
     assert outputs["containerAppUrl"] == f"https://{outputs['containerAppName']}.{domain}"
@@ -163,11 +155,11 @@ def test_container_apps_and_groups_answer_on_their_documented_host_names() -> No
 
 
 def test_a_certificates_validity_window_is_unknown_not_a_guid() -> None:
-    assert planned("py_foreign").outputs["certExpires"] == "<computed>"
+    assert program_plan("py_foreign").outputs["certExpires"] == "<computed>"
 
 
 def test_a_secure_config_value_never_reaches_the_plan_in_plain_text() -> None:
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     project = load_project(PROGRAMS / "py_foreign", "dev")
     document = render_json(plan_document(plan))
     for key in ("sqlPassword", "drSubscriptionId"):
@@ -182,7 +174,7 @@ def test_a_secret_subscription_id_gives_ids_in_the_placeholder_subscription() ->
     # Before: the secret (the stand-in for a `secure:` value) was pasted into every ARM id of
     # the provider's resources, as a Python dict: "/subscriptions/{'4dabf1...': ..., 'value':
     # '<the secret>'}/resourceGroups/...".
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     subscription = answers()["subscription"]
     assert plan.outputs["drGroupId"].startswith(f"/subscriptions/{subscription}/resourceGroups/dr")
     assert plan.outputs["drLocation"] == "swedencentral"
@@ -192,7 +184,7 @@ def test_a_secret_subscription_id_gives_ids_in_the_placeholder_subscription() ->
 def test_a_getter_answers_with_the_resources_arm_id_and_its_planned_values() -> None:
     # Before: `get_subnet(...).id` was a GUID, which programs pass on as a subnet id, and a
     # vault read back with get_vault had a second, made-up URI.
-    plan = planned("py_foreign")
+    plan = program_plan("py_foreign")
     subscription = answers()["subscription"]
     assert plan.outputs["hubSubnetId"] == (
         f"/subscriptions/{subscription}/resourceGroups/network-rg/providers/"
@@ -207,7 +199,7 @@ def test_a_getter_answers_with_the_resources_arm_id_and_its_planned_values() -> 
 def test_an_imported_resource_keeps_the_id_it_was_imported_with(preview: bool) -> None:
     # Before: a made-up id in the placeholder subscription, and the whole ARM id as its name.
     legacy = "/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/legacy-rg"
-    plan = planned("py_foreign", preview=preview)
+    plan = program_plan("py_foreign", preview=preview)
     assert plan.outputs["legacyId"] == legacy
     (group,) = [r for r in plan.resources if r.name == "legacy"]
     assert group.id == legacy
@@ -221,10 +213,10 @@ def test_an_imported_resource_keeps_the_id_it_was_imported_with(preview: bool) -
 def test_reading_an_existing_group_plans_under_preview_and_says_what_is_unknown() -> None:
     # Before: the invoke's typed result carried an unknown location and the program failed
     # with "TypeError: Expected argument 'location' to be a str".
-    preview = planned("py_foreign", preview=True)
+    preview = program_plan("py_foreign", preview=True)
     assert preview.outputs["sharedLocation"] == "<computed>"
     assert EXISTING_GROUP_NOTE in preview.notes
-    full = planned("py_foreign")
+    full = program_plan("py_foreign")
     assert "sharedLocation" not in full.outputs  # None: never an invented region
     assert EXISTING_GROUP_NOTE in full.notes
 
@@ -233,7 +225,7 @@ def test_reading_an_existing_group_plans_under_preview_and_says_what_is_unknown(
 
 
 def test_an_old_sdk_program_reads_inline_ids_and_connection_strings_from_its_own_shapes() -> None:
-    plan = planned("py_old_sdk_foreign")
+    plan = program_plan("py_old_sdk_foreign")
     vnet = one(plan, "azure-native:network:VirtualNetwork")
     assert plan.outputs["subnetId"] == f"{vnet}/subnets/default"
     assert plan.outputs["nicAddress"] == "10.40.2.4"
@@ -246,7 +238,7 @@ def test_an_old_sdk_program_reads_inline_ids_and_connection_strings_from_its_own
 
 
 def test_an_old_sdk_program_previews_with_unknowns_where_arm_computes() -> None:
-    outputs = planned("py_old_sdk_foreign", preview=True).outputs
+    outputs = program_plan("py_old_sdk_foreign", preview=True).outputs
     assert outputs["subnetId"] == outputs["nicAddress"] == "<computed>"
 
 
@@ -254,7 +246,7 @@ def test_an_old_sdk_program_previews_with_unknowns_where_arm_computes() -> None:
 
 
 def test_an_async_typescript_program_reads_inline_ids_and_host_names(node_and_npm: None) -> None:
-    plan = planned("ts_foreign")
+    plan = program_plan("ts_foreign")
     vnet = one(plan, "azure-native:network:VirtualNetwork")
     app = one(plan, "azure-native:web:WebApp")
     assert plan.outputs["subnetId"] == f"{vnet}/subnets/apps"
@@ -265,14 +257,14 @@ def test_an_async_typescript_program_reads_inline_ids_and_host_names(node_and_np
 def test_a_typescript_preview_keeps_nested_unknowns_as_stack_outputs(node_and_npm: None) -> None:
     # Before: `undefined`, and Node.js dropped them ("Undefined value (subnetId) will not show
     # as a stack output").
-    outputs = planned("ts_foreign", preview=True).outputs
+    outputs = program_plan("ts_foreign", preview=True).outputs
     assert outputs["subnetId"] == outputs["nicAddress"] == "<computed>"
 
 
 def test_a_2023_nodejs_sdk_program_is_listed_in_constructor_order(node_and_npm: None) -> None:
     # @pulumi/pulumi 3.96 has no cmd/run/instrumentation; the preload used to give up on it, so
     # the plan listed resources in the order their requests arrived ("first" is delayed).
-    plan = planned("ts_old_sdk")
+    plan = program_plan("ts_old_sdk")
     assert [r.name for r in plan.resources] == ["first", "second", "third"]
     assert plan.outputs["names"].startswith("late-")
     assert plan.outputs["password"] == "[secret]"
@@ -292,23 +284,3 @@ def test_a_nodejs_error_that_refers_to_itself_reads_without_inspects_marker(
     error = nodejs.describe_failure(tmp_path, 1, [logged], "")
     assert str(error).startswith('the program failed: Error: error serializing property "')
     assert "<ref" not in str(error)
-
-
-# --- a checkout of a public example: no stack file ------------------------------------------
-
-
-def test_a_project_without_any_stack_file_plans_as_a_fresh_stack(tmp_path: Path) -> None:
-    # Public examples commit no Pulumi.<stack>.yaml (`pulumi stack init` writes none until a
-    # value is set); their READMEs say `pulumi config set azure-native:location ...`.
-    (tmp_path / "Pulumi.yaml").write_text("name: example\nruntime: python\n")
-    (tmp_path / "__main__.py").write_text(
-        "import pulumi\nfrom pulumi_azure_native import resources\n"
-        "group = resources.ResourceGroup('rg')\npulumi.export('location', group.location)\n"
-    )
-    location = parse_override("azure-native:location=westus2")
-    plan = run_plan(tmp_path, "dev", config_overrides=[location])
-    assert plan.outputs["location"] == "westus2"
-    # Where stack files exist, a missing one is a mistake (a typo in --stack), as before.
-    (tmp_path / "Pulumi.prod.yaml").write_text("config: {}\n")
-    with pytest.raises(ProjectError, match=r"no stack file Pulumi.dev.yaml .*stacks here: prod"):
-        load_project(tmp_path, "dev")

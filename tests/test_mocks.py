@@ -22,10 +22,7 @@ from gpustack.estimates import plan_estimates
 from gpustack.hosts import ProgramError
 from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, ProviderCheckFailure
 from gpustack.project import ProjectError, _config, parse_override
-from tests.conftest import ENVIRONMENTS, FIXTURES, ROOT, planned
-
-PROGRAMS = FIXTURES / "programs"
-_plans: dict[tuple[str, bool], Plan] = {}
+from tests.conftest import ENVIRONMENTS, PROGRAMS, ROOT, planned, program_plan
 
 
 def write_program(directory: Path, name: str, main: str, stack_config: str = "") -> Path:
@@ -37,18 +34,11 @@ def write_program(directory: Path, name: str, main: str, stack_config: str = "")
     return directory
 
 
-def fixture_plan(program: str, preview: bool = False) -> Plan:
-    """Each fixture program planned once per session and mode."""
-    if (program, preview) not in _plans:
-        _plans[(program, preview)] = run_plan(PROGRAMS / program, "dev", preview=preview)
-    return _plans[(program, preview)]
-
-
 # --- invokes ---------------------------------------------------------------------------------
 
 
 def test_invokes_the_mocks_never_knew_answer_in_arms_shape() -> None:
-    outputs = fixture_plan("mock_azure").outputs
+    outputs = program_plan("mock_azure").outputs
     assert outputs["registryUser"] == "acrmock"
     assert len(base64.b64decode(outputs["registryPassword"])) == 32
     assert outputs["sharedKeyLength"] == outputs["cosmosKeyLength"] == 44
@@ -61,13 +51,13 @@ def test_an_existing_resources_address_is_not_invented() -> None:
     # getPublicIPAddress of a resource this program does not create: no input says its IP or
     # region; its name is the one the program asked for.
     # A stack output whose value is None is not sent at all (the SDK treats None as absent).
-    outputs = fixture_plan("mock_azure").outputs
+    outputs = program_plan("mock_azure").outputs
     assert "existingIp" not in outputs and "existingIpLocation" not in outputs
     assert outputs["existingIpName"] == "existing-ip"
 
 
 def test_under_preview_invokes_without_an_answer_are_unknown() -> None:
-    outputs = fixture_plan("mock_azure", preview=True).outputs
+    outputs = program_plan("mock_azure", preview=True).outputs
     assert outputs["existingIp"] == "<computed>"
     # Invokes with an ARM-shaped answer and no resource being created still answer.
     assert outputs["sharedKeyLength"] == 44
@@ -90,7 +80,7 @@ def test_helm_v3_chart_plans_with_an_empty_manifest_and_a_note() -> None:
     args = pulumi.runtime.MockCallArgs("kubernetes:helm:template", {"jsonOpts": "{}"}, "")
     assert mocks.call(args)[0] == {"result": []}
     assert any("helm" in note.lower() for note in mocks.notes)
-    assert fixture_plan("mock_providers").outputs["chartResources"] == 0
+    assert program_plan("mock_providers").outputs["chartResources"] == 0
     preview = AzureMocks(preview=True, config={})
     assert preview.call(args)[0] == {"result": UNKNOWN}
 
@@ -113,20 +103,20 @@ def test_reading_a_charts_resource_plans_under_preview_and_fails_clearly_in_full
 
 
 def test_outputs_of_types_without_an_answer_come_from_the_sdk_class() -> None:
-    outputs = fixture_plan("mock_azure").outputs
+    outputs = program_plan("mock_azure").outputs
     header = outputs["instrumentationKeyHeader"]
     assert header.startswith("ikey=") and len(header) == len("ikey=") + 36
 
 
 def test_a_blobs_type_input_is_never_overwritten() -> None:
-    plan = fixture_plan("mock_azure")
+    plan = program_plan("mock_azure")
     assert plan.outputs["blobType"] == "Block"
     (blob,) = plan.by_type("azure-native:storage:Blob")
     assert blob.outputs["type"] == "Block"
 
 
 def test_no_provisioning_state_claims_success() -> None:
-    plan = fixture_plan("mock_azure")
+    plan = program_plan("mock_azure")
     assert plan.outputs["vmState"] == "<computed>"
     for resource in plan.resources:
         text = json.dumps(to_display(resource.outputs), default=str)
@@ -134,14 +124,14 @@ def test_no_provisioning_state_claims_success() -> None:
 
 
 def test_under_preview_every_undeclared_output_is_unknown() -> None:
-    plan = fixture_plan("mock_azure", preview=True)
+    plan = program_plan("mock_azure", preview=True)
     (insights,) = plan.by_type("azure-native:applicationinsights:Component")
     assert insights.outputs["instrumentationKey"] == UNKNOWN
     assert plan.outputs["instrumentationKeyHeader"] == "<computed>"
 
 
 def test_full_plans_are_deterministic() -> None:
-    first = fixture_plan("mock_providers").outputs
+    first = program_plan("mock_providers").outputs
     again = run_plan(PROGRAMS / "mock_providers", "dev").outputs
     assert first == again
 
@@ -150,7 +140,7 @@ def test_full_plans_are_deterministic() -> None:
 
 
 def test_the_providers_location_applies_to_resources_without_one() -> None:
-    plan = fixture_plan("mock_azure")
+    plan = program_plan("mock_azure")
     assert plan.outputs["groupLocation"] == "region westus3"
     (vm,) = plan.by_type("azure-native:compute:VirtualMachine")
     assert vm.inputs["location"] == "westus3"
@@ -164,7 +154,7 @@ def test_the_providers_location_applies_to_resources_without_one() -> None:
 
 
 def test_the_providers_subscription_is_in_ids() -> None:
-    (group,) = fixture_plan("mock_azure").by_type("azure-native:resources:ResourceGroup")
+    (group,) = program_plan("mock_azure").by_type("azure-native:resources:ResourceGroup")
     assert group.id.startswith("/subscriptions/11111111-2222-4333-8444-555555555555/")
 
 
@@ -247,7 +237,7 @@ def test_stack_outputs_mark_each_unknown_or_secret_where_it_sits(
 
 
 def test_random_password_honours_length_classes_and_stays_secret() -> None:
-    plan = fixture_plan("mock_providers")
+    plan = program_plan("mock_providers")
     assert plan.outputs["password"] == "[secret]"
     (resource,) = plan.by_type("random:index/randomPassword:RandomPassword")
     value = resource.outputs["result"]["value"]
@@ -257,7 +247,7 @@ def test_random_password_honours_length_classes_and_stays_secret() -> None:
 
 
 def test_random_values_have_the_requested_shape() -> None:
-    outputs = fixture_plan("mock_providers").outputs
+    outputs = program_plan("mock_providers").outputs
     assert len(outputs["suffix"]) == 6 and outputs["suffix"].islower()
     assert len(outputs["pet"].split("-")) == 3
     assert len(outputs["idHex"]) == 8
@@ -266,7 +256,7 @@ def test_random_values_have_the_requested_shape() -> None:
 
 
 def test_tls_public_key_reaches_the_cluster_as_a_valid_openssh_key() -> None:
-    (cluster,) = fixture_plan("mock_providers").by_type(
+    (cluster,) = program_plan("mock_providers").by_type(
         "azure-native:containerservice:ManagedCluster"
     )
     key_data = cluster.inputs["linuxProfile"]["ssh"]["publicKeys"][0]["keyData"]
@@ -281,11 +271,11 @@ def test_tls_public_key_reaches_the_cluster_as_a_valid_openssh_key() -> None:
 
 
 def test_command_output_is_a_string_not_none() -> None:
-    assert fixture_plan("mock_providers").outputs["fingerprint"].startswith("offline-plan-")
+    assert program_plan("mock_providers").outputs["fingerprint"].startswith("offline-plan-")
 
 
 def test_under_preview_generated_values_are_unknown() -> None:
-    outputs = fixture_plan("mock_providers", preview=True).outputs
+    outputs = program_plan("mock_providers", preview=True).outputs
     assert outputs["password"] in ("<computed>", "[secret]")
     assert outputs["pet"] == outputs["fingerprint"] == "<computed>"
 
@@ -294,7 +284,7 @@ def test_under_preview_generated_values_are_unknown() -> None:
 
 
 def test_a_secure_value_is_a_decodable_secret_placeholder() -> None:
-    outputs = fixture_plan("mock_azure").outputs
+    outputs = program_plan("mock_azure").outputs
     assert outputs["signingKeyBytes"] == "[secret]"
     values, secret_keys = _config("p", {}, {"key": {"secure": "v1:abc"}})
     assert secret_keys == ["p:key"]
@@ -308,7 +298,7 @@ def test_nested_secure_values_make_the_whole_key_secret() -> None:
     assert secret_keys == ["p:alertWebhooks"]
     hooks = json.loads(values["p:alertWebhooks"])
     assert hooks[0]["name"] == "oncall" and isinstance(hooks[0]["url"], str)
-    assert fixture_plan("mock_azure").outputs["webhookCount"] == "[secret]"
+    assert program_plan("mock_azure").outputs["webhookCount"] == "[secret]"
 
 
 def test_config_overrides_replace_values_and_keep_or_add_secrecy() -> None:
@@ -515,14 +505,14 @@ def test_resolving_an_sdk_class_leaves_its_lazily_loaded_package_whole() -> None
 
 
 def test_another_stacks_outputs_are_unknown_under_preview() -> None:
-    plan = fixture_plan("py_reads", preview=True)
+    plan = program_plan("py_reads", preview=True)
     assert plan.outputs["subnetId"] == "<computed>"
     assert plan.outputs["subnetIdLength"] == "<computed>"
     assert any("stack reference acme/network/prod" in note for note in plan.notes)
 
 
 def test_a_full_plan_reads_no_outputs_from_another_stack_and_says_so() -> None:
-    plan = fixture_plan("py_reads")
+    plan = program_plan("py_reads")
     assert "subnetId" not in plan.outputs  # None: not sent, as the SDK does
     assert plan.outputs["subnetIdLength"] == 0
     assert plan.outputs["groupLocation"] == "westeurope"
@@ -544,10 +534,10 @@ def test_requiring_another_stacks_output_fails_clearly_with_the_reason() -> None
 
 
 def test_an_existing_resource_read_keeps_its_id_and_invents_no_property() -> None:
-    full = fixture_plan("py_reads").outputs
+    full = program_plan("py_reads").outputs
     assert full["sharedName"] == "sharedmodels"
     assert "sharedBlobEndpoint" not in full  # None, never a made-up endpoint
-    previewed = fixture_plan("py_reads", preview=True).outputs
+    previewed = program_plan("py_reads", preview=True).outputs
     assert previewed["sharedName"] == "sharedmodels"
     assert previewed["sharedBlobEndpoint"] == "<computed>"
 
@@ -566,7 +556,7 @@ def test_notes_reach_the_plan_json_and_stderr() -> None:
 
 
 def test_a_component_its_provider_builds_plans_empty_with_a_note() -> None:
-    plan = fixture_plan("py_helm_v4")
+    plan = program_plan("py_helm_v4")
     (chart,) = plan.by_type("kubernetes:helm.sh/v4:Chart")
     assert not chart.custom
     assert not [r for r in plan.resources if r.parent == chart.urn]
@@ -577,10 +567,10 @@ def test_a_component_its_provider_builds_plans_empty_with_a_note() -> None:
 
 
 def test_a_dynamic_providers_code_never_runs_and_the_plan_says_so() -> None:
-    full = fixture_plan("py_dynamic")
+    full = program_plan("py_dynamic")
     assert "value" not in full.outputs
     assert full.notes == [
         "pulumi-python:dynamic:Resource doubled: a dynamic provider's code is not run offline; "
         "the outputs it would compute are not in this plan"
     ]
-    assert fixture_plan("py_dynamic", preview=True).outputs["value"] == "<computed>"
+    assert program_plan("py_dynamic", preview=True).outputs["value"] == "<computed>"
