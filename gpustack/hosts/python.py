@@ -81,8 +81,11 @@ def run_program(
             "--dry_run", "true" if preview else "false",
             "--pwd", str(project.program_dir),
             "--result", str(result_file),
-            str(project.main),
         ]  # fmt: skip
+        cache = sdk_bytecode_cache(env)
+        if cache is not None:
+            command += ["--sdk-cache", str(cache)]
+        command.append(str(project.main))
         outcome = run_bounded(command, child_env, project.program_dir, timeout)
         result = _read_result(result_file)
     try:
@@ -94,6 +97,23 @@ def run_program(
         for note in notes:
             error.detail += f"\n  {note}"
         raise
+
+
+def sdk_bytecode_cache(env: Mapping[str, str]) -> Path | None:
+    """Where the program's process caches provider SDKs compiled with deferred annotations.
+
+    `$GPUSTACK_CACHE_DIR`, else `$XDG_CACHE_HOME/gpustack`, else `~/.cache/gpustack`; None
+    (load SDKs as Python does) when `GPUSTACK_SDK_ANNOTATIONS=eager`. See `sdk_loader.py`.
+    """
+    if env.get("GPUSTACK_SDK_ANNOTATIONS", "").strip().lower() == "eager":
+        return None
+    if env.get("GPUSTACK_CACHE_DIR"):
+        root = Path(env["GPUSTACK_CACHE_DIR"])
+    elif env.get("XDG_CACHE_HOME"):
+        root = Path(env["XDG_CACHE_HOME"]) / "gpustack"
+    else:
+        root = Path.home() / ".cache" / "gpustack"
+    return root / "python-sdk"
 
 
 # --- interpreter and virtualenv ----------------------------------------------------------------
