@@ -140,7 +140,7 @@ def bench_cli(repeats: int, plan: Plan) -> dict[str, Any]:
     stack = plan.stack
     arguments = ["plan", "-s", stack, "--no-policy", "--format", "json"]
     commands = {
-        "out_of_process": [sys.executable, "-m", "gpustack.cli", *arguments],
+        "out_of_process": [sys.executable, "-m", "gpustack", *arguments],
         "baseline": [sys.executable, "-m", "benchmarks.baseline_plan", *arguments],
         "import_floor": [sys.executable, "-m", "benchmarks.import_floor", *sdk_classes(plan)],
     }

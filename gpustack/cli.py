@@ -36,7 +36,7 @@ from gpustack.capacity import QuotaFileError, QuotaUsage, load_quota_usage
 from gpustack.diagram import render_mermaid
 from gpustack.engine import Plan, ProgramError, run_plan
 from gpustack.estimates import plan_estimates
-from gpustack.project import ConfigOverride, ProjectError, parse_override
+from gpustack.project import ConfigOverride, ProjectError, find_program, parse_override
 from gpustack.regions import check_region
 from gpustack.report import (
     plan_document,
@@ -55,7 +55,6 @@ EXIT_ERROR = 2
 # This repository's root: the home of the policy pack.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The files that make a directory a Pulumi project, as the Pulumi CLI looks for them.
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
 DEFAULT_POLICY_PACK = PROJECT_ROOT / "policies"
 
 Renderer = Callable[[dict[str, Any]], str]
@@ -166,19 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     prices.add_prices_arguments(prices_parser)
     prices_parser.set_defaults(handler=prices.run_prices)
     return parser
-
-
-def find_program(start: Path) -> Path | None:
-    """The closest directory at or above `start` holding a Pulumi.yaml, or None.
-
-    The Pulumi CLI finds its project the same way (`DetectProjectPathFrom` walks up from the
-    working directory), so `gpustack plan` and `pulumi preview` plan the same program.
-    """
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        if any((directory / name).is_file() for name in PROJECT_FILES):
-            return directory
-    return None
 
 
 def plan_stack(

@@ -21,6 +21,10 @@ ConfigOverride = tuple[str, str, bool]
 SUPPORTED_RUNTIMES = ("python", "nodejs")
 
 
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
+"""The names the Pulumi CLI accepts for a project file, in the order it looks."""
+
+
 class ProjectError(Exception):
     """The directory is not a runnable Pulumi project, or the stack file is unusable."""
 
@@ -97,6 +101,19 @@ def load_project(
     )
 
 
+def find_program(start: Path) -> Path | None:
+    """The closest directory at or above `start` holding a Pulumi.yaml, or None.
+
+    The Pulumi CLI finds its project the same way (`DetectProjectPathFrom` walks up from the
+    working directory), so `gpustack plan` and `pulumi preview` plan the same program.
+    """
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if any((directory / name).is_file() for name in PROJECT_FILES):
+            return directory
+    return None
+
+
 def available_stacks(program_dir: Path) -> list[str]:
     """Stacks with a `Pulumi.<stack>.yaml` file beside the project file."""
     return sorted(
@@ -109,7 +126,7 @@ def available_stacks(program_dir: Path) -> list[str]:
 
 
 def _find_project_file(program_dir: Path) -> Path:
-    for candidate in ("Pulumi.yaml", "Pulumi.yml"):
+    for candidate in PROJECT_FILES:
         if (program_dir / candidate).exists():
             return program_dir / candidate
     raise ProjectError(f"{program_dir}: no Pulumi.yaml here; pass --program <project dir>")

@@ -616,7 +616,7 @@ def test_bad_program_exits_2_naming_what_failed(
 
 def gpustack(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", *args],
+        [sys.executable, "-m", "gpustack", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

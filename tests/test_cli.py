@@ -19,7 +19,7 @@ RESOURCE_KEYS = {"urn", "type", "name", "parent", "inputs", "options"}
 
 def gpustack(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", *args],
+        [sys.executable, "-m", "gpustack", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -159,7 +159,7 @@ def test_missing_stack_file_lists_the_stacks() -> None:
 def test_a_full_disk_on_stdout_is_an_error_not_a_bug(args: tuple[str, ...]) -> None:
     with open("/dev/full", "w") as full:
         done = subprocess.run(
-            [sys.executable, "-m", "gpustack.cli", *args],
+            [sys.executable, "-m", "gpustack", *args],
             cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, check=False,
         )  # fmt: skip
     assert done.returncode == 2

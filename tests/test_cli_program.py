@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gpustack.cli import find_program
 from gpustack.engine import run_plan
-from gpustack.project import ProjectError, load_project
+from gpustack.project import ProjectError, find_program, load_project
 from tests.conftest import FIXTURES, ROOT
 
 
@@ -70,7 +69,7 @@ def test_a_missing_stack_file_beside_others_is_a_mistyped_stack(tmp_path: Path) 
 def test_outside_any_project_plan_says_what_to_pass_and_exits_2(tmp_path: Path) -> None:
     assert find_program(tmp_path) is None, "a Pulumi.yaml above the temp dir would hide the case"
     result = subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", "plan", "--no-policy"],
+        [sys.executable, "-m", "gpustack", "plan", "--no-policy"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -84,7 +83,7 @@ def test_outside_any_project_plan_says_what_to_pass_and_exits_2(tmp_path: Path) 
 
 def test_prices_without_a_subcommand_prints_refresh_usage_with_every_option() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", "prices"],
+        [sys.executable, "-m", "gpustack", "prices"],
         cwd=ROOT,
         capture_output=True,
         text=True,

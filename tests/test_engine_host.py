@@ -35,7 +35,7 @@ def gpustack_plan(
     program: Path, *args: str, timeout: float = 600, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", "plan", "--program", str(program), "--no-policy",
+        [sys.executable, "-m", "gpustack", "plan", "--program", str(program), "--no-policy",
          "--format", "json", *args],
         capture_output=True,
         text=True,

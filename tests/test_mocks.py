@@ -90,7 +90,7 @@ def test_reading_a_charts_resource_plans_under_preview_and_fails_clearly_in_full
     assert preview.outputs["ingressService"] == "<computed>"
     assert any("helm" in note.lower() for note in preview.notes)
     # In its own process: a program that failed leaves callbacks behind in the SDK's runtime.
-    command = [sys.executable, "-m", "gpustack.cli", "plan", "--no-policy", "--program"]
+    command = [sys.executable, "-m", "gpustack", "plan", "--no-policy", "--program"]
     failed = subprocess.run(
         [*command, str(PROGRAMS / "mock_helm")], capture_output=True, text=True, check=False
     )
@@ -544,7 +544,7 @@ def test_an_existing_resource_read_keeps_its_id_and_invents_no_property() -> Non
 
 def test_notes_reach_the_plan_json_and_stderr() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", "plan", "--program", str(PROGRAMS / "py_reads"),
+        [sys.executable, "-m", "gpustack", "plan", "--program", str(PROGRAMS / "py_reads"),
          "--no-policy", "--format", "json"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -89,7 +89,7 @@ def session() -> Iterator[PolicyPackSession]:
 def foreign_json() -> tuple[int, str, dict[str, Any]]:
     """`gpustack plan --program tests/fixtures/foreign_bad -f json`, in a subprocess."""
     result = subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", "plan", "--program", str(FOREIGN), "-f", "json"],
+        [sys.executable, "-m", "gpustack", "plan", "--program", str(FOREIGN), "-f", "json"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     return result.returncode, result.stderr, json.loads(result.stdout)

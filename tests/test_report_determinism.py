@@ -45,7 +45,7 @@ def _twice(args: list[str]) -> tuple[tuple[int, bytes, bytes], tuple[int, bytes,
 @pytest.mark.parametrize("report_format", FORMATS)
 def test_plan_gives_the_same_bytes_twice(report_format: str) -> None:
     program = FIXTURES / "foreign_program"
-    args = ["-m", "gpustack.cli", "plan", "--program", str(program), "-f", report_format]
+    args = ["-m", "gpustack", "plan", "--program", str(program), "-f", report_format]
     (code_1, out_1, err_1), (code_2, out_2, err_2) = _twice(args)
     assert code_1 == code_2, (err_1, err_2)
     assert code_1 in (0, 1), err_1.decode()

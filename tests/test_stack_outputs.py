@@ -151,7 +151,7 @@ def test_one_stack_given_twice_is_refused(network_outputs: Path) -> None:
 
 
 def test_the_command_line_plans_with_them_and_refuses_bad_ones(network_outputs: Path) -> None:
-    command = [sys.executable, "-m", "gpustack.cli", "plan", "--program", str(PROGRAM),
+    command = [sys.executable, "-m", "gpustack", "plan", "--program", str(PROGRAM),
                "--stack", "strict", "--no-policy", "--format", "json"]  # fmt: skip
     done = subprocess.run(
         [*command, "--stack-outputs", f"acme/network/prod={network_outputs}"],

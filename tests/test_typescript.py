@@ -42,7 +42,7 @@ def node_and_npm() -> None:
 def gpustack(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`gpustack ARGS` in a fresh process, with `env` added to this one's environment."""
     return subprocess.run(
-        [sys.executable, "-m", "gpustack.cli", *args],
+        [sys.executable, "-m", "gpustack", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

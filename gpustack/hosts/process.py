@@ -121,18 +121,31 @@ def run_bounded(
     command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float
 ) -> Outcome:
     """Run `command` to its end, or stop it when it writes or takes too much (see module doc)."""
-    outcome = Outcome()
+    return wait_bounded(start(command, env, cwd), timeout)
+
+
+def start(
+    command: Sequence[str], env: Mapping[str, str], cwd: Path, stdin_pipe: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start `command` with its output piped, for `wait_bounded`; stdin is /dev/null unless
+    `stdin_pipe` (the caller then writes to it and closes it)."""
     try:
-        child = subprocess.Popen(
+        return subprocess.Popen(
             list(command),
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
     except OSError as error:
         raise ProgramError(f"cannot start {command[0]}: {error}", fault="environment") from None
+
+
+def wait_bounded(child: subprocess.Popen[bytes], timeout: float) -> Outcome:
+    """Read a started child's output as it comes until it ends; stop it when it writes more
+    than `OUTPUT_LIMIT_BYTES` to a stream or runs past `timeout` seconds from now."""
+    outcome = Outcome()
     readers = [
         threading.Thread(target=_drain, args=(child, stream, capture, name, outcome), daemon=True)
         for stream, capture, name in (

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from gpustack.hosts import ProgramError, ProgramRun, ProgramRunError
@@ -39,11 +40,16 @@ from gpustack.hosts.process import (
     Outcome,
     require_tool,
     run_bounded,
+    start,
     timeout_seconds,
+    wait_bounded,
 )
 from gpustack.project import StackProject
 
 SHIM = Path(__file__).with_name("python_exec.py")
+STANDBY_FLAG = "--standby"
+"""`python_exec.STANDBY_FLAG` (the shim imports nothing from gpustack, nor this from it: loading
+the shim here would delay the start it exists to hasten)."""
 STAMP = ".gpustack-requirements.sha256"
 INSTALL_TIMEOUT_S = 1800.0
 
@@ -61,19 +67,14 @@ def run_program(
     timeout = timeout_seconds(env)
     notes: list[str] = []
     python = interpreter(project, notes)
-    child_env = dict(env)
-    child_env["PULUMI_CONFIG"] = json.dumps(dict(config))
-    child_env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(secret_keys))
-    child_env["PYTHONUNBUFFERED"] = "1"
-    if python != Path(sys.executable) and project.runtime_options.get("virtualenv"):
-        venv = python.parent.parent
-        child_env["VIRTUAL_ENV"] = str(venv)
-        child_env["PATH"] = f"{python.parent}{os.pathsep}{child_env.get('PATH', '')}"
+    child_env = _child_env(project, python, env)
+    config_env = {
+        "PULUMI_CONFIG": json.dumps(dict(config)),
+        "PULUMI_CONFIG_SECRET_KEYS": json.dumps(list(secret_keys)),
+    }
     with tempfile.TemporaryDirectory(prefix="gpustack-plan-") as scratch:
         result_file = Path(scratch) / "result.json"
-        command = [
-            str(python),
-            str(SHIM),
+        arguments = [
             "--monitor", monitor_address,
             "--engine", engine_address,
             "--project", project.name,
@@ -84,9 +85,15 @@ def run_program(
         ]  # fmt: skip
         cache = sdk_bytecode_cache(env)
         if cache is not None:
-            command += ["--sdk-cache", str(cache)]
-        command.append(str(project.main))
-        outcome = run_bounded(command, child_env, project.program_dir, timeout)
+            arguments += ["--sdk-cache", str(cache)]
+        arguments.append(str(project.main))
+        child = _take_standby(python, project.program_dir, child_env, arguments, config_env)
+        if child is not None:
+            outcome = wait_bounded(child, timeout)
+        else:
+            command = [str(python), str(SHIM), *arguments]
+            run_env = {**child_env, **config_env}
+            outcome = run_bounded(command, run_env, project.program_dir, timeout)
         result = _read_result(result_file)
     try:
         return _judge(project, python, outcome, timeout, result, notes)
@@ -97,6 +104,94 @@ def run_program(
         for note in notes:
             error.detail += f"\n  {note}"
         raise
+
+
+def _child_env(project: StackProject, python: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """The program's environment, but for its config: `env` and its virtualenv activated."""
+    child_env = dict(env)
+    child_env["PYTHONUNBUFFERED"] = "1"
+    if python != Path(sys.executable) and project.runtime_options.get("virtualenv"):
+        venv = python.parent.parent
+        child_env["VIRTUAL_ENV"] = str(venv)
+        child_env["PATH"] = f"{python.parent}{os.pathsep}{child_env.get('PATH', '')}"
+    return child_env
+
+
+# --- the interpreter started ahead -------------------------------------------------------------
+
+
+@dataclass
+class _Standby:
+    python: Path
+    program_dir: Path
+    env: dict[str, str]
+    child: subprocess.Popen[bytes]
+
+
+_standby: _Standby | None = None
+
+
+def prelaunch(project: StackProject, env: Mapping[str, str]) -> bool:
+    """Start `project`'s interpreter now, loading the Pulumi SDK while gpustack loads itself.
+
+    The `gpustack` console script calls this before importing the rest of gpustack (about a
+    fifth of a second that the two processes then spend side by side). The interpreter runs
+    no program code until `run_program` hands it the run's arguments; when the run differs
+    (another interpreter, directory or environment) or never comes, it is discarded and ends
+    without running anything. Only an interpreter that exists and needs no install is started
+    ahead: creating a virtualenv stays `run_program`'s, with its messages. True when started.
+    """
+    global _standby
+    discard_standby()
+    python = ready_interpreter(project)
+    if python is None:
+        return False
+    child_env = _child_env(project, python, env)
+    try:
+        child = start([str(python), str(SHIM), STANDBY_FLAG], child_env, project.program_dir, True)
+    except ProgramError:
+        return False  # run_program reports it, when the plan gets that far
+    _standby = _Standby(python, project.program_dir, child_env, child)
+    return True
+
+
+def discard_standby() -> None:
+    """End the interpreter started ahead, if any, before it runs anything."""
+    global _standby
+    standby, _standby = _standby, None
+    if standby is not None:
+        with contextlib.suppress(OSError):
+            standby.child.stdin.close()  # type: ignore[union-attr]
+        standby.child.kill()
+        standby.child.wait()
+
+
+def _take_standby(
+    python: Path,
+    program_dir: Path,
+    child_env: Mapping[str, str],
+    arguments: list[str],
+    config_env: Mapping[str, str],
+) -> subprocess.Popen[bytes] | None:
+    """The interpreter started ahead, told to run with `arguments`, when it is this run's."""
+    global _standby
+    standby = _standby
+    if standby is None:
+        return None
+    if (standby.python, standby.program_dir, standby.env) != (python, program_dir, child_env):
+        discard_standby()
+        return None
+    _standby = None
+    order = json.dumps({"argv": arguments, "env": dict(config_env)}) + "\n"
+    try:
+        assert standby.child.stdin is not None
+        standby.child.stdin.write(order.encode("utf-8"))
+        standby.child.stdin.close()
+    except OSError:  # it ended early (a broken interpreter): start it the usual way instead
+        standby.child.kill()
+        standby.child.wait()
+        return None
+    return standby.child
 
 
 def sdk_bytecode_cache(env: Mapping[str, str]) -> Path | None:
@@ -112,7 +207,10 @@ def sdk_bytecode_cache(env: Mapping[str, str]) -> Path | None:
     elif env.get("XDG_CACHE_HOME"):
         root = Path(env["XDG_CACHE_HOME"]) / "gpustack"
     else:
-        root = Path.home() / ".cache" / "gpustack"
+        try:
+            root = Path.home() / ".cache" / "gpustack"
+        except RuntimeError:  # no home directory: load SDKs as Python does
+            return None
     return root / "python-sdk"
 
 
@@ -157,6 +255,29 @@ def interpreter(project: StackProject, notes: list[str]) -> Path:
     return python
 
 
+def ready_interpreter(project: StackProject) -> Path | None:
+    """The Python `interpreter` would pick, when it exists and needs no install; else None."""
+    toolchain = str(project.runtime_options.get("toolchain") or "pip")
+    option = project.runtime_options.get("virtualenv")
+    if toolchain == "uv":
+        python = _venv_python(_uv_venv(project)[0])
+        return python if python.exists() else None
+    if toolchain != "pip":
+        return None  # poetry asks `poetry env info`; an unknown toolchain is an error to report
+    if not option:
+        return Path(sys.executable)
+    venv = (project.program_dir / str(option)).resolve()
+    python = _venv_python(venv)
+    stamp, requirements = venv / STAMP, project.program_dir / "requirements.txt"
+    if not python.exists():
+        return None
+    if stamp.exists() and requirements.exists() and stamp.read_text().strip() != _digest(
+        requirements
+    ):
+        return None  # to be reinstalled first
+    return python
+
+
 def _venv_python(venv: Path) -> Path:
     if os.name == "nt":
         return venv / "Scripts" / "python.exe"
@@ -182,16 +303,20 @@ def _locked(venv: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _uv_interpreter(project: StackProject) -> Path:
+def _uv_venv(project: StackProject) -> tuple[Path, Path | None]:
+    """The uv toolchain's virtualenv, and uv's project root (where uv.lock, else
+    pyproject.toml, is) when there is one."""
     option = project.runtime_options.get("virtualenv")
-    # Where the project's uv.lock, else its pyproject.toml, is: uv sync's project root.
     home = _search_up(project.program_dir, "uv.lock") or _search_up(
         project.program_dir, "pyproject.toml"
     )
     if option:
-        venv = (project.program_dir / str(option)).resolve()
-    else:
-        venv = (home or project.program_dir) / ".venv"
+        return (project.program_dir / str(option)).resolve(), home
+    return (home or project.program_dir) / ".venv", home
+
+
+def _uv_interpreter(project: StackProject) -> Path:
+    venv, home = _uv_venv(project)
     python = _venv_python(venv)
     if python.exists():
         return python

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import inspect
 import json
@@ -352,6 +353,30 @@ def _finish(path: str | None, result: dict[str, Any], code: int) -> None:
         os._exit(code)
 
 
+STANDBY_FLAG = "--standby"
+
+
+def standby() -> list[str]:
+    """Started ahead (`--standby`): load the Pulumi SDK, then wait for the run's arguments.
+
+    The planner starts the program's interpreter while it is still loading itself, and sends
+    one JSON line on stdin when its monitor is up: `{"argv": [...], "env": {...}}` (the
+    arguments `main` takes, and the `PULUMI_CONFIG*` variables). No program code runs before
+    that line; stdin closing first (the plan was refused, or the planner is gone) ends this
+    process quietly.
+    """
+    # What the wait is for: the SDK loaded by then. When it is missing, main() says so once it
+    # has somewhere to report to.
+    with contextlib.suppress(ImportError):
+        import pulumi.runtime  # noqa: F401
+    line = sys.stdin.readline()
+    if not line.strip():
+        os._exit(0)
+    order = json.loads(line)
+    os.environ.update(order["env"])
+    return list(order["argv"])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the language host's arguments and run the program; never returns."""
     parser = argparse.ArgumentParser(description="Run a Pulumi Python program for gpustack plan")
@@ -445,4 +470,4 @@ if __name__ == "__main__":
     # Our own directory must not shadow the program's modules.
     if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]
-    main()
+    main(standby() if sys.argv[1:] == [STANDBY_FLAG] else None)

@@ -1,0 +1,6 @@
+"""`python -m gpustack`: the `gpustack` console script."""
+
+from gpustack.console import run
+
+if __name__ == "__main__":
+    run()
