@@ -159,6 +159,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         # registrations arrive on several threads at once.
         self._claimed: dict[str, str] = {}
         self._claim_lock = threading.Lock()
+        # Out of process, a resource the program passes as a value (a component's args, an
+        # input) reaches the mocks as its id (a custom resource) or URN, as the Python SDK
+        # deserializes a reference to a module it has not loaded. Without this, a reference to
+        # a type whose Python SDK module the planner imported (for a TypeScript program's
+        # shapes) is constructed here as a Python resource, which has no engine to read it.
+        self.plain_references = False
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine makes them: the root stack does not qualify its children's types."""
@@ -175,6 +181,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             return self._invoke(request)
 
     def _invoke(self, request: Any) -> Any:
+        if self.plain_references:
+            request = with_plain_references(request, "args")
         response = super().Invoke(request)
         answer = getattr(response, "return")
         if WHOLLY_UNKNOWN_KEY in answer.fields:
@@ -204,7 +212,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             self.failures.append(message)
             raise DuplicateUrnError(message)
         try:
-            response = super().RegisterResource(request)
+            response = super().RegisterResource(
+                with_plain_references(request, "object") if self.plain_references else request
+            )
         except ProviderCheckFailure as failure:
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
             self.failures.append(str(failure))
@@ -298,6 +308,62 @@ def _aliases(request: Any) -> list[Any]:
     return recorded
 
 
+def with_plain_references(request: Any, field: str) -> Any:
+    """A copy of `request` whose `field` holds each resource reference as its id or URN.
+
+    The same value `pulumi.runtime.rpc.deserialize_resource` gives for a reference to a module
+    it has not loaded: a custom resource's id (unknown while it is empty), else its URN.
+    """
+    struct = getattr(request, field)
+    if not _has_reference(struct):
+        return request
+    copy = type(request)()
+    copy.CopyFrom(request)
+    _replace_references(getattr(copy, field))
+    return copy
+
+
+def _is_reference(value: Any) -> bool:
+    return value.WhichOneof("kind") == "struct_value" and (
+        _SIG_KEY in value.struct_value.fields
+        and value.struct_value.fields[_SIG_KEY].string_value == _RESOURCE_SIG
+    )
+
+
+def _children(value: Any) -> list[Any]:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return list(value.struct_value.fields.values())
+    if kind == "list_value":
+        return list(value.list_value.values)
+    return []
+
+
+def _has_reference(struct: Any) -> bool:
+    pending = list(struct.fields.values())
+    while pending:
+        value = pending.pop()
+        if _is_reference(value):
+            return True
+        pending.extend(_children(value))
+    return False
+
+
+def _replace_references(struct: Any) -> None:
+    pending = list(struct.fields.values())
+    while pending:
+        value = pending.pop()
+        if _is_reference(value):
+            fields = value.struct_value.fields
+            if "id" in fields:
+                plain = fields["id"].string_value or pulumi_rpc.UNKNOWN
+            else:
+                plain = fields["urn"].string_value
+            value.string_value = plain
+            continue
+        pending.extend(_children(value))
+
+
 def from_struct(struct: Any) -> dict[str, Any]:
     """Engine properties as plain Python: unknowns kept as `UNKNOWN`, secrets wrapped."""
     return _unwrap(json_format.MessageToDict(struct))
@@ -389,7 +455,8 @@ def run_plan(
         return _run_in_process(project, mocks, optimize)
     from gpustack.monitor_server import MonitorServer
 
-    with MonitorServer(mocks, project.name, stack) as server:
+    unknowns_by_result = project.runtime == "nodejs"
+    with MonitorServer(mocks, project.name, stack, unknowns_by_result=unknowns_by_result) as server:
         try:
             run = run_program(
                 project,
@@ -461,7 +528,12 @@ def in_constructor_order(
     """
     if not order:
         return list(registrations)
-    position = {urn: index for index, urn in enumerate(order)}
+    # A URN can come twice: the Node.js SDK constructs a resource again (`opts.urn`, no
+    # registration) when it reads a resource reference back, e.g. a resource given in a
+    # component's args. Its place is where the program constructed it first.
+    position: dict[str, int] = {}
+    for index, urn in enumerate(order):
+        position.setdefault(urn, index)
     last = len(position)
     return sorted(registrations, key=lambda r: position.get(r.urn, last))
 

@@ -35,10 +35,16 @@ from pulumi.runtime.proto import (
     resource_pb2,
     resource_pb2_grpc,
 )
-from pulumi.runtime.rpc import deserialize_properties, serialize_properties
+from pulumi.runtime.rpc import UNKNOWN, deserialize_properties, serialize_properties
 from pulumi.runtime.sync_await import _sync_await
 
-from gpustack.engine import MOCKS_LOCK, DuplicateUrnError, RecordingMonitor, from_struct
+from gpustack.engine import (
+    MOCKS_LOCK,
+    DuplicateUrnError,
+    RecordingMonitor,
+    from_struct,
+    with_plain_references,
+)
 from gpustack.hosts.python_exec import DESCRIBE_TOKEN
 from gpustack.mocks import AzureMocks, ProviderCheckFailure
 
@@ -67,6 +73,25 @@ _FEATURE_ENUMS: dict[str, str] = {
     "aliasSpecs": "RESOURCE_MONITOR_FEATURE_ALIAS_SPECS",
     "parameterization": "RESOURCE_MONITOR_FEATURE_PARAMETERIZATION",
 }
+
+
+# `pulumirpc.Result.SKIP` (proto/pulumi/resource.proto); older Python stubs lack the name.
+RESULT_SKIP = 2
+
+
+def _has_unknown(struct: Any) -> bool:
+    """Whether a wire struct holds the unknown sentinel anywhere."""
+    pending = list(struct.fields.values())
+    while pending:
+        value = pending.pop()
+        kind = value.WhichOneof("kind")
+        if kind == "string_value" and value.string_value == UNKNOWN:
+            return True
+        if kind == "struct_value":
+            pending.extend(value.struct_value.fields.values())
+        elif kind == "list_value":
+            pending.extend(value.list_value.values)
+    return False
 
 
 @dataclass
@@ -108,7 +133,7 @@ class _Monitor(resource_pb2_grpc.ResourceMonitorServicer):
         return self.server.guarded(context, self.server.register_outputs, request)
 
     def ReadResource(self, request: Any, context: Any) -> Any:
-        return self.server.guarded(context, self.server.recorder.ReadResource, request)
+        return self.server.guarded(context, self.server.read, request)
 
     def Invoke(self, request: Any, context: Any) -> Any:
         if request.tok == DESCRIBE_TOKEN:
@@ -161,9 +186,14 @@ class MonitorServer:
     engine itself raised to the program, such as a duplicate URN, or planner faults).
     """
 
-    def __init__(self, mocks: AzureMocks, project: str, stack: str) -> None:
+    def __init__(
+        self, mocks: AzureMocks, project: str, stack: str, *, unknowns_by_result: bool = False
+    ) -> None:
         preview = bool(getattr(mocks, "preview", False))
+        # See `register`: how a Node.js SDK is told to keep a full plan's unknown outputs.
+        self.unknowns_by_result = unknowns_by_result and not preview
         self.recorder = RecordingMonitor(mocks, project=project, stack=stack)
+        self.recorder.plain_references = True
         self.project = project
         self.stack = stack
         self.lock = threading.Lock()
@@ -237,7 +267,15 @@ class MonitorServer:
             urn = self.recorder.make_urn("", request.type, request.name)
             self.root_urn = urn
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        return self.recorder.RegisterResource(request)
+        response = self.recorder.RegisterResource(request)
+        if self.unknowns_by_result and _has_unknown(response.object):
+            # Outside a dry run the Node.js SDK reads an unknown output as `undefined` unless
+            # the step did not succeed (`keepUnknowns = result !== SUCCESS`, sdk/nodejs
+            # runtime/resource.ts): a full plan's unknowns (provisioning states, public IPs)
+            # would read as absent, and a callback on one would run on `undefined`. SKIP, a
+            # step that did not run, is what these outputs are: known only after a deploy.
+            response.result = RESULT_SKIP
+        return response
 
     def describe(self, request: Any) -> Any:
         """The exec shim's description of a resource class (`TypeDescriber`): kept for the mocks
@@ -252,10 +290,14 @@ class MonitorServer:
             self.stack_outputs = from_struct(request.outputs)
         return empty_pb2.Empty()
 
+    def read(self, request: Any) -> Any:
+        """ReadResource (`Resource.get`): answered by the mocks, references as ids or URNs."""
+        return self.recorder.ReadResource(with_plain_references(request, "properties"))
+
     def call(self, request: Any) -> Any:
         """Call (a method on a resource): answered by the mocks' `call`, as an invoke is."""
         _ensure_event_loop()
-        args = deserialize_properties(request.args)
+        args = deserialize_properties(with_plain_references(request, "args").args)
         answer = self.recorder.mocks.call(MockCallArgs(request.tok, args, request.provider))
         values, failures = (answer, None) if isinstance(answer, dict) else answer
         response: dict[str, Any] = {"return": _sync_await(serialize_properties(values, {}))}

@@ -264,6 +264,62 @@ def test_monitor_answers_feature_probes_honestly_and_keeps_the_root_and_logs() -
     assert server.registrations == []  # the root stack is not a planned resource
 
 
+def test_a_urn_constructed_twice_keeps_the_place_of_its_first_construction() -> None:
+    from gpustack.engine import PlannedResource, in_constructor_order
+
+    def planned(name: str) -> PlannedResource:
+        return PlannedResource(
+            urn=f"urn:pulumi:dev::p::t::{name}", type="t", name=name, parent=None,
+            custom=True, inputs={}, options={}, id=None, source=None,
+        )  # fmt: skip
+
+    group, app = planned("group"), planned("app")
+    # The Node.js SDK constructs a resource again when it reads a reference to it back.
+    order = [group.urn, app.urn, group.urn]
+    assert [r.name for r in in_constructor_order([app, group], order)] == ["group", "app"]
+
+
+def test_the_monitor_hands_the_mocks_a_resource_reference_as_its_id() -> None:
+    # A TypeScript component's args carry a resource as a reference. The planner has imported
+    # azure-native's Python SDK (for the program's shapes), so the SDK's deserializer used to
+    # construct a Python ResourceGroup from it, whose read had no engine ("Task was destroyed
+    # but it is pending!" on stderr); the mocks get what they get for a Python program.
+    import grpc
+    import pulumi_azure_native.resources  # noqa: F401  (registers the module, as shapes do)
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.proto import resource_pb2, resource_pb2_grpc
+
+    from gpustack.engine import _RESOURCE_SIG, _SIG_KEY
+    from gpustack.mocks import AzureMocks
+    from gpustack.monitor_server import MonitorServer
+
+    seen: list[object] = []
+
+    class Recording(AzureMocks):
+        def new_resource(self, args):  # type: ignore[no-untyped-def]
+            seen.append(args.inputs.get("group"))
+            return super().new_resource(args)
+
+    group_urn = "urn:pulumi:dev::proj::azure-native:resources:ResourceGroup::rg"
+    group_id = "/subscriptions/s/resourceGroups/rg"
+    reference = {_SIG_KEY: _RESOURCE_SIG, "urn": group_urn, "id": group_id}
+    props = struct_pb2.Struct()
+    props.update({"group": reference})
+    with MonitorServer(Recording(), "proj", "dev") as server:
+        channel = grpc.insecure_channel(server.address)
+        monitor = resource_pb2_grpc.ResourceMonitorStub(channel)
+        monitor.RegisterResource(
+            resource_pb2.RegisterResourceRequest(
+                type="examples:cosmos:OrdersStore", name="orders", object=props
+            )
+        )
+        channel.close()
+    assert seen == [group_id]
+    assert server.planner_faults == []
+    # The plan records the reference as the engine shows it: the resource's URN.
+    assert server.registrations[0].inputs == {"group": group_urn}
+
+
 # --- Python toolchains: which interpreter, as Pulumi picks it ----------------------------------
 
 

@@ -261,6 +261,42 @@ def test_a_typescript_preview_keeps_nested_unknowns_as_stack_outputs(node_and_np
     assert outputs["subnetId"] == outputs["nicAddress"] == "<computed>"
 
 
+def test_a_typescript_full_plan_keeps_what_azure_computes_unknown(node_and_npm: None) -> None:
+    # Outside a dry run the Node.js SDK read an unknown output as `undefined`: the callback
+    # `provisioningState.apply(s => s.toLowerCase())` threw a TypeError and failed the plan,
+    # where the Python twin's callback does not run and the output reads "<computed>".
+    plan = program_plan("ts_foreign")
+    assert plan.outputs["ordersAccountState"] == "<computed>"
+
+
+def test_a_resource_in_a_components_args_keeps_its_place_in_a_full_plan(
+    node_and_npm: None,
+) -> None:
+    # The SDK sends the group in the component's args as a resource reference and, in a full
+    # plan, reads it back by constructing the group again (`opts.urn`, no registration): the
+    # plan listed the group last, after everything the program built from it.
+    names = [r.name for r in program_plan("ts_foreign").resources]
+    assert names == [r.name for r in program_plan("ts_foreign", preview=True).resources]
+    assert names == [
+        "foreign-ts-dev", "core", "core-vnet", "core-nic", "plan", "app",
+        "orders", "orders-cosmos", "orders-db", "orders-items",
+    ]  # fmt: skip
+
+
+def test_cosmos_sql_databases_and_containers_keep_the_names_the_program_gives(
+    node_and_npm: None,
+) -> None:
+    # Before: auto-named (`orders-db2dd02c02`) under a made-up Microsoft.Cosmosdb namespace, so
+    # the container was given that name as its `databaseName`.
+    plan = program_plan("ts_foreign")
+    account = one(plan, "azure-native:cosmosdb:DatabaseAccount")
+    database = one(plan, "azure-native:cosmosdb:SqlResourceSqlDatabase")
+    assert database == f"{account}/sqlDatabases/orders"
+    assert plan.outputs["ordersContainerId"] == f"{database}/containers/items"
+    (container,) = plan.by_type("azure-native:cosmosdb:SqlResourceSqlContainer")
+    assert container.inputs["databaseName"] == "orders"
+
+
 def test_a_2023_nodejs_sdk_program_is_listed_in_constructor_order(node_and_npm: None) -> None:
     # @pulumi/pulumi 3.96 has no cmd/run/instrumentation; the preload used to give up on it, so
     # the plan listed resources in the order their requests arrived ("first" is delayed).
