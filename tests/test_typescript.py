@@ -1,7 +1,7 @@
 """`gpustack plan` on TypeScript programs (`runtime: nodejs`), end to end as users run it.
 
 The TypeScript fixtures share one `node_modules` through the npm workspace in
-tests/fixtures/programs; the first plan installs it with `npm ci` (about a minute), later ones
+tests/fixtures/programs; the first plan installs it with `npm install` (about a minute), later ones
 find the install stamp and skip it. Node.js and npm are required: without them these tests
 fail with a message, they are never skipped.
 """
@@ -211,12 +211,14 @@ def test_typescript_compile_error_is_the_programs_fault_and_names_file_and_line(
 def test_broken_npm_environment_is_the_environments_fault(tmp_path: Path) -> None:
     program = tmp_path / "broken_env"
     shutil.copytree(PROGRAMS / "ts_throws", program)
-    (program / "package-lock.json").write_text("{ not a lockfile")
+    # `npm install` (as Pulumi runs it) replaces a lockfile it cannot read, but not a
+    # package.json: npm says EJSONPARSE, and no program line is to blame.
+    (program / "package.json").write_text('{ "name": "broken-env", ')
     result = gpustack("plan", "--program", str(program), "--stack", "staging")
     assert result.returncode == 2
     assert "the program's environment is not usable" in result.stderr
-    assert "the Node.js packages could not be installed: `npm ci` failed in" in result.stderr
-    assert "package-lock.json" in result.stderr
+    assert "the Node.js packages could not be installed: `npm install` failed in" in result.stderr
+    assert "package.json" in result.stderr
     assert not (program / "node_modules" / STAMP_NAME).exists()
     with pytest.raises(ProgramError) as raised:
         install_dependencies(program)

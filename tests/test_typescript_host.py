@@ -99,9 +99,9 @@ def test_install_runs_once_until_a_manifest_changes(
     monkeypatch.setattr(nodejs.subprocess, "run", recording_run)
     notes: list[str] = []
     nodejs.install_dependencies(tmp_path, notes=notes)
-    assert [command[1] for command in calls] == ["ci"]
+    assert [command[1] for command in calls] == ["install"]
     assert (tmp_path / "node_modules" / nodejs.STAMP_NAME).exists()
-    assert notes and "npm ci" in notes[0]
+    assert notes and "npm install" in notes[0]
 
     nodejs.install_dependencies(tmp_path)
     assert len(calls) == 1, "an unchanged program was installed again"
@@ -109,6 +109,41 @@ def test_install_runs_once_until_a_manifest_changes(
     (tmp_path / "package.json").write_text('{"name": "empty", "version": "1.0.0", "x": 1}')
     nodejs.install_dependencies(tmp_path)
     assert len(calls) == 2, "a changed package.json did not reinstall"
+
+
+def test_a_lockfile_that_lags_package_json_installs_as_pulumi_install_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dependency added to package.json without `npm install`: Pulumi runs `npm install`,
+    # which brings the lockfile up to date; `npm ci` refused it (EUSAGE) and failed the plan.
+    if shutil.which("npm") is None:
+        pytest.fail("npm is not on PATH: the Node.js host tests need Node.js 20+ and npm")
+    helper = tmp_path / "naming"
+    helper.mkdir()
+    (helper / "package.json").write_text('{"name": "naming", "version": "1.0.0"}')
+    program = tmp_path / "app"
+    program.mkdir()
+    lock = {
+        "name": "app",
+        "version": "1.0.0",
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {"": {"name": "app", "version": "1.0.0"}},
+    }
+    (program / "package-lock.json").write_text(json.dumps(lock))
+    (program / "package.json").write_text(
+        '{"name": "app", "version": "1.0.0", "dependencies": {"naming": "file:../naming"}}'
+    )
+    nodejs.install_dependencies(program)
+    assert (program / "node_modules" / "naming" / "package.json").exists()
+    assert "naming" in json.loads((program / "package-lock.json").read_text())["packages"][""][
+        "dependencies"
+    ]
+    # The stamp holds the lockfile as npm left it: the next plan installs nothing.
+    calls: list[list[str]] = []
+    monkeypatch.setattr(nodejs.subprocess, "run", lambda command, **_: calls.append(command))
+    nodejs.install_dependencies(program)
+    assert calls == []
 
 
 def test_thrown_error_names_the_programs_file_and_line(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 It follows `pulumi-language-nodejs` (pulumi/pulumi, sdk/nodejs/cmd/pulumi-language-nodejs/main.go
 and sdk/nodejs/npm/):
 
-1. Install the program's packages: `npm ci` when a lockfile exists, else `npm install`, in the
+1. Install the program's packages with `npm install` (as `pulumi install` does), in the
    npm workspace root that holds the program (so several programs share one `node_modules`) or
    in the program's own directory. A stamp in `node_modules` records the manifests it was
    installed from, so an unchanged program is never installed twice.
@@ -244,15 +244,13 @@ def install_dependencies(
         if _stamp_matches(stamp, wanted):
             return root
         npm = _require_tool("npm", env)
-        lockfile = next(
-            (root / n for n in ("npm-shrinkwrap.json", "package-lock.json") if (root / n).exists()),
-            None,
-        )
-        # `npm ci` installs exactly the lockfile; install scripts are skipped because planning
-        # needs no provider plugin binaries (which Pulumi packages' scripts would download).
+        # `npm install`, as Pulumi installs (sdk/nodejs/npm/npm.go `installCmd`): it keeps a
+        # tree that is already right, and brings a lockfile that lags package.json up to date
+        # where `npm ci` would refuse it (EUSAGE) and delete node_modules first. Install scripts
+        # are skipped: planning needs no provider plugin binaries (which they would download).
         command = [
             npm,
-            "ci" if lockfile else "install",
+            "install",
             "--no-audit",
             "--no-fund",
             "--ignore-scripts",
@@ -283,7 +281,9 @@ def install_dependencies(
                 f"then plan again.\n{detail}"
             )
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps({"command": f"npm {shown}", "sha256": wanted}) + "\n")
+        # npm may have written the lockfile: the stamp records the manifests as installed.
+        installed = _manifest_digest(root, program_dir)
+        stamp.write_text(json.dumps({"command": f"npm {shown}", "sha256": installed}) + "\n")
         elapsed = time.monotonic() - started
         if notes is not None:
             notes.append(f"gpustack: npm {shown} in {root} took {elapsed:.0f} s")
