@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,10 +23,23 @@ from typing import NoReturn
 def run() -> NoReturn:
     """Start the program's interpreter ahead when `sys.argv` plans a Python program, then run
     the CLI (`gpustack.cli.run`, which exits)."""
+    quiet_grpc_core(os.environ)
     prelaunch_for(sys.argv[1:])
     from gpustack.cli import run as run_cli
 
     run_cli()
+
+
+def quiet_grpc_core(environ: MutableMapping[str, str]) -> None:
+    """gRPC's C core logs at ERROR only, unless the user asks for more (`GRPC_VERBOSITY`).
+
+    grpcio (1.68 and later) writes some INFO lines to stderr before absl's logging is set up:
+    when the monitor stops while a client transport is still closing (a Node.js program that
+    ended early), `I... chttp2_transport.cc] ...: Got goaway [2] ... Cancelling all calls`
+    appeared under the plan's error now and then (grpc/grpc#38767). It must be set before
+    grpc loads.
+    """
+    environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def prelaunch_for(argv: Sequence[str]) -> bool:

@@ -153,3 +153,16 @@ def test_the_console_script_plans_with_exit_codes_as_before(tmp_path: Path) -> N
 
 def test_the_standby_flag_is_the_shims() -> None:
     assert python_host.STANDBY_FLAG == python_exec.STANDBY_FLAG
+
+
+def test_the_console_script_keeps_grpc_cores_info_lines_off_stderr() -> None:
+    # grpcio printed "I... chttp2_transport.cc] ... Got goaway [2] ..." under a failed plan now
+    # and then; a user who wants gRPC's own logs still gets them.
+    from gpustack.console import quiet_grpc_core
+
+    environ: dict[str, str] = {}
+    quiet_grpc_core(environ)
+    assert environ == {"GRPC_VERBOSITY": "ERROR"}
+    environ = {"GRPC_VERBOSITY": "debug"}
+    quiet_grpc_core(environ)
+    assert environ == {"GRPC_VERBOSITY": "debug"}
