@@ -545,7 +545,24 @@ def _wire_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     fields beside a `<computed>` or `[secret]` one, as `pulumi preview` and `pulumi stack
     output` show it; an output that is wholly unknown or secret is marked whole.
     """
-    return {name: to_display(value) for name, value in outputs.items()}
+    return {name: to_display(_without_resource_marker(value)) for name, value in outputs.items()}
+
+
+# The SDKs mark an exported resource with this key in a preview only, for the engine's diff;
+# the CLI drops it from what it shows (pkg/backend/display `massageStackPreviewAdd`).
+_RESOURCE_MARKER = "@isPulumiResource"
+
+
+def _without_resource_marker(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _without_resource_marker(item)
+            for key, item in value.items()
+            if key != _RESOURCE_MARKER
+        }
+    if isinstance(value, list):
+        return [_without_resource_marker(item) for item in value]
+    return value
 
 
 def _run_in_process(project: StackProject, mocks: AzureMocks, optimize: bool = True) -> Plan:

@@ -283,6 +283,17 @@ def test_a_resource_in_a_components_args_keeps_its_place_in_a_full_plan(
     ]  # fmt: skip
 
 
+def test_an_exported_resource_reads_alike_in_a_preview_and_a_full_plan(node_and_npm: None) -> None:
+    # In a preview the SDK marks an exported resource with "@isPulumiResource" for the
+    # engine's diff; the CLI never shows it, and neither does the plan.
+    full = program_plan("ts_foreign").outputs["group"]
+    preview = program_plan("ts_foreign", preview=True).outputs["group"]
+    assert "@isPulumiResource" not in preview
+    assert sorted(preview) == sorted(full)
+    assert full["id"] == one(program_plan("ts_foreign"), "azure-native:resources:ResourceGroup")
+    assert preview["id"] == "<computed>"
+
+
 def test_cosmos_sql_databases_and_containers_keep_the_names_the_program_gives(
     node_and_npm: None,
 ) -> None:
