@@ -236,6 +236,21 @@ def test_missing_node_is_the_environments_fault(
     assert "Node.js 20 or later" in str(raised.value)
 
 
+def test_a_node_program_ending_its_own_process_names_the_line_and_shows_its_output() -> None:
+    # Before: "the Node.js program exited with code 1 (raised outside the program's files)",
+    # and the program's own last words were dropped; the Python host names `sys.exit`'s line.
+    result = gpustack("plan", "--program", str(PROGRAMS / "js_exit"), "--no-policy")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "the program failed: the program called process.exit(1)\n  at checks.js:7\n" in (
+        result.stderr
+    )
+    assert "    process.exit(1);\n  the program's stderr (end):\n    missing setting team" in (
+        result.stderr
+    )
+    assert "raised outside" not in result.stderr
+
+
 # --- bounded runs: the Node.js host stops a program as the Python host does ---------------------
 
 

@@ -114,6 +114,7 @@ def run_program(
 
     with EngineLogTap(engine_address) as tap, tempfile.TemporaryDirectory() as scratch:
         order_file = Path(scratch) / "order.json"
+        exit_file = Path(scratch) / "exit.json"
         args = [
             node,
             *options.nodeargs,
@@ -139,19 +140,31 @@ def run_program(
             run_env["PULUMI_NODEJS_TSCONFIG_PATH"] = options.tsconfig
         run_env["GPUSTACK_NODE_RUN_PATH"] = run_path
         run_env["GPUSTACK_NODE_ORDER_FILE"] = str(order_file)
+        run_env["GPUSTACK_NODE_EXIT_FILE"] = str(exit_file)
         outcome = run_bounded(args, run_env, work_dir, timeout)
         errors = tap.errors()
         order = _read_order(order_file)
+        program_exit = _read_exit(exit_file)
 
     stopped = outcome.stopped_error(project.main, timeout)
     if stopped is not None:
         raise stopped
     stderr = outcome.stderr.text(limit=None)
-    if outcome.returncode != 0:
-        raise describe_failure(program_dir, outcome.returncode or 1, errors, stderr)
-    if errors:
-        # The SDK logged an error but exited 0 (a `pulumi.log.error` call): a failed run too.
-        raise describe_failure(program_dir, 1, errors, stderr)
+    # The SDK reports errors through the engine's log; what the process printed is the
+    # program's own (console.log, console.error), shown with a failure as the Python host does.
+    output = outcome.excerpt()
+    if program_exit is not None:
+        # The program ended the process itself: never a plan, whatever the code (the Python
+        # host treats `sys.exit(0)` alike); the SDK's own report of it names no line.
+        code, file, line = program_exit
+        location = _program_location(program_dir, file, line)
+        raise ProgramError(f"the program called process.exit({code}){location}{output}")
+    if outcome.returncode != 0 or errors:
+        # A nonzero exit, or an error the SDK logged with exit code 0 (`pulumi.log.error`).
+        failure = describe_failure(program_dir, outcome.returncode or 1, errors, stderr)
+        if errors:  # else the message was read from stderr itself
+            failure.detail += output
+        raise failure
     return ProgramRun(
         constructor_order=order,
         stdout=outcome.stdout.text(),
@@ -169,6 +182,16 @@ def _read_order(order_file: Path) -> list[str] | None:
     if not isinstance(order, list) or not all(isinstance(urn, str) for urn in order):
         return None
     return order
+
+
+def _read_exit(exit_file: Path) -> tuple[str, str, int] | None:
+    """(code, file, line) of the program's own `process.exit` call, as the preload wrote it."""
+    try:
+        recorded = json.loads(exit_file.read_text())
+        code = "" if recorded["code"] is None else json.dumps(recorded["code"])
+        return code, str(recorded["file"]), int(recorded["line"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def runtime_options(project: StackProject) -> NodeRuntimeOptions:

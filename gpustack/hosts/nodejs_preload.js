@@ -11,6 +11,10 @@
 //   tokens of a resource already in state and mean nothing to a plan. Aliases that name
 //   anything else (a name, parent, stack or project) are kept.
 //
+// - remembers where the program itself called `process.exit` (written as JSON to
+//   $GPUSTACK_NODE_EXIT_FILE), so the plan can name that line, as the Python host names a
+//   `sys.exit`: the SDK only sees the process end, and its own report names no line.
+//
 // It must never break a program: if the SDK does not look as expected, it does nothing.
 "use strict";
 
@@ -90,6 +94,53 @@ function install() {
             }
         });
     }
+}
+
+// "    at fn (/abs/file.ts:12:5)" or "    at /abs/file.ts:12:5" (also file:// URLs).
+const FRAME = /^\s*at (?:.*?\()?((?:file:\/\/)?\/[^():]+):(\d+):\d+\)?$/;
+
+function programFrame(stack) {
+    for (const line of String(stack || "").split("\n").slice(1)) {
+        const match = FRAME.exec(line);
+        if (match === null) {
+            continue;
+        }
+        const file = match[1].replace(/^file:\/\//, "");
+        if (file === __filename || file.split(path.sep).includes("node_modules")) {
+            continue;
+        }
+        return { file, line: Number(match[2]) };
+    }
+    return null;
+}
+
+function rememberExits() {
+    const exitFile = process.env.GPUSTACK_NODE_EXIT_FILE;
+    if (!exitFile) {
+        return;
+    }
+    const exit = process.exit;
+    let recorded = false;
+    process.exit = function (code) {
+        if (!recorded) {
+            recorded = true;
+            try {
+                const frame = programFrame(new Error().stack);
+                if (frame !== null) {
+                    fs.writeFileSync(exitFile, JSON.stringify({ code: code === undefined ? null : code, ...frame }));
+                }
+            } catch (error) {
+                // The plan reports the exit without a line.
+            }
+        }
+        return exit.apply(process, arguments);
+    };
+}
+
+try {
+    rememberExits();
+} catch (error) {
+    // process.exit stays as Node made it.
 }
 
 try {
