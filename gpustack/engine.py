@@ -18,6 +18,7 @@ import runpy
 import sys
 import threading
 import traceback
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,12 +254,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             options["aliases"] = aliases
         if request.deletedWith:
             options["deletedWith"] = request.deletedWith
-        source = None
-        if request.HasField("sourcePosition") and request.sourcePosition.uri:
-            source = {
-                "file": request.sourcePosition.uri.removeprefix("file://"),
-                "line": request.sourcePosition.line,
-            }
+        declared = _declared_at(request)
+        source = {"file": declared[0], "line": declared[1]} if declared else None
         registered = self.resources.get(response.urn)
         self.registrations.append(
             PlannedResource(
@@ -280,10 +277,32 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def _source_text(request: Any) -> str:
+    declared = _declared_at(request)
+    return f"{os.path.basename(declared[0])}:{declared[1]}" if declared else ""
+
+
+def _declared_at(request: Any) -> tuple[str, int] | None:
+    """The file and line that declared the resource: the SDK's source position, unless that
+    lies in an installed package and the stack the SDK sent names a line outside one.
+
+    The Node.js SDK takes the frame a fixed depth below `Resource`'s constructor, which for a
+    class with one more level (an explicit `Provider`, a Helm `Chart`) is the package's own
+    file (`node_modules/@pulumi/provider.ts`, as its source map names it); the next frames,
+    which it sends as `stackTrace`, hold the program's line.
+    """
+    positions = []
     if request.HasField("sourcePosition") and request.sourcePosition.uri:
-        path = request.sourcePosition.uri.removeprefix("file://")
-        return f"{os.path.basename(path)}:{request.sourcePosition.line}"
-    return ""
+        positions.append(request.sourcePosition)
+    if request.HasField("stackTrace"):
+        positions += [frame.pc for frame in request.stackTrace.frames if frame.pc.uri]
+    places = [
+        (urllib.parse.unquote(position.uri.removeprefix("file://")), position.line)
+        for position in positions
+    ]
+    for place in places:
+        if "node_modules" not in Path(place[0]).parts:
+            return place
+    return places[0] if places else None
 
 
 def _aliases(request: Any) -> list[Any]:

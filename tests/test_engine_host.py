@@ -279,6 +279,34 @@ def test_a_urn_constructed_twice_keeps_the_place_of_its_first_construction() -> 
     assert [r.name for r in in_constructor_order([app, group], order)] == ["group", "app"]
 
 
+def test_a_resource_declared_through_a_package_subclass_names_the_programs_line() -> None:
+    # `new k8s.Provider(...)` or `new azure.Provider(...)` in TypeScript: the Node.js SDK's
+    # source position is the package's own file; the stack it sends holds the program's line.
+    from pulumi.runtime.proto import resource_pb2, source_pb2
+
+    from gpustack.engine import _declared_at
+
+    def at(path: str, line: int) -> source_pb2.SourcePosition:
+        return source_pb2.SourcePosition(uri=f"file://{path}", line=line)
+
+    package = "/work/app/node_modules/@pulumi/provider.ts"
+    program = "/work/my app/cluster.ts"
+    request = resource_pb2.RegisterResourceRequest(
+        sourcePosition=at(package, 60),
+        stackTrace=source_pb2.StackTrace(
+            frames=[
+                source_pb2.StackFrame(pc=at(package, 60)),
+                source_pb2.StackFrame(pc=at(program.replace(" ", "%20"), 38)),
+            ]
+        ),
+    )
+    assert _declared_at(request) == (program, 38)
+    # A position in the program's own files is the SDK's answer as it stands.
+    request.sourcePosition.CopyFrom(at("/work/app/index.ts", 7))
+    assert _declared_at(request) == ("/work/app/index.ts", 7)
+    assert _declared_at(resource_pb2.RegisterResourceRequest()) is None
+
+
 def test_the_monitor_hands_the_mocks_a_resource_reference_as_its_id() -> None:
     # A TypeScript component's args carry a resource as a reference. The planner has imported
     # azure-native's Python SDK (for the program's shapes), so the SDK's deserializer used to
