@@ -146,6 +146,19 @@ def test_a_lockfile_that_lags_package_json_installs_as_pulumi_install_does(
     assert calls == []
 
 
+def test_a_typescript_error_under_main_names_the_file_from_the_program_directory(
+    tmp_path: Path,
+) -> None:
+    # `main: src/` runs Node in src/, and TypeScript names files relative to it: the message
+    # said "at cosmos.ts:8" with no source line, a file that is not in the program directory.
+    program = write_program(tmp_path / "app", "")
+    (program / "src").mkdir()
+    (program / "src" / "cosmos.ts").write_text("\n" * 7 + '    maxCount: "two",\n')
+    logged = TS_PLAIN.replace("index.ts(8,5)", "cosmos.ts(8,5)")
+    error = nodejs.describe_failure(program, 32, [logged], "", work_dir=program / "src")
+    assert error.detail.endswith('\n  at src/cosmos.ts:8\n    maxCount: "two",')
+
+
 def test_thrown_error_names_the_programs_file_and_line(tmp_path: Path) -> None:
     program = write_program(tmp_path / "app", "\n" * 9 + "        throw new Error('x');\n")
     text = THROWN.replace("/work/app", str(program)).replace("/work/node", str(tmp_path / "node"))

@@ -161,7 +161,9 @@ def run_program(
         raise ProgramError(f"the program called process.exit({code}){location}{output}")
     if outcome.returncode != 0 or errors:
         # A nonzero exit, or an error the SDK logged with exit code 0 (`pulumi.log.error`).
-        failure = describe_failure(program_dir, outcome.returncode or 1, errors, stderr)
+        failure = describe_failure(
+            program_dir, outcome.returncode or 1, errors, stderr, work_dir=work_dir
+        )
         if errors:  # else the message was read from stderr itself
             failure.detail += output
         raise failure
@@ -442,9 +444,16 @@ def _entry_point(program_dir: Path, main: Path) -> tuple[Path, str]:
 
 
 def describe_failure(
-    program_dir: Path, exit_code: int, errors: list[str], stderr: str
+    program_dir: Path,
+    exit_code: int,
+    errors: list[str],
+    stderr: str,
+    work_dir: Path | None = None,
 ) -> ProgramError:
-    """The error for a failed run: the program's file and line where Node reported one."""
+    """The error for a failed run: the program's file and line where Node reported one.
+
+    `work_dir` is where Node ran (`main`'s directory): TypeScript names files relative to it.
+    """
     text = _strip_ansi("\n".join(errors) if errors else stderr)
     missing = _MISSING_MODULE.search(text)
     if missing is not None and not missing.group("module").startswith((".", "/")):
@@ -456,7 +465,9 @@ def describe_failure(
     diagnostic = _TS_DIAGNOSTIC.search(text)
     if diagnostic is not None:
         line = diagnostic.group("line") or diagnostic.group("line2")
-        location = _program_location(program_dir, diagnostic.group("file"), int(line))
+        location = _program_location(
+            program_dir, diagnostic.group("file"), int(line), base=work_dir
+        )
         return ProgramError(
             f"TypeScript error {diagnostic.group('code')}: "
             f"{diagnostic.group('text').strip()}{location}"
@@ -506,10 +517,12 @@ def _first_program_frame(program_dir: Path, text: str) -> tuple[str, int] | None
     return None
 
 
-def _program_location(program_dir: Path, file: str, line: int) -> str:
+def _program_location(program_dir: Path, file: str, line: int, base: Path | None = None) -> str:
+    """`at FILE:LINE` (relative to the program) and the source line; a relative `file` is
+    relative to `base`, else to the program directory."""
     path = Path(file)
     if not path.is_absolute():
-        path = program_dir / path
+        path = (base or program_dir) / path
     shown = os.path.relpath(path, program_dir)
     where = f"\n  at {shown}:{line}"
     with contextlib.suppress(OSError, IndexError):
