@@ -206,9 +206,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         try:
             response = super().RegisterResource(request)
         except ProviderCheckFailure as failure:
+            # The SDK raises it in its own code, far from the program's line: name the line
+            # that declared the resource, as for a duplicate URN.
+            message = f"{failure} (declared at {where})" if where else str(failure)
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
-            self.failures.append(str(failure))
-            raise
+            self.failures.append(message)
+            raise ProviderCheckFailure(message) from None
         inputs = from_struct(request.object)
         if request.remote and isinstance(self.mocks, AzureMocks):
             # The engine would have the provider construct it (a multi-language component

@@ -185,6 +185,8 @@ def test_a_program_with_no_location_anywhere_fails_as_preview_would(
         "property 'location'. Either set it explicitly or configure it with 'pulumi config set "
         "azure-native:location <value>'."
     ) in str(raised.value)
+    # The SDK raises it in its own code: the message names the program's line.
+    assert "(declared at __main__.py:2)" in str(raised.value)
     given = [("azure-native:location", "westus3", False)]
     plan = run_plan(tmp_path, "dev", config_overrides=given, in_process=in_process)
     assert plan.resources[0].inputs["location"] == "westus3"

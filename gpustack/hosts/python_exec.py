@@ -236,6 +236,60 @@ def supports_fast_settle() -> bool:
     )
 
 
+def _is_own(filename: str, root: str) -> bool:
+    """Whether a frame's file is one of the program's own (not its virtualenv's)."""
+    if filename.startswith("<"):
+        # `<frozen runpy>`, `<string>`: no file; resolved against the working directory (the
+        # program's), they would pass for one of its files.
+        return False
+    path = os.path.realpath(filename)
+    inside = path == root or path.startswith(root + os.sep)
+    third_party = "site-packages" in path or f"{os.sep}.venv{os.sep}" in path
+    return inside and not third_party
+
+
+def _own_frame(
+    error: BaseException, frames: list[Any], root: str, tracebacks: FirstTracebacks | None
+) -> Any:
+    """The innermost frame in the program's own files that led to `error`.
+
+    A SyntaxError names the file and line it could not compile (its frames are runpy's). The
+    SDK re-raises an input's failure as its own ValueError (`While processing resource ...`,
+    `raise ... from error`): the program's frame, an `apply` lambda's, is on the cause.
+    """
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    for failure in reversed(chain):
+        if (
+            isinstance(failure, SyntaxError)
+            and failure.filename
+            and failure.lineno
+            and _is_own(failure.filename, root)
+        ):
+            code = (failure.text or "").strip()
+            return traceback.FrameSummary(
+                failure.filename, failure.lineno, "<module>", lookup_line=False, line=code
+            )
+    for failure in chain:
+        if failure is error:
+            candidates = frames
+        elif tracebacks is not None:
+            candidates = tracebacks.frames_for(failure)
+        else:
+            candidates = list(traceback.extract_tb(failure.__traceback__))
+        own = [frame for frame in candidates if _is_own(frame.filename, root)]
+        if own:
+            return own[-1]
+    return None
+
+
 def describe_failure(
     error: BaseException, program_dir: str, tracebacks: FirstTracebacks | None = None
 ) -> dict[str, Any]:
@@ -254,15 +308,8 @@ def describe_failure(
         + "".join(traceback.format_exception_only(type(error), error)),
     }
     root = os.path.realpath(program_dir)
-    own = []
-    for frame in frames:
-        path = os.path.realpath(frame.filename)
-        inside = path == root or path.startswith(root + os.sep)
-        third_party = "site-packages" in path or f"{os.sep}.venv{os.sep}" in path
-        if inside and not third_party:
-            own.append(frame)
-    if own:
-        frame = own[-1]
+    frame = _own_frame(error, frames, root, tracebacks)
+    if frame is not None:
         result["file"] = os.path.relpath(os.path.realpath(frame.filename), root)
         result["line"] = frame.lineno
         result["code"] = (frame.line or "").strip()
