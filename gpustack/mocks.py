@@ -949,8 +949,10 @@ def _tls_private_key(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _command(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    # What a command prints is unknowable offline; a marker string, not a guess at the output.
-    return {"stdout": f"offline-plan-stdout-{stable_hex(seed)}", "stderr": ""}
+    # What a command prints is unknowable offline, so it stays unknown in a full plan too, as a
+    # public IP does: programs parse it (`json.loads(cmd.stdout)`, `int(...)`), and a made-up
+    # text would fail a program that is right.
+    return {"stdout": UNKNOWN, "stderr": UNKNOWN}
 
 
 # --- ARM shapes ----------------------------------------------------------------------------

@@ -17,11 +17,13 @@ import yaml
 from pulumi.runtime.rpc import UNKNOWN
 
 from gpustack import cli, placeholders
+from gpustack.cost import estimate_monthly_cost
 from gpustack.engine import Plan, run_plan, to_display
 from gpustack.estimates import plan_estimates
 from gpustack.hosts import ProgramError
 from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, ProviderCheckFailure
 from gpustack.project import ProjectError, _config, parse_override
+from gpustack.report import plan_document
 from tests.conftest import ENVIRONMENTS, PROGRAMS, ROOT, planned, program_plan
 
 
@@ -272,8 +274,17 @@ def test_tls_public_key_reaches_the_cluster_as_a_valid_openssh_key() -> None:
     assert n_length == 4096 // 8 + 1
 
 
-def test_command_output_is_a_string_not_none() -> None:
-    assert program_plan("mock_providers").outputs["fingerprint"].startswith("offline-plan-")
+def test_command_output_is_unknown_in_a_full_plan_too() -> None:
+    # Before: a marker text ("offline-plan-stdout-<hex>"), so `json.loads(cmd.stdout)` failed a
+    # program that is right ("the program failed: JSONDecodeError"). What a command prints is
+    # unknowable offline, as a public IP is: unknown, and a callback on it does not run.
+    plan = program_plan("mock_providers")
+    assert plan.outputs["fingerprint"] == plan.outputs["accountId"] == "<computed>"
+    (command,) = [r for r in plan.resources if r.name == "account"]
+    assert command.outputs["stdout"] == command.outputs["stderr"] == UNKNOWN
+    # It runs on a machine, not in Azure: no cost, and no "unpriced" warning.
+    report = estimate_monthly_cost(plan_document(plan)["resources"])
+    assert command.urn not in report.unpriced
 
 
 def test_under_preview_generated_values_are_unknown() -> None:
