@@ -792,6 +792,10 @@ class AzureMocks(pulumi.runtime.Mocks):
             resource or "cluster", region, seed, self._fqdns.get((group, resource))
         )
         context.update({f"arg:{key}": value for key, value in args.args.items()})
+        # One account's keys are the same in every invoke that answers them (a Cosmos DB
+        # account's listDatabaseAccountKeys and the AccountKey= of its connection strings).
+        module = args.token.rsplit(":", 1)[0]
+        context["_secret_seed"] = f"{module}:{sorted(args.args.items())!r}"
         return self._render(copy.deepcopy(spec), context)
 
     @staticmethod
@@ -854,7 +858,8 @@ class AzureMocks(pulumi.runtime.Mocks):
             elif key.startswith("uuid:"):
                 value = stable_uuid(f"{context['_seed']}:{key}")
             elif key.startswith("secret:"):
-                value = placeholders.secret_text(f"{context['_seed']}:{key}")
+                seed = context.get("_secret_seed", context["_seed"])
+                value = placeholders.secret_text(f"{seed}:{key}")
             elif key.startswith("subnet_ip:"):
                 value = self._address_in_subnet(context["_inputs"], key.split(":", 1)[1])
             else:

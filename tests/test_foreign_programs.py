@@ -140,6 +140,42 @@ def test_a_service_bus_answers_its_endpoint_and_a_connection_string_of_the_right
     )
 
 
+def test_child_resources_of_data_services_sit_under_their_parents_arm_id() -> None:
+    # Before: flat, made-up paths (".../providers/Microsoft.Cosmosdb/sqlResourceSqlDatabases/
+    # <name>", ".../Microsoft.Synapse/ipFirewallRules/<name>"), which programs pass on as scopes.
+    plan = program_plan("py_foreign")
+    outputs = plan.outputs
+    account = one(plan, "azure-native:cosmosdb:DatabaseAccount")
+    database = one(plan, "azure-native:cosmosdb:SqlResourceSqlDatabase")
+    assert database.startswith(f"{account}/sqlDatabases/cosmos-db")
+    assert outputs["cosmosContainerId"].startswith(f"{database}/containers/items")
+    workspace = one(plan, "azure-native:synapse:Workspace")
+    assert workspace.endswith(f"/providers/Microsoft.Synapse/workspaces/{outputs['workspaceName']}")
+    assert outputs["synapseFirewallId"].startswith(f"{workspace}/firewallRules/allowAll")
+    assert outputs["sqlPoolId"].startswith(f"{workspace}/sqlPools/SQLPOOL1")
+    assert outputs["sqlFirewallId"].startswith(
+        one(plan, "azure-native:sql:Server") + "/firewallRules/allow-azure"
+    )
+    assert outputs["busQueueId"].startswith(
+        one(plan, "azure-native:servicebus:Namespace") + "/queues/orders"
+    )
+
+
+def test_a_cosmos_connection_string_carries_the_accounts_own_key() -> None:
+    # Before: listDatabaseAccountKeys and listDatabaseAccountConnectionStrings made up two
+    # different keys for one account.
+    outputs = program_plan("py_foreign").outputs
+    assert outputs["cosmosConnection"].endswith(f";AccountKey={outputs['cosmosKey']};")
+
+
+def test_a_synapse_workspace_answers_on_its_documented_endpoints() -> None:
+    # Before: an empty map, so `connectivity_endpoints["dev"]` failed the program (KeyError).
+    outputs = program_plan("py_foreign").outputs
+    name = outputs["workspaceName"]
+    assert outputs["synapseDev"] == f"https://{name}.dev.azuresynapse.net"
+    assert outputs["synapseSql"] == f"{name}.sql.azuresynapse.net"
+
+
 def test_container_apps_and_groups_answer_on_their_documented_host_names() -> None:
     # Before: the app's ingress had no fqdn, and Output.concat("https://", None) failed the
     # program (TypeError: sequence item 1: expected str instance, NoneType found).
