@@ -79,6 +79,15 @@ def test_a_web_app_answers_with_its_arm_id_host_name_and_deployment_user() -> No
     assert plan.outputs["outboundIps"] == "<computed>"
 
 
+def test_a_deployment_slot_is_a_child_of_its_app_and_answers_on_its_host_name() -> None:
+    # Before: ".../Microsoft.Web/webAppSlots/<app name>" (the app's name taken for the slot's)
+    # and a made-up host name.
+    plan = program_plan("py_foreign")
+    name = plan.outputs["appName"]
+    assert plan.outputs["slotId"] == one(plan, "azure-native:web:WebApp") + "/slots/staging"
+    assert plan.outputs["slotHost"] == f"{name}-staging.azurewebsites.net"
+
+
 def test_an_application_insights_connection_string_carries_its_key_and_region() -> None:
     plan = program_plan("py_foreign")
     connection = plan.outputs["insightsConnection"]
