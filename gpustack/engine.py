@@ -358,7 +358,7 @@ def capture(
     recorder = shim.StackRecorder(pulumi)
     pulumi.runtime.register_stack_transformation(recorder)
     with collector_paused():
-        _sync_await(_run_and_settle(declare))
+        _sync_await(_run_and_settle(_started(recorder, declare)))
         order = _sync_await(recorder.urns())
     return in_constructor_order(monitor.registrations, order)
 
@@ -494,7 +494,7 @@ def _run_in_process(project: StackProject, mocks: AzureMocks, optimize: bool = T
         recorder = shim.StackRecorder(pulumi, drop_type_aliases=optimize)
         pulumi.runtime.register_stack_transformation(recorder)
         try:
-            _sync_await(_run_and_settle(lambda: _run_main(project.main)))
+            _sync_await(_run_and_settle(_started(recorder, lambda: _run_main(project.main))))
         except pulumi.RunError:
             raise
         except ProjectError:
@@ -537,6 +537,16 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _started(recorder: Any, program: Callable[[], object]) -> Callable[[], object]:
+    """`program`, telling `recorder` first that the task running it is the program's own."""
+
+    def run() -> object:
+        recorder.starting()
+        return program()
+
+    return run
 
 
 async def _run_and_settle(program: Callable[[], object]) -> None:

@@ -55,6 +55,46 @@ def test_preview_plans_are_identical_too() -> None:
     assert plan_bytes(previewed("dev")) == plan_bytes(in_process)
 
 
+CALLBACK_PROGRAM = """
+import pulumi
+import pulumi_random as random
+
+slow = pulumi.Config().require("slow")
+gate = random.RandomPet("gate")
+
+
+def make(prefix):
+    first = random.RandomPet(f"{prefix}-first")
+    random.RandomPet(f"{prefix}-second", prefix=first.id)
+
+
+for prefix in ("a", "b"):
+    # The slow one's callback waits for an RPC answer; the other runs at once.
+    value = pulumi.Output.from_input(prefix)
+    if prefix == slow:
+        value = gate.id.apply(lambda _, p=prefix: p)
+    value.apply(make)
+random.RandomPet("top")
+"""
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_resources_made_in_callbacks_are_listed_in_the_same_order_whichever_runs_first(
+    tmp_path: Path, in_process: bool
+) -> None:
+    # Before: in the order the callbacks happened to run, which the timing of RPC answers
+    # decides (1 run in 6 differed for two `apply`s that each create resources).
+    (tmp_path / "Pulumi.yaml").write_text("name: callbacks\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(CALLBACK_PROGRAM)
+    orders = []
+    for slow in ("a", "b"):
+        (tmp_path / "Pulumi.dev.yaml").write_text(f"config:\n  callbacks:slow: {slow}\n")
+        plan = run_plan(tmp_path, "dev", in_process=in_process)
+        orders.append([r.name for r in plan.resources])
+    expected = ["gate", "top", "a-first", "a-second", "b-first", "b-second"]
+    assert orders == [expected, expected]
+
+
 def test_same_program_gives_the_same_resource_order_run_after_run() -> None:
     first = out_of_process("prod")
     again = run_plan(ROOT, "prod")

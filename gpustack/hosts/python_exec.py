@@ -60,9 +60,18 @@ class StackRecorder:
         self.drop_type_aliases = drop_type_aliases
         self.describer = describer
         self.resources: list[Any] = []
+        self.tasks: list[Any] = []
+        """The asyncio task each resource was constructed in (None outside a running loop)."""
+        self.main_task: Any = None
+        """The task running the program's own code (`starting`); others run its callbacks."""
+
+    def starting(self) -> None:
+        """Called where the program's code starts: its task is the main one."""
+        self.main_task = _current_task()
 
     def __call__(self, args: Any) -> Any:
         self.resources.append(args.resource)
+        self.tasks.append(_current_task())
         if self.describer is not None:
             self.describer(args.resource, args.type_)
         if not self.drop_type_aliases:
@@ -86,11 +95,29 @@ class StackRecorder:
         return all(fields.get(field, ...) is ... for field in _ALIAS_FIELDS)
 
     async def urns(self) -> list[str]:
-        """The URNs of the recorded resources, in constructor order (unresolvable ones left out)."""
+        """The URNs of the recorded resources, in constructor order (unresolvable ones left out).
+
+        The program's own code constructs in a fixed order. Callbacks (`apply`, a YAML file's
+        manifests after their decode invoke) run when the values they wait for arrive, in an
+        order that changes from run to run: each callback's resources stay together in the order
+        it made them, after the program's own, and callbacks are ordered by the URN of the first
+        resource each made, so the same program lists the same resources in the same order.
+        """
         results = await asyncio.gather(
             *(resource.urn.future() for resource in self.resources), return_exceptions=True
         )
-        return [urn for urn in results if isinstance(urn, str)]
+        main: list[str] = []
+        callbacks: dict[int, list[str]] = {}
+        # No zip(strict=...): this shim runs in the program's interpreter, perhaps before 3.10.
+        for index, urn in enumerate(results):
+            task = self.tasks[index]
+            if not isinstance(urn, str):
+                continue
+            if self.main_task is None or task is None or task is self.main_task:
+                main.append(urn)
+            else:
+                callbacks.setdefault(id(task), []).append(urn)
+        return main + [urn for group in sorted(callbacks.values()) for urn in group]
 
 
 class TypeDescriber:
@@ -187,6 +214,13 @@ class FirstTracebacks:
         if first is not None:
             frames.extend(first)
         return frames
+
+
+def _current_task() -> Any:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
 
 
 def _shallow_copy(opts: Any) -> Any:
@@ -492,6 +526,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def run() -> None:
         pulumi.runtime.register_stack_transformation(recorder)
+        recorder.starting()
         runpy.run_path(program, run_name="__main__")
 
     loop = asyncio.new_event_loop()
