@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import config as pulumi_config
 from pulumi.runtime import rpc
 from pulumi.runtime.rpc import UNKNOWN
@@ -53,6 +54,7 @@ _NIC = "azure-native:network:NetworkInterface"
 _CONTAINER_APP = "azure-native:app:ContainerApp"
 _CONTAINER_GROUP = "azure-native:containerinstance:ContainerGroup"
 _NETWORK_TYPES = "azure-native:network:"
+_K8S_YAML_DECODE = "kubernetes:yaml:decode"
 WHOLLY_UNKNOWN_KEY = "__unknown__"
 """An invoke answer `{WHOLLY_UNKNOWN_KEY: UNKNOWN}` means the whole result is unknown: the
 monitor answers it with `ResourceInvokeResponse.unknown`, as the engine does for an invoke on
@@ -690,6 +692,8 @@ class AzureMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         token = args.token
+        if token == _K8S_YAML_DECODE:
+            return _decoded_manifests(args.args), []
         spec = self.table["invokes"].get(token)
         if self.preview and self._reads_pending(args.args):
             # The engine declines an invoke on resources this update creates: wholly unknown.
@@ -901,6 +905,21 @@ def _described_args(arguments: Mapping[str, Any]) -> str:
         for key, value in sorted(arguments.items())
         if isinstance(value, str) and not is_unknown(value)
     )
+
+
+def _decoded_manifests(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """pulumi-kubernetes' `kubernetes:yaml:decode`: the provider parses the YAML text it is
+    given, no cluster involved, so a `yaml.ConfigFile`/`ConfigGroup` declares its resources
+    offline too, in both modes (the provider answers it under `pulumi preview` as well)."""
+    text = arguments.get("text")
+    if not isinstance(text, str) or is_unknown(text):
+        return {"result": UNKNOWN}
+    try:
+        return {"result": yaml_loader.decode_manifests(text)}
+    except yaml.YAMLError as error:
+        # The provider refuses it, and the program fails, as under `pulumi preview`.
+        message = f"{_K8S_YAML_DECODE}: the YAML does not parse: {error}"
+        raise ProviderCheckFailure(message) from None
 
 
 # --- generators for providers whose outputs follow from inputs -----------------------------

@@ -287,6 +287,34 @@ def test_command_output_is_unknown_in_a_full_plan_too() -> None:
     assert command.urn not in report.unpriced
 
 
+@pytest.mark.parametrize("preview", [False, True])
+def test_kubernetes_yaml_is_decoded_into_its_resources(preview: bool) -> None:
+    # Before: the decode invoke answered nothing, so a ConfigFile declared no resources and
+    # `get_resource` failed the program (KeyError: 'apps/v1/Deployment:web'). The provider
+    # parses the YAML itself, with no cluster, under `pulumi preview` too.
+    plan = program_plan("mock_providers", preview=preview)
+    assert plan.outputs["webReplicas"] == 2
+    assert plan.outputs["teamNamespace"] == "team-a"
+    # JSON has no date type: an unquoted date reaches Kubernetes as its text.
+    assert plan.outputs["released"] == "2024-05-01"
+    by_name = {r.name: r for r in plan.resources}
+    assert by_name["web"].parent == by_name["settings"].parent == by_name["app"].urn
+    assert by_name["team-a"].parent == by_name["inline"].urn
+    assert not any("yaml" in note.lower() for note in plan.notes)
+
+
+def test_yaml_that_does_not_parse_fails_the_program_naming_the_decode(tmp_path: Path) -> None:
+    main = (
+        "from pulumi_kubernetes.yaml import ConfigGroup\n"
+        "ConfigGroup('bad', yaml=['kind: [unclosed'])\n"
+    )
+    write_program(tmp_path, "badyaml", main, stack_config="config: {}\n")
+    with pytest.raises(ProgramError) as raised:
+        run_plan(tmp_path, "dev")
+    assert raised.value.fault == "program"
+    assert "kubernetes:yaml:decode: the YAML does not parse" in str(raised.value)
+
+
 def test_under_preview_generated_values_are_unknown() -> None:
     outputs = program_plan("mock_providers", preview=True).outputs
     assert outputs["password"] in ("<computed>", "[secret]")
