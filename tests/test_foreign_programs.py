@@ -170,6 +170,17 @@ def test_child_resources_of_data_services_sit_under_their_parents_arm_id() -> No
     )
 
 
+def test_services_get_their_registered_namespace_and_redis_its_host_name() -> None:
+    # Before: "Microsoft.Redis/rediss/<name>" and "Microsoft.Eventgrid/...": the module's name
+    # capitalized, which is not the namespace ARM registers (Microsoft.Cache, EventGrid).
+    plan = program_plan("py_foreign")
+    outputs = plan.outputs
+    assert "/providers/Microsoft.Cache/redis/cache" in outputs["cacheId"]
+    name = outputs["cacheId"].rsplit("/", 1)[1]
+    assert outputs["cacheHost"] == f"{name}.redis.cache.windows.net:6380"
+    assert "/providers/Microsoft.EventGrid/topics/events" in outputs["topicId"]
+
+
 def test_a_cosmos_connection_string_carries_the_accounts_own_key() -> None:
     # Before: listDatabaseAccountKeys and listDatabaseAccountConnectionStrings made up two
     # different keys for one account.
