@@ -14,7 +14,7 @@ Only generated provider SDKs are loaded this way: top-level `pulumi_*` packages 
 codegen's `_utilities.py`; the core `pulumi` package, the program's own modules and everything
 else load as usual. The compiled code is cached in gpustack's cache directory (not the
 package's `__pycache__`, which may be read-only or switched off with PYTHONDONTWRITEBYTECODE),
-keyed by source path and checked against its size, mtime and the interpreter's magic number;
+keyed by source path and interpreter version and checked against the source's size and mtime;
 a module with no usable cache entry that cannot be cached is loaded as usual. The first plan
 after installing or upgrading an SDK compiles the modules it imports (some seconds for
 azure-native), later plans reuse them.
@@ -58,7 +58,10 @@ class DeferredAnnotationsLoader(importlib.machinery.SourceFileLoader):
             + importlib.util.MAGIC_NUMBER
             + struct.pack("<QQ", stat.st_mtime_ns, stat.st_size)
         )
-        digest = hashlib.sha256(os.path.abspath(source_path).encode()).hexdigest()[:40]
+        # One entry per source file and interpreter version: programs on different Pythons
+        # sharing an SDK path (a virtualenv rebuilt on another Python) keep their own.
+        key = importlib.util.MAGIC_NUMBER + os.path.abspath(source_path).encode()
+        digest = hashlib.sha256(key).hexdigest()[:40]
         cached = os.path.join(self.cache_dir, digest[:2], digest + ".pyc")
         try:
             with open(cached, "rb") as handle:
