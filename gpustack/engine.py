@@ -34,7 +34,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.hosts import ProgramError, ProgramRunError, run_program
 from gpustack.hosts import python_exec as shim
-from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, ProviderCheckFailure
+from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, InvokeRefused, ProviderCheckFailure
 from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
 from gpustack.stack_outputs import StackOutputs
 
@@ -175,6 +175,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             return self._invoke(request)
 
     def _invoke(self, request: Any) -> Any:
+        if not request.provider and isinstance(self.mocks, AzureMocks):
+            denied = self.mocks.default_provider_denied(request.tok)
+            if denied:
+                raise InvokeRefused(denied)
         response = super().Invoke(request)
         answer = getattr(response, "return")
         if WHOLLY_UNKNOWN_KEY in answer.fields:
@@ -203,6 +207,17 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
             self.failures.append(message)
             raise DuplicateUrnError(message)
+        if (
+            request.custom
+            and not request.provider
+            and not request.type.startswith("pulumi:providers:")
+            and isinstance(self.mocks, AzureMocks)
+        ):
+            denied = self.mocks.default_provider_denied(request.type)
+            if denied:
+                message = f"{denied} (declared at {where})" if where else denied
+                self.failures.append(message)
+                raise ProviderCheckFailure(message)
         try:
             response = super().RegisterResource(request)
         except ProviderCheckFailure as failure:

@@ -22,6 +22,7 @@ import copy
 import functools
 import hashlib
 import ipaddress
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -55,6 +56,7 @@ _CONTAINER_APP = "azure-native:app:ContainerApp"
 _CONTAINER_GROUP = "azure-native:containerinstance:ContainerGroup"
 _NETWORK_TYPES = "azure-native:network:"
 _K8S_YAML_DECODE = "kubernetes:yaml:decode"
+_DISABLE_DEFAULT_PROVIDERS = "pulumi:disable-default-providers"
 WHOLLY_UNKNOWN_KEY = "__unknown__"
 """An invoke answer `{WHOLLY_UNKNOWN_KEY: UNKNOWN}` means the whole result is unknown: the
 monitor answers it with `ResourceInvokeResponse.unknown`, as the engine does for an invoke on
@@ -143,6 +145,11 @@ def kubeconfig(cluster: str, location: str, seed: str, fqdn: str | None = None) 
 class ProviderCheckFailure(Exception):
     """What the provider's Check refuses before anything is created (a required property
     missing): `pulumi preview` fails on it too, so the plan does, naming the resource."""
+
+
+class InvokeRefused(Exception):
+    """What the engine refuses for an invoke (its package's default provider disabled): the
+    program's call fails with it, where the program made it."""
 
 
 class AzureMocks(pulumi.runtime.Mocks):
@@ -647,6 +654,31 @@ class AzureMocks(pulumi.runtime.Mocks):
         if self.config is not None:
             return self.config.get(f"azure-native:{key}")
         return pulumi_config.get_config(f"azure-native:{key}")
+
+    def default_provider_denied(self, token: str) -> str | None:
+        """The engine's refusal when `token`'s package has its default provider disabled
+        (`pulumi:disable-default-providers`, a list of packages or `*`), else None.
+
+        The message is the engine's (pulumi/pulumi pkg/resource/deploy/source_eval.go,
+        `diag.GetDefaultProviderDenied`).
+        """
+        package = token.split(":", 1)[0]
+        if package == "pulumi":
+            return None  # the engine's own builtins (StackReference) have no default to deny
+        if self.config is not None:
+            raw = self.config.get(_DISABLE_DEFAULT_PROVIDERS)
+        else:
+            raw = pulumi_config.get_config(_DISABLE_DEFAULT_PROVIDERS)
+        try:
+            disabled = json.loads(raw) if raw else []
+        except ValueError:
+            disabled = [raw]
+        if not isinstance(disabled, list) or not ({package, "*"} & set(map(str, disabled))):
+            return None
+        return (
+            f"Default provider for '{package}' disabled. '{token}' must use an explicit "
+            "provider."
+        )
 
     def _default_location(self, token: str, inputs: Mapping[str, Any], provider: str) -> Any:
         """azure-native's Check: the provider's `location`, else the resource group's.

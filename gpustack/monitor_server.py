@@ -40,7 +40,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.engine import MOCKS_LOCK, DuplicateUrnError, RecordingMonitor, from_struct
 from gpustack.hosts.python_exec import DESCRIBE_TOKEN
-from gpustack.mocks import AzureMocks, ProviderCheckFailure
+from gpustack.mocks import AzureMocks, InvokeRefused, ProviderCheckFailure
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -219,6 +219,9 @@ class MonitorServer:
         try:
             with MOCKS_LOCK:
                 return self._context.copy().run(handler, request)
+        except InvokeRefused as error:
+            # Raised in the program where it called the invoke, which names its own line.
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except (DuplicateUrnError, ProviderCheckFailure) as error:
             # The engine or the provider refuses what the program declared: its fault.
             with self.lock:

@@ -194,6 +194,49 @@ def test_a_program_with_no_location_anywhere_fails_as_preview_would(
     assert plan.resources[0].inputs["location"] == "westus3"
 
 
+NO_DEFAULT_PROVIDERS = """\
+import pulumi
+import pulumi_azure_native as azure_native
+from pulumi_azure_native import authorization, resources
+
+explicit = azure_native.Provider("explicit", location="westus3")
+resources.ResourceGroup("ok", opts=pulumi.ResourceOptions(provider=explicit))
+team_opts = pulumi.ResourceOptions(providers=[explicit])
+team = pulumi.ComponentResource("acme:Team", "team", opts=team_opts)
+resources.ResourceGroup("inherits", opts=pulumi.ResourceOptions(parent=team))
+authorization.get_client_config(opts=pulumi.InvokeOptions(provider=explicit))
+mistake = pulumi.Config().get("mistake")
+if mistake == "resource":
+    resources.ResourceGroup("forgot")
+elif mistake == "invoke":
+    authorization.get_client_config()
+"""
+
+
+@pytest.mark.parametrize(
+    ("mistake", "refused"),
+    [
+        ("resource", "'azure-native:resources:ResourceGroup' must use an explicit provider. "
+         "(declared at __main__.py:13)"),
+        ("invoke", "'azure-native:authorization:getClientConfig' must use an explicit provider."
+         "\n  at __main__.py:15"),
+    ],
+)
+def test_disabled_default_providers_refuse_what_uses_them(
+    tmp_path: Path, mistake: str, refused: str
+) -> None:
+    # Before: `pulumi:disable-default-providers` was ignored, so a resource that forgot its
+    # provider (and would land in the default subscription) planned cleanly.
+    stack = "config:\n  pulumi:disable-default-providers: [azure-native]\n"
+    write_program(tmp_path, "explicit", NO_DEFAULT_PROVIDERS, stack_config=stack)
+    plan = run_plan(tmp_path, "dev")
+    assert [r.name for r in plan.resources] == ["explicit", "ok", "team", "inherits"]
+    with pytest.raises(ProgramError) as raised:
+        run_plan(tmp_path, "dev", config_overrides=[("explicit:mistake", mistake, False)])
+    assert raised.value.fault == "program"
+    assert "Default provider for 'azure-native' disabled. " + refused in str(raised.value)
+
+
 def test_resources_of_a_package_nothing_models_are_named_in_a_note(tmp_path: Path) -> None:
     # pulumi-azure (the classic provider) and others: planned from inputs, but no rule, price
     # or GPU count looks at them, so a clean verdict must not read as covering them.
