@@ -227,6 +227,22 @@ def test_a_missing_module_is_the_environments_fault() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_module_requirements_txt_lists_but_no_virtualenv_has_says_to_name_one(
+    tmp_path: Path,
+) -> None:
+    # Before: "add it to requirements.txt", where it already was: a project naming no
+    # virtualenv (as many public examples) runs with gpustack's own interpreter.
+    (tmp_path / "Pulumi.yaml").write_text("name: needs-azuread\nruntime: python\n")
+    (tmp_path / "requirements.txt").write_text("pulumi>=3.0.0\npulumi_AzureAD>=5.0.0\n")
+    (tmp_path / "__main__.py").write_text("import pulumi_azuread\n")
+    result = gpustack_plan(tmp_path)
+    assert result.returncode == 2
+    assert "No module named 'pulumi_azuread'" in result.stderr
+    assert "requirements.txt lists it" in result.stderr
+    assert "runtime.options.virtualenv" in result.stderr
+    assert "add it to requirements.txt" not in result.stderr
+
+
 def test_virtualenv_is_created_once_and_reinstalled_when_requirements_change(
     tmp_path: Path,
 ) -> None:

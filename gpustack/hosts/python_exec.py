@@ -36,6 +36,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import runpy
 import sys
 import traceback
@@ -324,6 +325,22 @@ def _own_frame(
     return None
 
 
+def _requirements_list(root: str, module: str) -> bool:
+    """Whether the program's requirements.txt names the distribution `module` comes from
+    (`pulumi_azuread` from `pulumi-azuread`, names compared as pip normalizes them)."""
+    try:
+        with open(os.path.join(root, "requirements.txt"), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    wanted = re.sub(r"[-_.]+", "-", module).lower()
+    for line in lines:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if match and re.sub(r"[-_.]+", "-", match.group(1)).lower() == wanted:
+            return True
+    return False
+
+
 def describe_failure(
     error: BaseException, program_dir: str, tracebacks: FirstTracebacks | None = None
 ) -> dict[str, Any]:
@@ -359,9 +376,24 @@ def describe_failure(
         )
         if not local:
             result["fault"] = "environment"
+            advice = "add it to requirements.txt"
+            prefix = os.path.realpath(sys.prefix)
+            if _requirements_list(root, top) and prefix.startswith(root + os.sep):
+                advice = (
+                    "requirements.txt lists it, but the program's virtualenv was not made "
+                    f"from it: run `{sys.executable} -m pip install -r requirements.txt`"
+                )
+            elif _requirements_list(root, top):
+                # Public examples often name no virtualenv: the requirements were never
+                # installed where the program runs.
+                advice = (
+                    "requirements.txt lists it, but it is not installed here: name a "
+                    "virtualenv in Pulumi.yaml (runtime.options.virtualenv), which gpustack "
+                    "plan creates from requirements.txt as `pulumi install` does"
+                )
             result["message"] = (
                 f"No module named '{error.name}' in the program's environment "
-                f"({sys.executable}); add it to requirements.txt"
+                f"({sys.executable}); {advice}"
             )
     try:
         import pulumi
