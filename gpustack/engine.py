@@ -187,6 +187,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             response.unknown = True
         return response
 
+    def ReadResource(self, request: Any) -> Any:
+        with MOCKS_LOCK:
+            if (
+                not request.provider
+                and not request.type.startswith("pulumi:")
+                and isinstance(self.mocks, AzureMocks)
+            ):
+                denied = self.mocks.default_provider_denied(request.type)
+                if denied:
+                    # The SDK reports a read's position inside its own `get`: name the read.
+                    message = f"{denied} (reading '{request.name}' with .get())"
+                    self.failures.append(message)
+                    raise ProviderCheckFailure(message)
+            return super().ReadResource(request)
+
     def RegisterResource(self, request: Any) -> Any:
         with MOCKS_LOCK:
             return self._register(request)

@@ -205,11 +205,15 @@ team_opts = pulumi.ResourceOptions(providers=[explicit])
 team = pulumi.ComponentResource("acme:Team", "team", opts=team_opts)
 resources.ResourceGroup("inherits", opts=pulumi.ResourceOptions(parent=team))
 authorization.get_client_config(opts=pulumi.InvokeOptions(provider=explicit))
+existing = "/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/shared"
+resources.ResourceGroup.get("shared", existing, opts=pulumi.ResourceOptions(provider=explicit))
 mistake = pulumi.Config().get("mistake")
 if mistake == "resource":
     resources.ResourceGroup("forgot")
 elif mistake == "invoke":
     authorization.get_client_config()
+elif mistake == "read":
+    resources.ResourceGroup.get("forgot", existing)
 """
 
 
@@ -217,9 +221,11 @@ elif mistake == "invoke":
     ("mistake", "refused"),
     [
         ("resource", "'azure-native:resources:ResourceGroup' must use an explicit provider. "
-         "(declared at __main__.py:13)"),
+         "(declared at __main__.py:15)"),
         ("invoke", "'azure-native:authorization:getClientConfig' must use an explicit provider."
-         "\n  at __main__.py:15"),
+         "\n  at __main__.py:17"),
+        ("read", "'azure-native:resources:ResourceGroup' must use an explicit provider. "
+         "(reading 'forgot' with .get())"),
     ],
 )
 def test_disabled_default_providers_refuse_what_uses_them(
