@@ -35,7 +35,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from gpustack.hosts import ProgramError, ProgramRunError, run_program
 from gpustack.hosts import python_exec as shim
-from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, ProviderCheckFailure
+from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, InvokeRefused, ProviderCheckFailure
 from gpustack.project import ConfigOverride, ProjectError, StackProject, load_project
 from gpustack.stack_outputs import StackOutputs
 
@@ -182,6 +182,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             return self._invoke(request)
 
     def _invoke(self, request: Any) -> Any:
+        if not request.provider and isinstance(self.mocks, AzureMocks):
+            denied = self.mocks.default_provider_denied(request.tok)
+            if denied:
+                raise InvokeRefused(denied)
         if self.plain_references:
             request = with_plain_references(request, "args")
         response = super().Invoke(request)
@@ -191,6 +195,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             answer.Clear()
             response.unknown = True
         return response
+
+    def ReadResource(self, request: Any) -> Any:
+        with MOCKS_LOCK:
+            if (
+                not request.provider
+                and not request.type.startswith("pulumi:")
+                and isinstance(self.mocks, AzureMocks)
+            ):
+                denied = self.mocks.default_provider_denied(request.type)
+                if denied:
+                    # The SDK reports a read's position inside its own `get`: name the read.
+                    message = f"{denied} (reading '{request.name}' with .get())"
+                    self.failures.append(message)
+                    raise ProviderCheckFailure(message)
+            return super().ReadResource(request)
 
     def RegisterResource(self, request: Any) -> Any:
         with MOCKS_LOCK:
@@ -212,14 +231,28 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
             self.failures.append(message)
             raise DuplicateUrnError(message)
+        if (
+            request.custom
+            and not request.provider
+            and not request.type.startswith("pulumi:providers:")
+            and isinstance(self.mocks, AzureMocks)
+        ):
+            denied = self.mocks.default_provider_denied(request.type)
+            if denied:
+                message = f"{denied} (declared at {where})" if where else denied
+                self.failures.append(message)
+                raise ProviderCheckFailure(message)
         try:
             response = super().RegisterResource(
                 with_plain_references(request, "object") if self.plain_references else request
             )
         except ProviderCheckFailure as failure:
+            # The SDK raises it in its own code, far from the program's line: name the line
+            # that declared the resource, as for a duplicate URN.
+            message = f"{failure} (declared at {where})" if where else str(failure)
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
-            self.failures.append(str(failure))
-            raise
+            self.failures.append(message)
+            raise ProviderCheckFailure(message) from None
         inputs = from_struct(request.object)
         if request.remote and isinstance(self.mocks, AzureMocks):
             # The engine would have the provider construct it (a multi-language component
@@ -440,7 +473,7 @@ def capture(
     recorder = shim.StackRecorder(pulumi)
     pulumi.runtime.register_stack_transformation(recorder)
     with collector_paused():
-        _sync_await(_run_and_settle(declare))
+        _sync_await(_run_and_settle(_started(recorder, declare)))
         order = _sync_await(recorder.urns())
     return in_constructor_order(monitor.registrations, order)
 
@@ -599,7 +632,7 @@ def _run_in_process(project: StackProject, mocks: AzureMocks, optimize: bool = T
         recorder = shim.StackRecorder(pulumi, drop_type_aliases=optimize)
         pulumi.runtime.register_stack_transformation(recorder)
         try:
-            _sync_await(_run_and_settle(lambda: _run_main(project.main)))
+            _sync_await(_run_and_settle(_started(recorder, lambda: _run_main(project.main))))
         except pulumi.RunError:
             raise
         except ProjectError:
@@ -642,6 +675,16 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _started(recorder: Any, program: Callable[[], object]) -> Callable[[], object]:
+    """`program`, telling `recorder` first that the task running it is the program's own."""
+
+    def run() -> object:
+        recorder.starting()
+        return program()
+
+    return run
 
 
 async def _run_and_settle(program: Callable[[], object]) -> None:

@@ -22,6 +22,7 @@ import copy
 import functools
 import hashlib
 import ipaddress
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import config as pulumi_config
 from pulumi.runtime import rpc
 from pulumi.runtime.rpc import UNKNOWN
@@ -53,6 +55,8 @@ _NIC = "azure-native:network:NetworkInterface"
 _CONTAINER_APP = "azure-native:app:ContainerApp"
 _CONTAINER_GROUP = "azure-native:containerinstance:ContainerGroup"
 _NETWORK_TYPES = "azure-native:network:"
+_K8S_YAML_DECODE = "kubernetes:yaml:decode"
+_DISABLE_DEFAULT_PROVIDERS = "pulumi:disable-default-providers"
 WHOLLY_UNKNOWN_KEY = "__unknown__"
 """An invoke answer `{WHOLLY_UNKNOWN_KEY: UNKNOWN}` means the whole result is unknown: the
 monitor answers it with `ResourceInvokeResponse.unknown`, as the engine does for an invoke on
@@ -141,6 +145,11 @@ def kubeconfig(cluster: str, location: str, seed: str, fqdn: str | None = None) 
 class ProviderCheckFailure(Exception):
     """What the provider's Check refuses before anything is created (a required property
     missing): `pulumi preview` fails on it too, so the plan does, naming the resource."""
+
+
+class InvokeRefused(Exception):
+    """What the engine refuses for an invoke (its package's default provider disabled): the
+    program's call fails with it, where the program made it."""
 
 
 class AzureMocks(pulumi.runtime.Mocks):
@@ -646,6 +655,31 @@ class AzureMocks(pulumi.runtime.Mocks):
             return self.config.get(f"azure-native:{key}")
         return pulumi_config.get_config(f"azure-native:{key}")
 
+    def default_provider_denied(self, token: str) -> str | None:
+        """The engine's refusal when `token`'s package has its default provider disabled
+        (`pulumi:disable-default-providers`, a list of packages or `*`), else None.
+
+        The message is the engine's (pulumi/pulumi pkg/resource/deploy/source_eval.go,
+        `diag.GetDefaultProviderDenied`).
+        """
+        package = token.split(":", 1)[0]
+        if package == "pulumi":
+            return None  # the engine's own builtins (StackReference) have no default to deny
+        if self.config is not None:
+            raw = self.config.get(_DISABLE_DEFAULT_PROVIDERS)
+        else:
+            raw = pulumi_config.get_config(_DISABLE_DEFAULT_PROVIDERS)
+        try:
+            disabled = json.loads(raw) if raw else []
+        except ValueError:
+            disabled = [raw]
+        if not isinstance(disabled, list) or not ({package, "*"} & set(map(str, disabled))):
+            return None
+        return (
+            f"Default provider for '{package}' disabled. '{token}' must use an explicit "
+            "provider."
+        )
+
     def _default_location(self, token: str, inputs: Mapping[str, Any], provider: str) -> Any:
         """azure-native's Check: the provider's `location`, else the resource group's.
 
@@ -690,6 +724,8 @@ class AzureMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         token = args.token
+        if token == _K8S_YAML_DECODE:
+            return _decoded_manifests(args.args), []
         spec = self.table["invokes"].get(token)
         if self.preview and self._reads_pending(args.args):
             # The engine declines an invoke on resources this update creates: wholly unknown.
@@ -792,6 +828,10 @@ class AzureMocks(pulumi.runtime.Mocks):
             resource or "cluster", region, seed, self._fqdns.get((group, resource))
         )
         context.update({f"arg:{key}": value for key, value in args.args.items()})
+        # One account's keys are the same in every invoke that answers them (a Cosmos DB
+        # account's listDatabaseAccountKeys and the AccountKey= of its connection strings).
+        module = args.token.rsplit(":", 1)[0]
+        context["_secret_seed"] = f"{module}:{sorted(args.args.items())!r}"
         return self._render(copy.deepcopy(spec), context)
 
     @staticmethod
@@ -854,7 +894,8 @@ class AzureMocks(pulumi.runtime.Mocks):
             elif key.startswith("uuid:"):
                 value = stable_uuid(f"{context['_seed']}:{key}")
             elif key.startswith("secret:"):
-                value = placeholders.secret_text(f"{context['_seed']}:{key}")
+                seed = context.get("_secret_seed", context["_seed"])
+                value = placeholders.secret_text(f"{seed}:{key}")
             elif key.startswith("subnet_ip:"):
                 value = self._address_in_subnet(context["_inputs"], key.split(":", 1)[1])
             else:
@@ -896,6 +937,21 @@ def _described_args(arguments: Mapping[str, Any]) -> str:
         for key, value in sorted(arguments.items())
         if isinstance(value, str) and not is_unknown(value)
     )
+
+
+def _decoded_manifests(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """pulumi-kubernetes' `kubernetes:yaml:decode`: the provider parses the YAML text it is
+    given, no cluster involved, so a `yaml.ConfigFile`/`ConfigGroup` declares its resources
+    offline too, in both modes (the provider answers it under `pulumi preview` as well)."""
+    text = arguments.get("text")
+    if not isinstance(text, str) or is_unknown(text):
+        return {"result": UNKNOWN}
+    try:
+        return {"result": yaml_loader.decode_manifests(text)}
+    except yaml.YAMLError as error:
+        # The provider refuses it, and the program fails, as under `pulumi preview`.
+        message = f"{_K8S_YAML_DECODE}: the YAML does not parse: {error}"
+        raise ProviderCheckFailure(message) from None
 
 
 # --- generators for providers whose outputs follow from inputs -----------------------------
@@ -949,8 +1005,10 @@ def _tls_private_key(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _command(seed: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    # What a command prints is unknowable offline; a marker string, not a guess at the output.
-    return {"stdout": f"offline-plan-stdout-{stable_hex(seed)}", "stderr": ""}
+    # What a command prints is unknowable offline, so it stays unknown in a full plan too, as a
+    # public IP does: programs parse it (`json.loads(cmd.stdout)`, `int(...)`), and a made-up
+    # text would fail a program that is right.
+    return {"stdout": UNKNOWN, "stderr": UNKNOWN}
 
 
 # --- ARM shapes ----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from gpustack.engine import (
     with_plain_references,
 )
 from gpustack.hosts.python_exec import DESCRIBE_TOKEN
-from gpustack.mocks import AzureMocks, ProviderCheckFailure
+from gpustack.mocks import AzureMocks, InvokeRefused, ProviderCheckFailure
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -249,6 +249,9 @@ class MonitorServer:
         try:
             with MOCKS_LOCK:
                 return self._context.copy().run(handler, request)
+        except InvokeRefused as error:
+            # Raised in the program where it called the invoke, which names its own line.
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except (DuplicateUrnError, ProviderCheckFailure) as error:
             # The engine or the provider refuses what the program declared: its fault.
             with self.lock:

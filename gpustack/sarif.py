@@ -22,6 +22,7 @@ SOURCE_ROOT = "%SRCROOT%"
 # Enforcement level -> SARIF result level: mandatory fails the deploy, advisory warns.
 _LEVELS = {"mandatory": "error", "advisory": "warning", "remediate": "note", "disabled": "none"}
 # GitHub reads `security-severity` (0-10) to rank alerts: 9+ critical, 7+ high, 4+ medium.
+_LIBRARY_DIRECTORIES = frozenset({"site-packages", "dist-packages", "node_modules"})
 _SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0"}
 
 
@@ -187,6 +188,11 @@ def _artifact(file: Any, line: Any, root: Path | None) -> dict[str, Any] | None:
             path = path.resolve().relative_to(root)
         except ValueError:
             return None  # outside the repository (an installed library): not annotatable
+        if _LIBRARY_DIRECTORIES & set(path.parts):
+            # An installed library inside the repository (the program's own virtualenv or
+            # node_modules; `yaml.ConfigFile` declares each manifest there): not the program's
+            # code, so the nearest component the program declared is where to point.
+            return None
     location: dict[str, Any] = {"artifactLocation": {"uri": path.as_posix()}}
     if root is not None:
         location["artifactLocation"]["uriBaseId"] = SOURCE_ROOT

@@ -98,3 +98,19 @@ def read(path: Path) -> Any:
     """The parsed UTF-8 YAML file; a parse error names the file, line and column."""
     with path.open(encoding="utf-8") as stream:
         return yaml.load(stream, Loader=SafeLoader)
+
+
+class _KubernetesYamlLoader(SafeLoader):  # type: ignore[misc,valid-type]
+    """Kubernetes manifests as pulumi-kubernetes decodes them (sigs.k8s.io/yaml: YAML to JSON),
+    where a timestamp stays its text: JSON has no date type."""
+
+
+_KubernetesYamlLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", SafeLoader.construct_yaml_str
+)
+
+
+def decode_manifests(text: str) -> list[Any]:
+    """The objects of a multi-document Kubernetes YAML text, empty documents left out (the
+    provider's `kubernetes:yaml:decode` invoke)."""
+    return [doc for doc in yaml.load_all(text, Loader=_KubernetesYamlLoader) if doc is not None]

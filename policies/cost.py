@@ -136,6 +136,10 @@ def cost_autoscale_bounded(resource: Resource, report: Report) -> None:
             report(f"{pool.label} has maxCount {high:g} below minCount {low:g}")
 
 
+# Packages whose resources bill an Azure subscription (azure-native, and the classic provider).
+AZURE_PACKAGES = ("azure-native:", "azure:")
+
+
 @stack_rule(
     Rule(
         id="gpustack-cost-budget-exists",
@@ -153,6 +157,10 @@ def cost_autoscale_bounded(resource: Resource, report: Report) -> None:
 )
 def cost_budget_exists(stack: Stack, report: StackReport) -> None:
     budgets = stack.of(BUDGET)
+    if not budgets and not any(r.type.startswith(AZURE_PACKAGES) for r in stack.resources):
+        # Kubernetes objects in a cluster another stack owns, random values: nothing here
+        # bills an Azure subscription, so there is nothing for a budget to watch.
+        stack.not_applicable("the stack declares no Azure resources")
     if not budgets:
         report("the stack declares no consumption.Budget", None)
         return

@@ -18,7 +18,7 @@ import datetime
 import functools
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pulumi_policy import Severity
@@ -434,19 +434,25 @@ def _runtime_key(stack: str, version: str, known: dict[str, Any]) -> str | None:
     return key if key in known else None
 
 
-def app_settings(resource: Resource) -> dict[str, Any]:
-    """An app's settings: siteConfig.appSettings of an app, or a settings resource's map."""
+def app_settings(resource: Resource) -> list[tuple[Any, Callable[[], Any]]]:
+    """An app's settings as (name, read its value): siteConfig.appSettings of an app, or a
+    settings resource's map. A value is read only when a rule asks for it: under preview the
+    values of unrelated settings (a registry password, a connection string) are often unknown,
+    and reading one stops the rule ("can't run policy ... during preview")."""
     if resource.is_a(*APP_SETTINGS):
         settings = resource.get("properties")
-        return dict(settings) if isinstance(settings, Mapping) else {}
-    return {dig(pair, "name"): dig(pair, "value")
-            for pair in items(resource.get("siteConfig", "appSettings"))}
+        if not isinstance(settings, Mapping):
+            return []
+        return [(name, lambda name=name: settings.get(name)) for name in settings]
+    return [(dig(pair, "name"), lambda pair=pair: dig(pair, "value"))
+            for pair in items(resource.get("siteConfig", "appSettings"))]
 
 
 def app_runtimes(app: Resource) -> Iterator[tuple[str, str, str]]:
     """(setting, stack, version) for every language runtime an app's settings name."""
-    for name, value in app_settings(app).items():
+    for name, read in app_settings(app):
         stack = _RUNTIME_SETTINGS.get(str(name).upper())
+        value = read() if stack else None
         if stack and isinstance(value, str) and value:
             yield f"app setting {name}", stack, value
     if app.is_a(*APP_SETTINGS):

@@ -12,7 +12,7 @@ from pulumi_policy import Severity
 
 from policies.rulebook import (
     ADVISORY,
-    ENVIRONMENT_SETTING,
+    ENVIRONMENTS,
     MANDATORY,
     Report,
     Resource,
@@ -94,6 +94,21 @@ def tags_required(resource: Resource, report: Report) -> None:
         report(f"missing tags: {names(missing)}")
 
 
+# The environment a tag must name: the policy config's, else the stack's name when it is one
+# of the environments. Not the `prod` every other environment-scoped rule assumes for an
+# unconfigured stack (the strictest reading there): here it would call a resource tagged dev
+# in a stack named dev mistagged.
+_ENVIRONMENT_TO_MATCH = {
+    "environment": {
+        "type": ["string", "null"],
+        "enum": [*ENVIRONMENTS, None],
+        "default": None,
+        "description": "The environment this stack is (dev, staging or prod); null: the "
+        "stack's name, when it is one of them.",
+    }
+}
+
+
 @resource_rule(
     Rule(
         id="gpustack-tags-environment-matches",
@@ -107,17 +122,25 @@ def tags_required(resource: Resource, report: Report) -> None:
         references=(
             "https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources",
         ),
-        settings=ENVIRONMENT_SETTING,
+        settings=_ENVIRONMENT_TO_MATCH,
     ),
 )
 def tags_environment_matches(resource: Resource, report: Report) -> None:
     if not _taggable(resource):
         return
+    environment = resource.config.get("environment") or _stack_environment(resource.urn)
+    if environment is None:
+        return  # no environment to compare the tag with
     tags = _tags(resource)
     key = next((k for k in tags if k.lower() == "environment"), None)
-    if key is not None and str(tags[key]).lower() != resource.config["environment"]:
-        report(f"tag environment is {tags[key]!r}; this is the "
-               f"{resource.config['environment']} stack")
+    if key is not None and str(tags[key]).lower() != environment:
+        report(f"tag environment is {tags[key]!r}; this is the {environment} stack")
+
+
+def _stack_environment(urn: str) -> str | None:
+    """The environment a stack's name is (`urn:pulumi:<stack>::...`), if it is one."""
+    stack = urn.removeprefix("urn:pulumi:").split("::", 1)[0].lower()
+    return stack if stack in ENVIRONMENTS else None
 
 
 POLICIES = [tags_required, tags_environment_matches]

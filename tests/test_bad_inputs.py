@@ -611,6 +611,47 @@ def test_bad_program_exits_2_naming_what_failed(
     assert "Traceback" not in err
 
 
+# (case id, __main__.py, extra file name, its text, where the message must point)
+PROGRAM_LOCATION_CASES: list[tuple[str, str, str, str, str]] = [
+    # Before: "at <frozen runpy>:259", runpy's frame resolved against the program's directory.
+    ("syntax-error", "import pulumi\nsizes = [1, 2\n", "", "",
+     "at __main__.py:2\n    sizes = [1, 2"),
+    ("syntax-error-in-imported-module", "import helper\n", "helper.py", "def f(:\n    pass\n",
+     "at helper.py:1\n    def f(:"),
+    # Before: "raised outside the program's files": the SDK re-raises an input's failure as
+    # its own ValueError (`While processing resource ...`), the lambda's frame on its cause.
+    ("apply-error-in-a-resource-input",
+     "import pulumi\nimport pulumi_random as random\n\n"
+     "length = pulumi.Output.from_input('six').apply(lambda text: int(text))\n"
+     "random.RandomString('s', length=length)\n", "", "",
+     "at __main__.py:4\n    length = pulumi.Output.from_input('six')"),
+]
+
+
+@pytest.mark.parametrize(
+    ("main", "extra", "extra_text", "where"),
+    [pytest.param(m, e, t, w, id=case) for case, m, e, t, w in PROGRAM_LOCATION_CASES],
+)
+def test_a_program_error_names_the_programs_file_and_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    main: str,
+    extra: str,
+    extra_text: str,
+    where: str,
+) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: p\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text(main)
+    if extra:
+        (tmp_path / extra).write_text(extra_text)
+    code = cli.main(["plan", "--program", str(tmp_path), "--no-policy"])
+    err = capsys.readouterr().err
+    assert code == EXIT_ERROR, err
+    assert where in err, err
+    assert "raised outside the program's files" not in err and "<frozen" not in err, err
+
+
 # --- a representative subset through real subprocesses ---------------------------------------
 
 

@@ -55,6 +55,46 @@ def test_preview_plans_are_identical_too() -> None:
     assert plan_bytes(previewed("dev")) == plan_bytes(in_process)
 
 
+CALLBACK_PROGRAM = """
+import pulumi
+import pulumi_random as random
+
+slow = pulumi.Config().require("slow")
+gate = random.RandomPet("gate")
+
+
+def make(prefix):
+    first = random.RandomPet(f"{prefix}-first")
+    random.RandomPet(f"{prefix}-second", prefix=first.id)
+
+
+for prefix in ("a", "b"):
+    # The slow one's callback waits for an RPC answer; the other runs at once.
+    value = pulumi.Output.from_input(prefix)
+    if prefix == slow:
+        value = gate.id.apply(lambda _, p=prefix: p)
+    value.apply(make)
+random.RandomPet("top")
+"""
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_resources_made_in_callbacks_are_listed_in_the_same_order_whichever_runs_first(
+    tmp_path: Path, in_process: bool
+) -> None:
+    # Before: in the order the callbacks happened to run, which the timing of RPC answers
+    # decides (1 run in 6 differed for two `apply`s that each create resources).
+    (tmp_path / "Pulumi.yaml").write_text("name: callbacks\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(CALLBACK_PROGRAM)
+    orders = []
+    for slow in ("a", "b"):
+        (tmp_path / "Pulumi.dev.yaml").write_text(f"config:\n  callbacks:slow: {slow}\n")
+        plan = run_plan(tmp_path, "dev", in_process=in_process)
+        orders.append([r.name for r in plan.resources])
+    expected = ["gate", "top", "a-first", "a-second", "b-first", "b-second"]
+    assert orders == [expected, expected]
+
+
 def test_same_program_gives_the_same_resource_order_run_after_run() -> None:
     first = out_of_process("prod")
     again = run_plan(ROOT, "prod")
@@ -185,6 +225,22 @@ def test_a_missing_module_is_the_environments_fault() -> None:
     assert "No module named 'pulumi_not_installed_anywhere'" in result.stderr
     assert "at __main__.py:3" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_module_requirements_txt_lists_but_no_virtualenv_has_says_to_name_one(
+    tmp_path: Path,
+) -> None:
+    # Before: "add it to requirements.txt", where it already was: a project naming no
+    # virtualenv (as many public examples) runs with gpustack's own interpreter.
+    (tmp_path / "Pulumi.yaml").write_text("name: needs-azuread\nruntime: python\n")
+    (tmp_path / "requirements.txt").write_text("pulumi>=3.0.0\npulumi_AzureAD>=5.0.0\n")
+    (tmp_path / "__main__.py").write_text("import pulumi_azuread\n")
+    result = gpustack_plan(tmp_path)
+    assert result.returncode == 2
+    assert "No module named 'pulumi_azuread'" in result.stderr
+    assert "requirements.txt lists it" in result.stderr
+    assert "runtime.options.virtualenv" in result.stderr
+    assert "add it to requirements.txt" not in result.stderr
 
 
 def test_virtualenv_is_created_once_and_reinstalled_when_requirements_change(

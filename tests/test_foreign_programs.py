@@ -79,6 +79,15 @@ def test_a_web_app_answers_with_its_arm_id_host_name_and_deployment_user() -> No
     assert plan.outputs["outboundIps"] == "<computed>"
 
 
+def test_a_deployment_slot_is_a_child_of_its_app_and_answers_on_its_host_name() -> None:
+    # Before: ".../Microsoft.Web/webAppSlots/<app name>" (the app's name taken for the slot's)
+    # and a made-up host name.
+    plan = program_plan("py_foreign")
+    name = plan.outputs["appName"]
+    assert plan.outputs["slotId"] == one(plan, "azure-native:web:WebApp") + "/slots/staging"
+    assert plan.outputs["slotHost"] == f"{name}-staging.azurewebsites.net"
+
+
 def test_an_application_insights_connection_string_carries_its_key_and_region() -> None:
     plan = program_plan("py_foreign")
     connection = plan.outputs["insightsConnection"]
@@ -138,6 +147,53 @@ def test_a_service_bus_answers_its_endpoint_and_a_connection_string_of_the_right
         f"Endpoint=sb://{name}.servicebus.windows.net/;"
         "SharedAccessKeyName=RootManageSharedAccessKey"
     )
+
+
+def test_child_resources_of_data_services_sit_under_their_parents_arm_id() -> None:
+    # Before: flat, made-up paths (".../providers/Microsoft.Cosmosdb/sqlResourceSqlDatabases/
+    # <name>", ".../Microsoft.Synapse/ipFirewallRules/<name>"), which programs pass on as scopes.
+    plan = program_plan("py_foreign")
+    outputs = plan.outputs
+    account = one(plan, "azure-native:cosmosdb:DatabaseAccount")
+    database = one(plan, "azure-native:cosmosdb:SqlResourceSqlDatabase")
+    assert database.startswith(f"{account}/sqlDatabases/cosmos-db")
+    assert outputs["cosmosContainerId"].startswith(f"{database}/containers/items")
+    workspace = one(plan, "azure-native:synapse:Workspace")
+    assert workspace.endswith(f"/providers/Microsoft.Synapse/workspaces/{outputs['workspaceName']}")
+    assert outputs["synapseFirewallId"].startswith(f"{workspace}/firewallRules/allowAll")
+    assert outputs["sqlPoolId"].startswith(f"{workspace}/sqlPools/SQLPOOL1")
+    assert outputs["sqlFirewallId"].startswith(
+        one(plan, "azure-native:sql:Server") + "/firewallRules/allow-azure"
+    )
+    assert outputs["busQueueId"].startswith(
+        one(plan, "azure-native:servicebus:Namespace") + "/queues/orders"
+    )
+
+
+def test_services_get_their_registered_namespace_and_redis_its_host_name() -> None:
+    # Before: "Microsoft.Redis/rediss/<name>" and "Microsoft.Eventgrid/...": the module's name
+    # capitalized, which is not the namespace ARM registers (Microsoft.Cache, EventGrid).
+    plan = program_plan("py_foreign")
+    outputs = plan.outputs
+    assert "/providers/Microsoft.Cache/redis/cache" in outputs["cacheId"]
+    name = outputs["cacheId"].rsplit("/", 1)[1]
+    assert outputs["cacheHost"] == f"{name}.redis.cache.windows.net:6380"
+    assert "/providers/Microsoft.EventGrid/topics/events" in outputs["topicId"]
+
+
+def test_a_cosmos_connection_string_carries_the_accounts_own_key() -> None:
+    # Before: listDatabaseAccountKeys and listDatabaseAccountConnectionStrings made up two
+    # different keys for one account.
+    outputs = program_plan("py_foreign").outputs
+    assert outputs["cosmosConnection"].endswith(f";AccountKey={outputs['cosmosKey']};")
+
+
+def test_a_synapse_workspace_answers_on_its_documented_endpoints() -> None:
+    # Before: an empty map, so `connectivity_endpoints["dev"]` failed the program (KeyError).
+    outputs = program_plan("py_foreign").outputs
+    name = outputs["workspaceName"]
+    assert outputs["synapseDev"] == f"https://{name}.dev.azuresynapse.net"
+    assert outputs["synapseSql"] == f"{name}.sql.azuresynapse.net"
 
 
 def test_container_apps_and_groups_answer_on_their_documented_host_names() -> None:

@@ -17,11 +17,13 @@ import yaml
 from pulumi.runtime.rpc import UNKNOWN
 
 from gpustack import cli, placeholders
+from gpustack.cost import estimate_monthly_cost
 from gpustack.engine import Plan, run_plan, to_display
 from gpustack.estimates import plan_estimates
 from gpustack.hosts import ProgramError
 from gpustack.mocks import WHOLLY_UNKNOWN_KEY, AzureMocks, ProviderCheckFailure
 from gpustack.project import ProjectError, _config, parse_override
+from gpustack.report import plan_document
 from tests.conftest import ENVIRONMENTS, PROGRAMS, ROOT, planned, program_plan
 
 
@@ -185,9 +187,60 @@ def test_a_program_with_no_location_anywhere_fails_as_preview_would(
         "property 'location'. Either set it explicitly or configure it with 'pulumi config set "
         "azure-native:location <value>'."
     ) in str(raised.value)
+    # The SDK raises it in its own code: the message names the program's line.
+    assert "(declared at __main__.py:2)" in str(raised.value)
     given = [("azure-native:location", "westus3", False)]
     plan = run_plan(tmp_path, "dev", config_overrides=given, in_process=in_process)
     assert plan.resources[0].inputs["location"] == "westus3"
+
+
+NO_DEFAULT_PROVIDERS = """\
+import pulumi
+import pulumi_azure_native as azure_native
+from pulumi_azure_native import authorization, resources
+
+explicit = azure_native.Provider("explicit", location="westus3")
+resources.ResourceGroup("ok", opts=pulumi.ResourceOptions(provider=explicit))
+team_opts = pulumi.ResourceOptions(providers=[explicit])
+team = pulumi.ComponentResource("acme:Team", "team", opts=team_opts)
+resources.ResourceGroup("inherits", opts=pulumi.ResourceOptions(parent=team))
+authorization.get_client_config(opts=pulumi.InvokeOptions(provider=explicit))
+existing = "/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/shared"
+resources.ResourceGroup.get("shared", existing, opts=pulumi.ResourceOptions(provider=explicit))
+mistake = pulumi.Config().get("mistake")
+if mistake == "resource":
+    resources.ResourceGroup("forgot")
+elif mistake == "invoke":
+    authorization.get_client_config()
+elif mistake == "read":
+    resources.ResourceGroup.get("forgot", existing)
+"""
+
+
+@pytest.mark.parametrize(
+    ("mistake", "refused"),
+    [
+        ("resource", "'azure-native:resources:ResourceGroup' must use an explicit provider. "
+         "(declared at __main__.py:15)"),
+        ("invoke", "'azure-native:authorization:getClientConfig' must use an explicit provider."
+         "\n  at __main__.py:17"),
+        ("read", "'azure-native:resources:ResourceGroup' must use an explicit provider. "
+         "(reading 'forgot' with .get())"),
+    ],
+)
+def test_disabled_default_providers_refuse_what_uses_them(
+    tmp_path: Path, mistake: str, refused: str
+) -> None:
+    # Before: `pulumi:disable-default-providers` was ignored, so a resource that forgot its
+    # provider (and would land in the default subscription) planned cleanly.
+    stack = "config:\n  pulumi:disable-default-providers: [azure-native]\n"
+    write_program(tmp_path, "explicit", NO_DEFAULT_PROVIDERS, stack_config=stack)
+    plan = run_plan(tmp_path, "dev")
+    assert [r.name for r in plan.resources] == ["explicit", "ok", "team", "inherits"]
+    with pytest.raises(ProgramError) as raised:
+        run_plan(tmp_path, "dev", config_overrides=[("explicit:mistake", mistake, False)])
+    assert raised.value.fault == "program"
+    assert "Default provider for 'azure-native' disabled. " + refused in str(raised.value)
 
 
 def test_resources_of_a_package_nothing_models_are_named_in_a_note(tmp_path: Path) -> None:
@@ -270,8 +323,45 @@ def test_tls_public_key_reaches_the_cluster_as_a_valid_openssh_key() -> None:
     assert n_length == 4096 // 8 + 1
 
 
-def test_command_output_is_a_string_not_none() -> None:
-    assert program_plan("mock_providers").outputs["fingerprint"].startswith("offline-plan-")
+def test_command_output_is_unknown_in_a_full_plan_too() -> None:
+    # Before: a marker text ("offline-plan-stdout-<hex>"), so `json.loads(cmd.stdout)` failed a
+    # program that is right ("the program failed: JSONDecodeError"). What a command prints is
+    # unknowable offline, as a public IP is: unknown, and a callback on it does not run.
+    plan = program_plan("mock_providers")
+    assert plan.outputs["fingerprint"] == plan.outputs["accountId"] == "<computed>"
+    (command,) = [r for r in plan.resources if r.name == "account"]
+    assert command.outputs["stdout"] == command.outputs["stderr"] == UNKNOWN
+    # It runs on a machine, not in Azure: no cost, and no "unpriced" warning.
+    report = estimate_monthly_cost(plan_document(plan)["resources"])
+    assert command.urn not in report.unpriced
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_kubernetes_yaml_is_decoded_into_its_resources(preview: bool) -> None:
+    # Before: the decode invoke answered nothing, so a ConfigFile declared no resources and
+    # `get_resource` failed the program (KeyError: 'apps/v1/Deployment:web'). The provider
+    # parses the YAML itself, with no cluster, under `pulumi preview` too.
+    plan = program_plan("mock_providers", preview=preview)
+    assert plan.outputs["webReplicas"] == 2
+    assert plan.outputs["teamNamespace"] == "team-a"
+    # JSON has no date type: an unquoted date reaches Kubernetes as its text.
+    assert plan.outputs["released"] == "2024-05-01"
+    by_name = {r.name: r for r in plan.resources}
+    assert by_name["web"].parent == by_name["settings"].parent == by_name["app"].urn
+    assert by_name["team-a"].parent == by_name["inline"].urn
+    assert not any("yaml" in note.lower() for note in plan.notes)
+
+
+def test_yaml_that_does_not_parse_fails_the_program_naming_the_decode(tmp_path: Path) -> None:
+    main = (
+        "from pulumi_kubernetes.yaml import ConfigGroup\n"
+        "ConfigGroup('bad', yaml=['kind: [unclosed'])\n"
+    )
+    write_program(tmp_path, "badyaml", main, stack_config="config: {}\n")
+    with pytest.raises(ProgramError) as raised:
+        run_plan(tmp_path, "dev")
+    assert raised.value.fault == "program"
+    assert "kubernetes:yaml:decode: the YAML does not parse" in str(raised.value)
 
 
 def test_under_preview_generated_values_are_unknown() -> None:

@@ -60,11 +60,22 @@ def test_autoscaled_pools_and_autoscale_profiles_have_a_maximum() -> None:
 def test_a_budget_exists_within_the_environment_limit() -> None:
     budget = Declared(BUDGET, "monthly", {"amount": 1500, "timeGrain": "Monthly"})
     assert check_stack(cost.cost_budget_exists, [budget], config={"monthlyBudgetUsd": 1500}) == []
-    ((message, urn),) = check_stack(cost.cost_budget_exists, [])
+    group = Declared("azure-native:resources:ResourceGroup", "rg", {"location": "eastus"})
+    ((message, urn),) = check_stack(cost.cost_budget_exists, [group])
     assert "declares no consumption.Budget" in message and urn is None
     ((message, urn),) = check_stack(cost.cost_budget_exists, [budget],
                                     config={"monthlyBudgetUsd": 1000})
     assert "above the environment's limit of 1,000 USD" in message and urn == budget.urn
+
+
+def test_a_stack_with_no_azure_resources_needs_no_budget() -> None:
+    # Before: a program that only deploys into a cluster (Kubernetes objects) failed the plan
+    # with "the stack declares no consumption.Budget" (exit 1), though it bills nothing.
+    deployment = Declared("kubernetes:apps/v1:Deployment", "web", {"spec": {"replicas": 2}})
+    with pytest.raises(_NotApplicableError):
+        check_stack(cost.cost_budget_exists, [deployment])
+    with pytest.raises(_NotApplicableError):
+        check_stack(cost.cost_budget_exists, [])
 
 
 def test_budgets_notify_someone() -> None:

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,6 +294,33 @@ def test_sarif_points_at_the_lines_that_declared_each_resource(
     assert tls["helpUri"].startswith("https://learn.microsoft.com/")
     assert "Azure.Storage.MinTLS" in tls["properties"]["tags"]
     assert tls["properties"]["security-severity"] == "8.0"
+
+
+def test_sarif_points_past_an_installed_library_to_the_programs_own_line(tmp_path: Path) -> None:
+    # A manifest of a yaml.ConfigFile is declared inside pulumi_kubernetes; with the program's
+    # virtualenv inside the repository, SARIF pointed code scanning at that library file.
+    (tmp_path / ".git").mkdir()
+    library = tmp_path / ".venv/lib/python3.11/site-packages/pulumi_kubernetes/yaml/yaml.py"
+    stack = "urn:pulumi:dev::app::pulumi:pulumi:Stack::app-dev"
+    files = "urn:pulumi:dev::app::kubernetes:yaml:ConfigFile::app"
+    deployment = (
+        "urn:pulumi:dev::app::kubernetes:yaml:ConfigFile$kubernetes:apps/v1:Deployment::web"
+    )
+    document = {
+        "project": "app", "stack": "dev",
+        "resources": [
+            {"urn": files, "parent": stack,
+             "source": {"file": str(tmp_path / "__main__.py"), "line": 15}},
+            {"urn": deployment, "parent": files, "source": {"file": str(library), "line": 760}},
+        ],
+        "policy": {"pack": "p", "rules": ["r"], "violations": [
+            {"rule": "r", "level": "mandatory", "urn": deployment, "message": "m"}]},
+    }
+    (result,) = json.loads(render_sarif(document, program_dir=tmp_path))["runs"][0]["results"]
+    physical = result["locations"][0]["physicalLocation"]
+    assert physical["artifactLocation"]["uri"] == "__main__.py"
+    assert physical["region"]["startLine"] == 15
+
 
 
 # --- this project's environments -------------------------------------------------------------

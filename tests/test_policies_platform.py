@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from pulumi_policy import ResourceValidationPolicy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from policies import RULES
 from policies import platform_services as platform
@@ -322,6 +323,30 @@ def test_separate_app_settings_resources_are_judged_too() -> None:
     assert "functions 2 left support on 2022-12-13" in message
     current = {"name": "fn", "properties": {"FUNCTIONS_EXTENSION_VERSION": "~4"}}
     assert check_resource(platform.appservice_supported_runtime, settings, current) == []
+
+
+def test_unknown_values_of_unrelated_app_settings_do_not_stop_the_runtime_rule() -> None:
+    # Before: every setting's value was read, so under preview a registry password or a
+    # connection string from another resource made the rule give up ("can't run policy ...
+    # during preview: string value at .siteConfig.appSettings.0.value can't be known").
+    settings = [
+        {"name": "DOCKER_REGISTRY_SERVER_PASSWORD", "value": UNKNOWN_STRING_VALUE},
+        {"name": "FUNCTIONS_EXTENSION_VERSION", "value": "~3"},
+    ]
+    props = site(linuxFxVersion=None, appSettings=settings)
+    (message,) = check_resource(platform.appservice_supported_runtime, WEB_APP, props)
+    assert "FUNCTIONS_EXTENSION_VERSION is '~3'" in message
+    separate = {"name": "fn", "properties": {"AzureWebJobsStorage": UNKNOWN_STRING_VALUE,
+                                             "FUNCTIONS_EXTENSION_VERSION": "~4"}}
+    assert check_resource(
+        platform.appservice_supported_runtime, "azure-native:web:WebAppApplicationSettings",
+        separate,
+    ) == []
+    # A runtime setting whose value is unknown still cannot be judged.
+    unknown = [{"name": "FUNCTIONS_EXTENSION_VERSION", "value": UNKNOWN_STRING_VALUE}]
+    with pytest.raises(UnknownValueError):
+        check_resource(platform.appservice_supported_runtime, WEB_APP,
+                       site(linuxFxVersion=None, appSettings=unknown))
 
 
 def test_unset_min_tls_and_http2_take_the_api_defaults() -> None:

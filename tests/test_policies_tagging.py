@@ -32,6 +32,19 @@ def test_environment_tag_matches_the_stack() -> None:
     assert "tag environment is 'dev'; this is the prod stack" in message
 
 
+def test_without_a_policy_config_the_tag_is_compared_with_the_stacks_name() -> None:
+    # Before: an unconfigured stack was taken for prod, so a resource tagged dev in the stack
+    # named dev was reported ("tag environment is 'dev'; this is the prod stack").
+    tags = {"tags": {"environment": "dev"}}
+    assert check_resource(tagging.tags_environment_matches, GROUP, tags) == []
+    prod_tags = {"tags": {"environment": "prod"}}
+    (message,) = check_resource(tagging.tags_environment_matches, GROUP, prod_tags)
+    assert "tag environment is 'prod'; this is the dev stack" in message  # the URN's stack: dev
+    # A stack whose name is no environment has nothing to compare with.
+    assert tagging._stack_environment("urn:pulumi:feature-42::lab::t::n") is None
+    assert tagging._stack_environment("urn:pulumi:Staging::lab::t::n") == "staging"
+
+
 def test_every_tagging_rule_is_tested() -> None:
     assert {p.name for p in tagging.POLICIES} == {
         "gpustack-tags-required", "gpustack-tags-environment-matches"}

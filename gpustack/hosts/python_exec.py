@@ -36,6 +36,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import runpy
 import sys
 import traceback
@@ -60,9 +61,18 @@ class StackRecorder:
         self.drop_type_aliases = drop_type_aliases
         self.describer = describer
         self.resources: list[Any] = []
+        self.tasks: list[Any] = []
+        """The asyncio task each resource was constructed in (None outside a running loop)."""
+        self.main_task: Any = None
+        """The task running the program's own code (`starting`); others run its callbacks."""
+
+    def starting(self) -> None:
+        """Called where the program's code starts: its task is the main one."""
+        self.main_task = _current_task()
 
     def __call__(self, args: Any) -> Any:
         self.resources.append(args.resource)
+        self.tasks.append(_current_task())
         if self.describer is not None:
             self.describer(args.resource, args.type_)
         if not self.drop_type_aliases:
@@ -86,11 +96,29 @@ class StackRecorder:
         return all(fields.get(field, ...) is ... for field in _ALIAS_FIELDS)
 
     async def urns(self) -> list[str]:
-        """The URNs of the recorded resources, in constructor order (unresolvable ones left out)."""
+        """The URNs of the recorded resources, in constructor order (unresolvable ones left out).
+
+        The program's own code constructs in a fixed order. Callbacks (`apply`, a YAML file's
+        manifests after their decode invoke) run when the values they wait for arrive, in an
+        order that changes from run to run: each callback's resources stay together in the order
+        it made them, after the program's own, and callbacks are ordered by the URN of the first
+        resource each made, so the same program lists the same resources in the same order.
+        """
         results = await asyncio.gather(
             *(resource.urn.future() for resource in self.resources), return_exceptions=True
         )
-        return [urn for urn in results if isinstance(urn, str)]
+        main: list[str] = []
+        callbacks: dict[int, list[str]] = {}
+        # No zip(strict=...): this shim runs in the program's interpreter, perhaps before 3.10.
+        for index, urn in enumerate(results):
+            task = self.tasks[index]
+            if not isinstance(urn, str):
+                continue
+            if self.main_task is None or task is None or task is self.main_task:
+                main.append(urn)
+            else:
+                callbacks.setdefault(id(task), []).append(urn)
+        return main + [urn for group in sorted(callbacks.values()) for urn in group]
 
 
 class TypeDescriber:
@@ -189,6 +217,13 @@ class FirstTracebacks:
         return frames
 
 
+def _current_task() -> Any:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
+
+
 def _shallow_copy(opts: Any) -> Any:
     import copy
 
@@ -236,6 +271,76 @@ def supports_fast_settle() -> bool:
     )
 
 
+def _is_own(filename: str, root: str) -> bool:
+    """Whether a frame's file is one of the program's own (not its virtualenv's)."""
+    if filename.startswith("<"):
+        # `<frozen runpy>`, `<string>`: no file; resolved against the working directory (the
+        # program's), they would pass for one of its files.
+        return False
+    path = os.path.realpath(filename)
+    inside = path == root or path.startswith(root + os.sep)
+    third_party = "site-packages" in path or f"{os.sep}.venv{os.sep}" in path
+    return inside and not third_party
+
+
+def _own_frame(
+    error: BaseException, frames: list[Any], root: str, tracebacks: FirstTracebacks | None
+) -> Any:
+    """The innermost frame in the program's own files that led to `error`.
+
+    A SyntaxError names the file and line it could not compile (its frames are runpy's). The
+    SDK re-raises an input's failure as its own ValueError (`While processing resource ...`,
+    `raise ... from error`): the program's frame, an `apply` lambda's, is on the cause.
+    """
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    for failure in reversed(chain):
+        if (
+            isinstance(failure, SyntaxError)
+            and failure.filename
+            and failure.lineno
+            and _is_own(failure.filename, root)
+        ):
+            code = (failure.text or "").strip()
+            return traceback.FrameSummary(
+                failure.filename, failure.lineno, "<module>", lookup_line=False, line=code
+            )
+    for failure in chain:
+        if failure is error:
+            candidates = frames
+        elif tracebacks is not None:
+            candidates = tracebacks.frames_for(failure)
+        else:
+            candidates = list(traceback.extract_tb(failure.__traceback__))
+        own = [frame for frame in candidates if _is_own(frame.filename, root)]
+        if own:
+            return own[-1]
+    return None
+
+
+def _requirements_list(root: str, module: str) -> bool:
+    """Whether the program's requirements.txt names the distribution `module` comes from
+    (`pulumi_azuread` from `pulumi-azuread`, names compared as pip normalizes them)."""
+    try:
+        with open(os.path.join(root, "requirements.txt"), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    wanted = re.sub(r"[-_.]+", "-", module).lower()
+    for line in lines:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if match and re.sub(r"[-_.]+", "-", match.group(1)).lower() == wanted:
+            return True
+    return False
+
+
 def describe_failure(
     error: BaseException, program_dir: str, tracebacks: FirstTracebacks | None = None
 ) -> dict[str, Any]:
@@ -254,15 +359,8 @@ def describe_failure(
         + "".join(traceback.format_exception_only(type(error), error)),
     }
     root = os.path.realpath(program_dir)
-    own = []
-    for frame in frames:
-        path = os.path.realpath(frame.filename)
-        inside = path == root or path.startswith(root + os.sep)
-        third_party = "site-packages" in path or f"{os.sep}.venv{os.sep}" in path
-        if inside and not third_party:
-            own.append(frame)
-    if own:
-        frame = own[-1]
+    frame = _own_frame(error, frames, root, tracebacks)
+    if frame is not None:
         result["file"] = os.path.relpath(os.path.realpath(frame.filename), root)
         result["line"] = frame.lineno
         result["code"] = (frame.line or "").strip()
@@ -278,9 +376,24 @@ def describe_failure(
         )
         if not local:
             result["fault"] = "environment"
+            advice = "add it to requirements.txt"
+            prefix = os.path.realpath(sys.prefix)
+            if _requirements_list(root, top) and prefix.startswith(root + os.sep):
+                advice = (
+                    "requirements.txt lists it, but the program's virtualenv was not made "
+                    f"from it: run `{sys.executable} -m pip install -r requirements.txt`"
+                )
+            elif _requirements_list(root, top):
+                # Public examples often name no virtualenv: the requirements were never
+                # installed where the program runs.
+                advice = (
+                    "requirements.txt lists it, but it is not installed here: name a "
+                    "virtualenv in Pulumi.yaml (runtime.options.virtualenv), which gpustack "
+                    "plan creates from requirements.txt as `pulumi install` does"
+                )
             result["message"] = (
                 f"No module named '{error.name}' in the program's environment "
-                f"({sys.executable}); add it to requirements.txt"
+                f"({sys.executable}); {advice}"
             )
     try:
         import pulumi
@@ -445,6 +558,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def run() -> None:
         pulumi.runtime.register_stack_transformation(recorder)
+        recorder.starting()
         runpy.run_path(program, run_name="__main__")
 
     loop = asyncio.new_event_loop()
