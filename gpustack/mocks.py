@@ -54,6 +54,7 @@ _VNET = "azure-native:network:VirtualNetwork"
 _NIC = "azure-native:network:NetworkInterface"
 _CONTAINER_APP = "azure-native:app:ContainerApp"
 _CONTAINER_GROUP = "azure-native:containerinstance:ContainerGroup"
+_PUBLIC_IP = "azure-native:network:PublicIPAddress"
 _NETWORK_TYPES = "azure-native:network:"
 _K8S_YAML_DECODE = "kubernetes:yaml:decode"
 _DISABLE_DEFAULT_PROVIDERS = "pulumi:disable-default-providers"
@@ -590,7 +591,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             state[field.name] = children
 
     def _container_host_names(self, token: str, name: Any, state: dict[str, Any]) -> None:
-        """The DNS names Container Apps and Container Instances give, inside input objects.
+        """The DNS names Container Apps, Container Instances and public IPs give, in input objects.
 
         A container app with ingress answers on `<app>.<environment's default domain>`
         (`<app>.internal.<domain>` without external ingress), a public container group with a
@@ -627,8 +628,19 @@ class AzureMocks(pulumi.runtime.Mocks):
                 if named and not is_unknown(label) and not is_unknown(location):
                     # Its `ip` is Azure's to choose: left out, never invented (an unknown
                     # inside the object would make the whole of it unknown, fqdn included).
-                    fqdn = f"{label}.{location}.azurecontainer.io"
+                    fqdn = f"{label}.{_region(location)}.azurecontainer.io"
                     state["ipAddress"] = {**address, "fqdn": fqdn}
+        elif token == _PUBLIC_IP:
+            # A public IP with a DNS label answers on `<label>.<region>.cloudapp.azure.com`
+            # (https://learn.microsoft.com/azure/virtual-network/ip-services/public-ip-addresses#dns-name-label);
+            # programs export it as the server's address (azure-ts-webserver, vm-scaleset).
+            dns = state.get("dnsSettings")
+            if isinstance(dns, dict) and not dns.get("fqdn"):
+                label, location = dns.get("domainNameLabel"), state.get("location")
+                named = isinstance(label, str) and isinstance(location, str)
+                if named and not is_unknown(label) and not is_unknown(location):
+                    fqdn = f"{label}.{_region(location)}.cloudapp.azure.com"
+                    state["dnsSettings"] = {**dns, "fqdn": fqdn}
 
     def _remember_subnets(self, token: str, resource_id: str, inputs: Mapping[str, Any]) -> None:
         """Subnet ids and prefixes, so resources placed in a subnet get addresses from it."""
@@ -1078,6 +1090,11 @@ def _first_prefix(properties: Mapping[str, Any]) -> str:
     if not prefix and properties.get("addressPrefixes"):
         prefix = properties["addressPrefixes"][0]
     return prefix if isinstance(prefix, str) and not is_unknown(prefix) else ""
+
+
+def _region(location: str) -> str:
+    """ARM's region name, as DNS names carry it: "West US 2" -> "westus2"."""
+    return "".join(location.split()).lower()
 
 
 def _value_at(data: Mapping[str, Any], path: str) -> Any:

@@ -664,3 +664,21 @@ def test_a_dynamic_providers_code_never_runs_and_the_plan_says_so() -> None:
         "the outputs it would compute are not in this plan"
     ]
     assert program_plan("py_dynamic", preview=True).outputs["value"] == "<computed>"
+
+
+@pytest.mark.parametrize("location", ["westus2", "West US 2"])
+def test_a_public_ip_with_a_dns_label_answers_on_its_cloudapp_name(location: str) -> None:
+    # azure-ts-webserver and vm-scaleset export `dnsSettings.fqdn`: it read `undefined`.
+    args = pulumi.runtime.MockResourceArgs(
+        "azure-native:network:PublicIPAddress",
+        "lb-ip",
+        {"resourceGroupName": "rg", "location": location, "dnsSettings": {"domainNameLabel": "a"}},
+        "",
+        custom=True,
+    )
+    _, state = AzureMocks(config={}).new_resource(args)
+    assert state["dnsSettings"] == {"domainNameLabel": "a", "fqdn": "a.westus2.cloudapp.azure.com"}
+    assert "ipAddress" not in state or state["ipAddress"] == UNKNOWN
+    # Under preview it is known only after deploy, as every output is.
+    _, state = AzureMocks(preview=True, config={}).new_resource(args)
+    assert state["dnsSettings"]["fqdn"] == UNKNOWN
