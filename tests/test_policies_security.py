@@ -582,6 +582,45 @@ def test_secret_references_in_custom_data_are_not_credentials() -> None:
     assert check_resource(security.vm_no_plaintext_secrets, VM, vm) == []
 
 
+# Before: `\b` before the name missed DB_PASSWORD=..., AWS_SECRET_ACCESS_KEY=... and
+# AZURE_CLIENT_SECRET=... (an underscore is a word character), and JSON settings missed
+# "password": "..." (the closing quote sits between the name and the colon) and camelCase keys.
+@pytest.mark.parametrize(("init", "kind"), [
+    ("export DB_PASSWORD=Sup3rS3cretPassw0rd\n", "password or key assignment"),
+    ("export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+     "password or key assignment"),
+    ("AZURE_CLIENT_SECRET=abc~defghijklmnopqrst\n", "password or key assignment"),
+    ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n", "AWS access key ID"),
+])
+def test_credentials_in_environment_style_names_are_found_in_custom_data(init: str,
+                                                                        kind: str) -> None:
+    vm = changed(GOOD_VM, lambda p: p["osProfile"].update(customData=b64(init)))
+    (message,) = check_resource(security.vm_no_plaintext_secrets, VM, vm)
+    assert f"osProfile.customData contains what looks like a credential ({kind})" in message
+
+
+@pytest.mark.parametrize(("settings", "kind"), [
+    ({"password": "Sup3rS3cretPassw0rd"}, "password or key assignment"),
+    ({"adminPassword": "Sup3rS3cretPassw0rd"}, "secret setting"),
+    ({"fileUris": ["https://sa.blob.core.windows.net/s/setup.sh"], "storageAccountName": "sa",
+      "storageAccountKey": "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ="}, "secret setting"),
+])
+def test_credentials_under_json_keys_in_extension_settings_are_found(
+        settings: dict[str, Any], kind: str) -> None:
+    (message,) = check_resource(security.vm_no_plaintext_secrets, VM_EXTENSION,
+                                {"settings": settings})
+    assert f"settings contains what looks like a credential ({kind})" in message
+
+
+def test_references_and_flags_named_like_secrets_are_not_credentials() -> None:
+    init = "DB_PASSWORD=$(az keyvault secret show)\nPASSWORD_FILE=/etc/secret/pw\n"
+    vm = changed(GOOD_VM, lambda p: p["osProfile"].update(customData=b64(init)))
+    assert check_resource(security.vm_no_plaintext_secrets, VM, vm) == []
+    settings = {"adminPassword": "${ADMIN_PW}", "disablePasswordAuthentication": True,
+                "secretsManagementSettings": {"observedCertificates": ["https://kv/secrets/x"]}}
+    assert check_resource(security.vm_no_plaintext_secrets, VM_EXTENSION,
+                          {"settings": settings}) == []
+
 def test_insecure_addons_are_matched_case_insensitively() -> None:
     cluster = changed(GOOD_CLUSTER, lambda p: p["addonProfiles"].update(
         KubeDashboard={"enabled": True}))
