@@ -13,7 +13,7 @@ import json
 import re
 
 from pulumi_policy import Severity
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import facts
 from policies.rulebook import (
@@ -25,6 +25,8 @@ from policies.rulebook import (
     Report,
     Resource,
     Rule,
+    Stack,
+    StackReport,
     api_version,
     arm_leaf,
     carries_ports,
@@ -46,6 +48,7 @@ from policies.rulebook import (
     policy_fact,
     port_ranges,
     resource_rule,
+    stack_rule,
     taints,
     vm_profile,
     vm_size,
@@ -1368,7 +1371,7 @@ def aks_system_pool_critical_only(resource: Resource, report: Report) -> None:
             report(f"system {pool.label} lacks the CriticalAddonsOnly=true:NoSchedule taint")
 
 
-@resource_rule(
+@stack_rule(
     Rule(
         id="gpustack-aks-max-pods",
         area="security",
@@ -1390,24 +1393,42 @@ def aks_system_pool_critical_only(resource: Resource, report: Report) -> None:
             }
         },
     ),
-    CLUSTER,
-    AGENT_POOL,
 )
-def aks_max_pods(resource: Resource, report: Report) -> None:
-    minimum = resource.config["minimumMaxPods"]
-    # An inline pool's default comes from the cluster's plugin: 30 on Azure CNI with node
-    # subnet IPs; overlay and kubenet default higher. A separate pool's cluster is not known.
-    cni_default = (
-        resource.is_a(CLUSTER)
-        and one_of(resource.get("networkProfile", "networkPlugin"), "azure")
-        and not one_of(resource.get("networkProfile", "networkPluginMode"), "overlay")
-    )
-    for pool in node_pools(resource):
-        max_pods = number(pool.get("maxPods"))
-        if max_pods is None and cni_default:
-            max_pods = float(policy_fact("aks_max_pods")["azure_cni_default"])
-        if max_pods is not None and max_pods < minimum:
-            report(f"{pool.label} allows {max_pods:g} pods per node; allow at least {minimum:g}")
+def aks_max_pods(stack: Stack, report: StackReport) -> None:
+    minimum = stack.config["minimumMaxPods"]
+    cni_default = float(policy_fact("aks_max_pods")["azure_cni_default"])
+    clusters = stack.of(CLUSTER)
+
+    def pods_take_subnet_ips(cluster: Resource) -> bool:
+        # Azure CNI without overlay defaults to 30 pods; overlay and kubenet default higher.
+        return one_of(cluster.known("networkProfile", "networkPlugin"), "azure") and not one_of(
+            cluster.known("networkProfile", "networkPluginMode"), "overlay")
+
+    # A stack rule, not a resource rule: a separate AgentPool (how GPU pools are usually
+    # declared) takes its default from the cluster it names in resourceName.
+    unknown: list[list[str]] = []
+    for resource in stack.of(CLUSTER, AGENT_POOL):
+        if resource.is_a(CLUSTER):
+            defaults_low = pods_take_subnet_ips(resource)
+        else:
+            defaults_low = any(
+                pods_take_subnet_ips(cluster) for cluster in clusters
+                if stack.refers_to(resource, "resourceName", cluster, "managedClusters",
+                                   "resourceName"))
+        for pool in node_pools(resource):
+            try:
+                max_pods = number(plain(pool.get("maxPods")))
+            except UnknownValueError:
+                unknown.append([resource.name, "maxPods"])
+                continue
+            if max_pods is None and defaults_low:
+                max_pods = cni_default
+            if max_pods is not None and max_pods < minimum:
+                report(f"{pool.label} allows {max_pods:g} pods per node; allow at least "
+                       f"{minimum:g}", resource.urn)
+    if unknown:
+        # Known pools are reported above; a pool whose maxPods is computed is not passed.
+        raise UnknownValueError(UNKNOWN_NUMBER_VALUE, unknown[0])
 
 
 @resource_rule(

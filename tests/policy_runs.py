@@ -88,13 +88,10 @@ class Declared:
         return urn_of(self.type, self.name)
 
 
-def check_stack(
-    policy: StackValidationPolicy,
-    resources: Sequence[Declared],
-    *,
-    config: Mapping[str, Any] | None = None,
-) -> list[tuple[str, str | None]]:
-    """The (message, urn) pairs `policy` reports for a stack of resources."""
+def stack_args(
+    resources: Sequence[Declared], config: Mapping[str, Any] | None = None
+) -> StackValidationArgs:
+    """The arguments the policy server passes a stack policy for these resources."""
     built = {
         declared.name: PolicyResource(
             declared.type,
@@ -113,7 +110,17 @@ def check_stack(
         built[declared.name].property_dependencies = {
             prop: [built[name] for name in names] for prop, names in declared.deps.items()
         }
-    args = StackValidationArgs(list(built.values()), dict(config) if config else None)
+    return StackValidationArgs(list(built.values()), dict(config) if config else None)
+
+
+def check_stack(
+    policy: StackValidationPolicy,
+    resources: Sequence[Declared],
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> list[tuple[str, str | None]]:
+    """The (message, urn) pairs `policy` reports for a stack of resources."""
     found: list[tuple[str, str | None]] = []
-    policy.validate(args, lambda message, urn=None: found.append((message, urn)))
+    policy.validate(stack_args(resources, config),
+                    lambda message, urn=None: found.append((message, urn)))
     return found

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from pulumi_policy import ResourceValidationPolicy
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE, UnknownValueError
 
 from gpustack import catalog
 from policies import rulebook, security
-from tests.policy_runs import check_resource
+from tests.policy_runs import Declared, check_resource, check_stack, stack_args
 
 STORAGE = "azure-native:storage:StorageAccount"
 VAULT = "azure-native:keyvault:Vault"
@@ -338,8 +338,6 @@ CASES += [
     Case(security.aks_system_pool_critical_only, CLUSTER, GOOD_CLUSTER,
          changed(GOOD_CLUSTER, lambda p: p["agentPoolProfiles"][0].pop("nodeTaints")),
          "lacks the CriticalAddonsOnly=true:NoSchedule taint"),
-    Case(security.aks_max_pods, AGENT_POOL, {**GOOD_AGENT_POOL, "maxPods": 50},
-         {**GOOD_AGENT_POOL, "maxPods": 30}, "allows 30 pods per node; allow at least 50"),
     Case(security.aks_ephemeral_os_disk, CLUSTER, GOOD_CLUSTER,
          changed(GOOD_CLUSTER, lambda p: p["agentPoolProfiles"][0].update(osDiskType="Managed")),
          "uses a managed OS disk although Standard_D4ds_v5"),
@@ -411,7 +409,11 @@ def test_non_compliant_resource_is_reported(case: Case) -> None:
 
 
 def test_every_security_rule_has_a_case() -> None:
-    assert {c.policy.name for c in CASES} == {p.name for p in security.POLICIES}
+    # gpustack-aks-max-pods is a stack rule: its passing and failing cases are the max_pods
+    # tests below, run with check_stack.
+    stack_rules = {security.aks_max_pods.name}
+    assert {c.policy.name for c in CASES} | stack_rules == {p.name for p in security.POLICIES}
+    assert not stack_rules & {c.policy.name for c in CASES}
 
 
 def test_rules_ignore_other_resource_types() -> None:
@@ -538,13 +540,53 @@ def test_basic_registry_is_told_to_move_to_premium_and_spared_premium_only_rules
         assert check_resource(policy, REGISTRY, basic) == []
 
 
+def max_pods_found(*resources: Declared) -> list[tuple[str, str | None]]:
+    return check_stack(security.aks_max_pods, resources)
+
+
+def test_max_pods_below_the_minimum_is_reported_on_a_separate_pool() -> None:
+    assert max_pods_found(Declared(AGENT_POOL, "gpu", {**GOOD_AGENT_POOL, "maxPods": 50})) == []
+    ((message, urn),) = max_pods_found(Declared(AGENT_POOL, "gpu",
+                                                {**GOOD_AGENT_POOL, "maxPods": 30}))
+    assert "allows 30 pods per node; allow at least 50" in message
+    assert urn == Declared(AGENT_POOL, "gpu").urn
+
+
 def test_max_pods_default_counts_only_where_the_cluster_plugin_is_known() -> None:
     unset = changed(GOOD_CLUSTER, lambda p: p["agentPoolProfiles"][0].pop("maxPods"))
-    (message,) = check_resource(security.aks_max_pods, CLUSTER, unset)
+    ((message, _),) = max_pods_found(Declared(CLUSTER, "aks", unset))
     assert "allows 30 pods" in message
     overlay = changed(unset, lambda p: p["networkProfile"].update(networkPluginMode="overlay"))
-    assert check_resource(security.aks_max_pods, CLUSTER, overlay) == []
-    assert check_resource(security.aks_max_pods, AGENT_POOL, GOOD_AGENT_POOL) == []
+    assert max_pods_found(Declared(CLUSTER, "aks", overlay)) == []
+    assert max_pods_found(Declared(AGENT_POOL, "gpu", GOOD_AGENT_POOL)) == []
+
+
+# Before: a separate AgentPool (how GPU pools are declared) never got Azure CNI's default of 30
+# pods, so a GPU pool under a node-subnet CNI cluster that left maxPods out passed.
+def test_separate_pool_takes_the_low_default_of_the_cluster_it_names() -> None:
+    cni = Declared(CLUSTER, "aks", GOOD_CLUSTER)
+    pool = Declared(AGENT_POOL, "gpu", {**GOOD_AGENT_POOL, "resourceName": "aks-1234"},
+                    deps={"resourceName": ["aks"]})
+    ((message, urn),) = max_pods_found(cni, pool)
+    assert message.startswith("node pool gpu allows 30 pods per node")
+    assert urn == pool.urn
+    overlay = Declared(CLUSTER, "aks", changed(
+        GOOD_CLUSTER, lambda p: p["networkProfile"].update(networkPluginMode="overlay")))
+    assert max_pods_found(overlay, pool) == []
+    # By ARM name when no dependency links them (a cluster declared elsewhere in the program).
+    by_name = Declared(AGENT_POOL, "gpu", {**GOOD_AGENT_POOL, "resourceName": "aks"})
+    assert len(max_pods_found(Declared(CLUSTER, "aks", {**GOOD_CLUSTER, "resourceName": "aks"}),
+                              by_name)) == 1
+
+
+def test_max_pods_unknown_during_preview_is_not_passed_silently() -> None:
+    pool = Declared(AGENT_POOL, "gpu", {**GOOD_AGENT_POOL, "maxPods": UNKNOWN_NUMBER_VALUE})
+    low = Declared(AGENT_POOL, "cpu", {**GOOD_AGENT_POOL, "maxPods": 30})
+    found: list[tuple[str, str | None]] = []
+    with pytest.raises(UnknownValueError):
+        security.aks_max_pods.validate(stack_args([low, pool]),
+                                       lambda m, u=None: found.append((m, u)))
+    assert [u for _, u in found] == [low.urn]  # the known pool is still reported
 
 
 def test_ephemeral_os_disk_is_not_demanded_where_the_disk_does_not_fit() -> None:
