@@ -258,13 +258,27 @@ def reliability_aks_standard_tier(cluster: Resource, report: Report) -> None:
     )
 )
 def reliability_diagnostic_settings(stack: Stack, report: StackReport) -> None:
-    covered: set[str] = set()
+    by_target: dict[str, list[Resource]] = {}
     for setting in stack.of(DIAGNOSTICS):
-        covered |= stack.referenced(setting, "resourceUri", _ARM_NAMES)
+        for urn in stack.referenced(setting, "resourceUri", _ARM_NAMES):
+            by_target.setdefault(urn, []).append(setting)
+    deferred = Deferred()  # categories unknown during a preview are noted, not passed
     for kind in _ARM_NAMES:
         for target in stack.of(kind):
-            if target.urn not in covered:
+            mine = by_target.get(target.urn, [])
+            if not mine:
                 report(f"{kind} {target.name} has no diagnostic setting", target.urn)
+                continue
+            # A setting with metrics only, or with every log disabled, records no audit trail
+            # (PSRule Azure.KeyVault.Logs, Azure.ACR.AuditLogs and Azure.AKS.AuditLogs want
+            # enabled logs; CKV2_AZURE_21 blob read logging).
+            collected = [deferred.check(_collected, setting) for setting in mine]
+            if any(found is None for found in collected):
+                continue
+            if not any(logs for logs, _ in collected):
+                report(f"{kind} {target.name}: its diagnostic settings enable no resource logs "
+                       "(metrics only, or every log disabled)", target.urn)
+    deferred.finish()
 
 
 @resource_rule(

@@ -629,7 +629,8 @@ def test_stack_rules_pair_versioned_children_with_versioned_parents() -> None:
     assert check_stack(reliability.storage_blob_soft_delete, [account, service]) == []
     setting = Declared("azure-native:insights/v20210501preview:DiagnosticSetting", "data-diag",
                        {"resourceUri": "/subscriptions/s/resourceGroups/rg/providers/"
-                                       "Microsoft.Storage/storageAccounts/data"})
+                                       "Microsoft.Storage/storageAccounts/data",
+                        "logs": [{"categoryGroup": "allLogs", "enabled": True}]})
     assert check_stack(reliability.reliability_diagnostic_settings, [account, setting]) == []
     assert check_stack(reliability.reliability_diagnostic_settings, [account])
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace as dataclasses_replace
+from typing import Any
 
 import pytest
 from pulumi_policy import ResourceValidationPolicy
@@ -108,22 +110,26 @@ def test_prod_clusters_use_the_standard_tier() -> None:
     assert check_resource(policy, CLUSTER, {}, config=DEV) == []
 
 
+AUDIT_LOGS = {"logs": [{"categoryGroup": "audit", "enabled": True}]}
+
+
 def test_storage_vaults_and_clusters_send_diagnostics() -> None:
     vault = Declared(VAULT, "kv", {"vaultName": "kv-gpu-dev"})
     cluster = Declared(CLUSTER, "aks", {"resourceName": "aks-gpu-dev"})
     account = Declared(STORAGE, "models", {"accountName": "modelsabc"})
     blobs = Declared(BLOB_SERVICE, "blobs", blob_service(), deps={"accountName": ["models"]})
     # The vault by dependency, the cluster by ARM id, storage through its blob service.
-    vault_logs = Declared(DIAGNOSTICS, "kv-diag", {"resourceUri": "<from kv.id>"},
+    vault_logs = Declared(DIAGNOSTICS, "kv-diag", {"resourceUri": "<from kv.id>", **AUDIT_LOGS},
                           deps={"resourceUri": ["kv"]})
     cluster_logs = Declared(DIAGNOSTICS, "aks-diag", {"resourceUri": (
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/"
-        "managedClusters/aks-gpu-dev")})
-    blob_logs = Declared(DIAGNOSTICS, "blob-diag", {"resourceUri": "<from blobs.id>"},
+        "managedClusters/aks-gpu-dev"), **AUDIT_LOGS})
+    blob_logs = Declared(DIAGNOSTICS, "blob-diag", {"resourceUri": "<from blobs.id>", **AUDIT_LOGS},
                          deps={"resourceUri": ["blobs"]})
     registry = Declared("azure-native:containerregistry:Registry", "acr",
                         {"registryName": "acrgpu"})
-    registry_logs = Declared(DIAGNOSTICS, "acr-diag", {"resourceUri": "<from acr.id>"},
+    registry_logs = Declared(DIAGNOSTICS, "acr-diag",
+                             {"resourceUri": "<from acr.id>", **AUDIT_LOGS},
                              deps={"resourceUri": ["acr"]})
     everything = [vault, cluster, account, blobs, vault_logs, cluster_logs, blob_logs,
                   registry, registry_logs]
@@ -134,6 +140,33 @@ def test_storage_vaults_and_clusters_send_diagnostics() -> None:
     missing = [vault, cluster, account, blobs, vault_logs, blob_logs]
     ((message, urn),) = check_stack(reliability.reliability_diagnostic_settings, missing)
     assert "aks has no diagnostic setting" in message and urn == cluster.urn
+
+
+# Before: any diagnostic setting naming the resource passed, even one that sends metrics only
+# or disables every log: no audit trail (PSRule Azure.KeyVault.Logs fails both).
+def test_diagnostic_settings_without_enabled_logs_are_reported() -> None:
+    vault = Declared(VAULT, "kv", {"vaultName": "kv-gpu-dev"})
+
+    def setting(**props: Any) -> Declared:
+        return Declared(DIAGNOSTICS, "kv-diag", {"resourceUri": "<from kv.id>", **props},
+                        deps={"resourceUri": ["kv"]})
+
+    metrics_only = setting(metrics=[{"category": "AllMetrics", "enabled": True}])
+    disabled = setting(logs=[{"category": "AuditEvent", "enabled": False}])
+    for bad in (metrics_only, disabled):
+        ((message, urn),) = check_stack(reliability.reliability_diagnostic_settings, [vault, bad])
+        assert "kv: its diagnostic settings enable no resource logs" in message
+        assert urn == vault.urn
+    for good in (setting(logs=[{"category": "AuditEvent", "enabled": True}]),
+                 setting(logs=[{"categoryGroup": "allLogs"}])):  # enabled unset counts as on
+        assert check_stack(reliability.reliability_diagnostic_settings, [vault, good]) == []
+    # A second setting with logs covers the vault; an unknown category is noted in a preview.
+    assert check_stack(reliability.reliability_diagnostic_settings,
+                       [vault, metrics_only, dataclasses_replace(disabled, name="kv-logs",
+                        props={**disabled.props, **AUDIT_LOGS})]) == []
+    unknown = setting(logs=[{"category": UNKNOWN_STRING_VALUE, "enabled": True}])
+    with pytest.raises(UnknownValueError):
+        check_stack(reliability.reliability_diagnostic_settings, [vault, unknown])
 
 
 def test_a_similar_name_is_not_a_diagnostics_match() -> None:
