@@ -271,7 +271,10 @@ def reliability_diagnostic_settings(stack: Stack, report: StackReport) -> None:
                 continue
             # A setting with metrics only, or with every log disabled, records no audit trail
             # (PSRule Azure.KeyVault.Logs, Azure.ACR.AuditLogs and Azure.AKS.AuditLogs want
-            # enabled logs; CKV2_AZURE_21 blob read logging).
+            # enabled logs). A storage account itself emits metrics only: its logs come from
+            # its services' settings, which are not told apart here yet.
+            if kind == STORAGE:
+                continue
             collected = [deferred.check(_collected, setting) for setting in mine]
             if any(found is None for found in collected):
                 continue
