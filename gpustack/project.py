@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,12 +82,12 @@ def load_project(
             f"no stack file ({stack_file.name}): stack {stack} has only the project's config "
             "defaults and --config values, as a new stack (`pulumi stack init`) would",
         )
-    config, secret_keys = _config(
-        name,
-        _section(project_file, spec, "config"),
-        _section(stack_file, stack_spec, "config"),
-        overrides,
+    project_config = _section(project_file, spec, "config")
+    stack_config = _section(stack_file, stack_spec, "config")
+    _check_declared_config(
+        name, stack, project_file, stack_file, project_config, stack_config, overrides
     )
+    config, secret_keys = _config(name, project_config, stack_config, overrides)
     return StackProject(
         name,
         program_dir,
@@ -249,6 +250,76 @@ def _config(
         if secret and full_key not in secret_keys:
             secret_keys.append(full_key)
     return values, secret_keys
+
+
+def _check_declared_config(
+    project: str,
+    stack: str,
+    project_file: Path,
+    stack_file: Path,
+    project_config: dict[str, Any],
+    stack_config: dict[str, Any],
+    overrides: Sequence[ConfigOverride],
+) -> None:
+    """Refuse what the Pulumi CLI refuses before it runs a program: a key `Pulumi.yaml`
+    declares with a `type:` but no `default` or `value` that the stack does not set, and a
+    stack value that is not of the declared type (pulumi/pulumi
+    `sdk/go/common/workspace/config.go`, `ValidateStackConfigAndApplyProjectConfig`).
+    """
+    given: dict[str, tuple[Any, str]] = {}
+    for key, value in stack_config.items():
+        given[_qualify(project, key)] = (value, stack_file.name)
+    for key, value, _secret in overrides:
+        given[_qualify(project, key)] = (value, "--config")
+    missing: list[str] = []
+    for key, declared in project_config.items():
+        if not isinstance(declared, dict) or "type" not in declared:
+            continue
+        found = given.get(_qualify(project, key))
+        if found is None:
+            if declared.get("default") is None and declared.get("value") is None:
+                missing.append(key)
+            continue
+        value, where = found
+        type_name = declared["type"]
+        if _without_secure_values(value, key)[1] or _is_of_config_type(value, type_name):
+            continue
+        raise ProjectError(
+            f"{where}: key '{_qualify(project, key)}' is {json.dumps(value)}, but "
+            f"{project_file.name} declares it `type: {type_name}`; Pulumi refuses the stack "
+            f"(\"Stack '{stack}' with configuration key '{key}' must be of type "
+            f"'{type_name}'\"). Give a value of that type."
+        )
+    if missing:
+        names = sorted(missing)
+        listed = " and ".join(
+            [", ".join(f"'{n}'" for n in names[:-1]), f"'{names[-1]}'"]
+            if len(names) > 1
+            else [f"'{names[0]}'"]
+        )
+        plural = "values" if len(names) > 1 else "value"
+        raise ProjectError(
+            f"Stack '{stack}' is missing configuration {plural} {listed}: {project_file.name} "
+            f"declares {'them' if len(names) > 1 else 'it'} with a `type:` and no `default`, as "
+            f"the Pulumi CLI refuses it; set {'them' if len(names) > 1 else 'it'} in "
+            f"{stack_file.name} or with --config KEY=VALUE."
+        )
+
+
+def _is_of_config_type(value: Any, type_name: Any) -> bool:
+    """Whether a stack value passes Pulumi's `ValidateConfigValue` for a declared scalar type.
+
+    The CLI hands scalars over as text: an integer is text `strconv.Atoi` reads, a boolean is
+    `true` or `false`, a string any scalar. Other types (arrays) are not checked here.
+    """
+    if isinstance(value, dict | list):
+        return type_name not in ("string", "integer", "boolean")
+    text = _encode(value)
+    if type_name == "integer":
+        return re.fullmatch(r"[+-]?[0-9]+", text) is not None
+    if type_name == "boolean":
+        return text in ("true", "false")
+    return True
 
 
 def _without_secure_values(value: Any, seed: str) -> tuple[Any, bool]:
