@@ -261,28 +261,51 @@ def _check_declared_config(
     stack_config: dict[str, Any],
     overrides: Sequence[ConfigOverride],
 ) -> None:
-    """Refuse what the Pulumi CLI refuses before it runs a program: a key `Pulumi.yaml`
-    declares with a `type:` but no `default` or `value` that the stack does not set, and a
-    stack value that is not of the declared type (pulumi/pulumi
-    `sdk/go/common/workspace/config.go`, `ValidateStackConfigAndApplyProjectConfig`).
+    """Refuse what the Pulumi CLI refuses before it runs a program: a project key `Pulumi.yaml`
+    declares with no `default` or `value` that the stack does not set, then a stack value not
+    of its declared `type:` or in plain text where it is declared `secret: true` (pulumi/pulumi
+    `sdk/go/common/workspace/config.go`, `mergeConfig` and `validateStackConfigValue`).
     """
     given: dict[str, tuple[Any, str]] = {}
     for key, value in stack_config.items():
         given[_qualify(project, key)] = (value, stack_file.name)
-    for key, value, _secret in overrides:
+    secret_overrides = set()
+    for key, value, secret in overrides:
         given[_qualify(project, key)] = (value, "--config")
-    missing: list[str] = []
-    for key, declared in project_config.items():
-        if not isinstance(declared, dict) or "type" not in declared:
-            continue
+        if secret:
+            secret_overrides.add(_qualify(project, key))
+    declarations = {
+        key: declared for key, declared in project_config.items() if isinstance(declared, dict)
+    }  # others are `key: value`, the short form of `value:`
+    missing = [
+        key
+        for key, declared in declarations.items()
+        if _qualify(project, key) not in given
+        and declared.get("default") is None
+        and declared.get("value") is None
+        and _qualify(project, key).startswith(f"{project}:")
+    ]
+    if missing:
+        _refuse_missing(stack, project_file, stack_file, missing)
+    # Then, in the CLI's order (sorted keys), each given value against its declared type.
+    for key in sorted(declarations):
+        declared = declarations[key]
         found = given.get(_qualify(project, key))
-        if found is None:
-            if declared.get("default") is None and declared.get("value") is None:
-                missing.append(key)
+        if found is None or "type" not in declared:
             continue
         value, where = found
+        secure = _without_secure_values(value, key)[1] or (
+            where == "--config" and _qualify(project, key) in secret_overrides
+        )
+        if declared.get("secret") and not secure:
+            raise ProjectError(
+                f"{where}: key '{_qualify(project, key)}' is declared `secret: true` in "
+                f"{project_file.name} but given in plain text; Pulumi refuses the stack "
+                f"(\"Stack '{stack}' with configuration key '{key}' must be encrypted as it's "
+                f'secret"). Set it with `pulumi config set --secret` (here: --config-secret).'
+            )
         type_name = declared["type"]
-        if _without_secure_values(value, key)[1] or _is_of_config_type(value, type_name):
+        if secure or _is_of_config_type(value, type_name):
             continue
         raise ProjectError(
             f"{where}: key '{_qualify(project, key)}' is {json.dumps(value)}, but "
@@ -290,6 +313,9 @@ def _check_declared_config(
             f"(\"Stack '{stack}' with configuration key '{key}' must be of type "
             f"'{type_name}'\"). Give a value of that type."
         )
+
+
+def _refuse_missing(stack: str, project_file: Path, stack_file: Path, missing: list[str]) -> None:
     if missing:
         names = sorted(missing)
         listed = " and ".join(
@@ -300,8 +326,8 @@ def _check_declared_config(
         plural = "values" if len(names) > 1 else "value"
         raise ProjectError(
             f"Stack '{stack}' is missing configuration {plural} {listed}: {project_file.name} "
-            f"declares {'them' if len(names) > 1 else 'it'} with a `type:` and no `default`, as "
-            f"the Pulumi CLI refuses it; set {'them' if len(names) > 1 else 'it'} in "
+            f"declares {'them' if len(names) > 1 else 'it'} with no `default`, and the Pulumi "
+            f"CLI refuses such a stack; set {'them' if len(names) > 1 else 'it'} in "
             f"{stack_file.name} or with --config KEY=VALUE."
         )
 

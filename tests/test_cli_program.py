@@ -71,7 +71,9 @@ def _typed_project(directory: Path, stack_config: str) -> Path:
         "name: typed\nruntime: python\nconfig:\n  azure-native:location: westus2\n"
         "  replicas:\n    type: integer\n    default: 3\n"
         "  enabled:\n    type: boolean\n    default: false\n"
-        "  region:\n    type: string\n  tier:\n    type: string\n"
+        "  region:\n    type: string\n  tier:\n    description: no type, no default\n"
+        "  token:\n    type: string\n    secret: true\n    default: none\n"
+        "  azure-native:subscriptionId:\n    type: string\n"  # another namespace: optional
     )
     (directory / "Pulumi.dev.yaml").write_text(stack_config)
     (directory / "__main__.py").write_text("")
@@ -103,6 +105,8 @@ def test_a_declared_key_with_no_default_the_stack_does_not_set_is_refused(tmp_pa
         ("typed:enabled:\n    secure: AAABAMxyz", True),  # its plaintext is not known offline
         ("typed:region: [a, b]", False),
         ("typed:region: 42", True),
+        ("typed:token: plain", False),
+        ("typed:token:\n    secure: AAABAMxyz", True),
     ],
 )
 def test_a_stack_value_not_of_its_declared_type_is_refused_naming_file_and_key(
@@ -118,7 +122,7 @@ def test_a_stack_value_not_of_its_declared_type_is_refused_naming_file_and_key(
     with pytest.raises(ProjectError) as raised:
         load_project(program, "dev")
     assert str(raised.value).startswith(f"Pulumi.dev.yaml: key 'typed:{key}' is ")
-    assert f"with configuration key '{key}' must be of type" in str(raised.value)
+    assert f"Stack 'dev' with configuration key '{key}' must be " in str(raised.value)
 
 
 def test_outside_any_project_plan_says_what_to_pass_and_exits_2(tmp_path: Path) -> None:
