@@ -66,20 +66,7 @@ def timed(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 def register_bare(resources: Sequence[PlannedResource]) -> Callable[[], None]:
     """A program that registers `resources` as plain custom/component resources, same parents."""
-
-    def declare() -> None:
-        created: dict[str, pulumi.Resource] = {}
-        for r in resources:
-            if r.type.startswith("pulumi:providers:"):
-                continue
-            parent = created.get(r.parent) if r.parent else None
-            opts = pulumi.ResourceOptions(parent=parent)
-            if r.custom:
-                created[r.urn] = pulumi.CustomResource(r.type, r.name, dict(r.inputs), opts)
-            else:
-                created[r.urn] = pulumi.ComponentResource(r.type, r.name, None, opts)
-
-    return declare
+    return _register(resources, {})
 
 
 def register_typed(resources: Sequence[PlannedResource]) -> Callable[[], None]:
@@ -87,7 +74,17 @@ def register_typed(resources: Sequence[PlannedResource]) -> Callable[[], None]:
     with the plan's inputs as keyword arguments): what the typed SDK costs by itself, with no
     program code and no Output passed between resources. Resources with no SDK class (a
     Kubernetes custom resource) are registered bare, as in the floor."""
-    typed = {r.urn: _sdk_call(r) for r in resources if r.custom}
+    calls = {r.urn: _sdk_call(r) for r in resources if r.custom}
+    declare = _register(resources, {urn: call for urn, call in calls.items() if call})
+    declare.typed_count = sum(call is not None for call in calls.values())  # type: ignore[attr-defined]
+    return declare
+
+
+def _register(
+    resources: Sequence[PlannedResource], typed: dict[str, tuple[type, dict[str, Any]]]
+) -> Callable[[], None]:
+    """A program registering `resources` with their parents: through `typed[urn]` (class and
+    keyword arguments) where given, else as a plain custom or component resource."""
 
     def declare() -> None:
         created: dict[str, pulumi.Resource] = {}
@@ -96,16 +93,14 @@ def register_typed(resources: Sequence[PlannedResource]) -> Callable[[], None]:
                 continue
             parent = created.get(r.parent) if r.parent else None
             opts = pulumi.ResourceOptions(parent=parent)
-            call = typed.get(r.urn)
-            if call is not None:
-                cls, kwargs = call
+            if r.urn in typed:
+                cls, kwargs = typed[r.urn]
                 created[r.urn] = cls(r.name, opts=opts, **kwargs)
             elif r.custom:
                 created[r.urn] = pulumi.CustomResource(r.type, r.name, dict(r.inputs), opts)
             else:
                 created[r.urn] = pulumi.ComponentResource(r.type, r.name, None, opts)
 
-    declare.typed_count = sum(call is not None for call in typed.values())  # type: ignore[attr-defined]
     return declare
 
 

@@ -43,6 +43,18 @@ def write_program(directory: Path, source: str) -> Path:
     return directory
 
 
+def write_lockfile(directory: Path, name: str) -> None:
+    """An npm v3 lockfile for a package `name` 1.0.0 with no dependencies locked."""
+    lock = {
+        "name": name,
+        "version": "1.0.0",
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {"": {"name": name, "version": "1.0.0"}},
+    }
+    (directory / "package-lock.json").write_text(json.dumps(lock))
+
+
 def test_config_reaches_node_with_the_config_namespace_in_the_key() -> None:
     config = {"proj:gpuMaxCount": "2", "azure-native:location": "eastus"}
     assert json.loads(nodejs.node_config(config)) == {
@@ -81,14 +93,7 @@ def test_install_runs_once_until_a_manifest_changes(
     if shutil.which("npm") is None:
         pytest.fail("npm is not on PATH: the Node.js host tests need Node.js 20+ and npm")
     (tmp_path / "package.json").write_text('{"name": "empty", "version": "1.0.0"}')
-    lock = {
-        "name": "empty",
-        "version": "1.0.0",
-        "lockfileVersion": 3,
-        "requires": True,
-        "packages": {"": {"name": "empty", "version": "1.0.0"}},
-    }
-    (tmp_path / "package-lock.json").write_text(json.dumps(lock))
+    write_lockfile(tmp_path, "empty")
     calls: list[list[str]] = []
     real_run = subprocess.run
 
@@ -123,14 +128,7 @@ def test_a_lockfile_that_lags_package_json_installs_as_pulumi_install_does(
     (helper / "package.json").write_text('{"name": "naming", "version": "1.0.0"}')
     program = tmp_path / "app"
     program.mkdir()
-    lock = {
-        "name": "app",
-        "version": "1.0.0",
-        "lockfileVersion": 3,
-        "requires": True,
-        "packages": {"": {"name": "app", "version": "1.0.0"}},
-    }
-    (program / "package-lock.json").write_text(json.dumps(lock))
+    write_lockfile(program, "app")
     (program / "package.json").write_text(
         '{"name": "app", "version": "1.0.0", "dependencies": {"naming": "file:../naming"}}'
     )
