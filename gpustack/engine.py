@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc as pulumi_rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -253,6 +253,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
             self.failures.append(message)
             raise ProviderCheckFailure(message) from None
+        _mark_additional_secrets(response.object, request.additionalSecretOutputs)
         inputs = from_struct(request.object)
         if request.remote and isinstance(self.mocks, AzureMocks):
             # The engine would have the provider construct it (a multi-language component
@@ -307,6 +308,32 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         )
         return response
+
+
+def _mark_additional_secrets(state: Any, names: Any) -> None:
+    """Mark the outputs `additional_secret_outputs` names as secret, as the engine does.
+
+    The engine's step executor (pulumi/pulumi `pkg/resource/deploy/step_executor.go`) makes
+    each named output a secret before answering the registration, so the program reads it as
+    a secret and `pulumi stack output` shows `[secret]`. `id` cannot be made secret there.
+    """
+    for name in names:
+        if name == "id" or name not in state.fields:
+            continue
+        value = state.fields[name]
+        if _is_secret(value):
+            continue
+        wrapped = struct_pb2.Value()
+        wrapped.struct_value.fields[_SIG_KEY].string_value = _SECRET_SIG
+        wrapped.struct_value.fields["value"].CopyFrom(value)
+        value.CopyFrom(wrapped)
+
+
+def _is_secret(value: Any) -> bool:
+    return value.WhichOneof("kind") == "struct_value" and (
+        _SIG_KEY in value.struct_value.fields
+        and value.struct_value.fields[_SIG_KEY].string_value == _SECRET_SIG
+    )
 
 
 def _source_text(request: Any) -> str:
@@ -529,7 +556,8 @@ def run_plan(
                 # What the mocks could not answer (a Helm chart not rendered) often explains it.
                 raise ProgramError(
                     error.detail + "".join(f"\n  note: {note}" for note in mocks.notes),
-                    fault=error.fault) from None
+                    fault=error.fault,
+                ) from None
             raise
         _show_program_logs(server)
         _raise_engine_failures(server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,12 +82,12 @@ def load_project(
             f"no stack file ({stack_file.name}): stack {stack} has only the project's config "
             "defaults and --config values, as a new stack (`pulumi stack init`) would",
         )
-    config, secret_keys = _config(
-        name,
-        _section(project_file, spec, "config"),
-        _section(stack_file, stack_spec, "config"),
-        overrides,
+    project_config = _section(project_file, spec, "config")
+    stack_config = _section(stack_file, stack_spec, "config")
+    _check_declared_config(
+        name, stack, project_file, stack_file, project_config, stack_config, overrides
     )
+    config, secret_keys = _config(name, project_config, stack_config, overrides)
     return StackProject(
         name,
         program_dir,
@@ -249,6 +250,102 @@ def _config(
         if secret and full_key not in secret_keys:
             secret_keys.append(full_key)
     return values, secret_keys
+
+
+def _check_declared_config(
+    project: str,
+    stack: str,
+    project_file: Path,
+    stack_file: Path,
+    project_config: dict[str, Any],
+    stack_config: dict[str, Any],
+    overrides: Sequence[ConfigOverride],
+) -> None:
+    """Refuse what the Pulumi CLI refuses before it runs a program: a project key `Pulumi.yaml`
+    declares with no `default` or `value` that the stack does not set, then a stack value not
+    of its declared `type:` or in plain text where it is declared `secret: true` (pulumi/pulumi
+    `sdk/go/common/workspace/config.go`, `mergeConfig` and `validateStackConfigValue`).
+    """
+    given: dict[str, tuple[Any, str]] = {}
+    for key, value in stack_config.items():
+        given[_qualify(project, key)] = (value, stack_file.name)
+    secret_overrides = set()
+    for key, value, secret in overrides:
+        given[_qualify(project, key)] = (value, "--config")
+        if secret:
+            secret_overrides.add(_qualify(project, key))
+    declarations = {
+        key: declared for key, declared in project_config.items() if isinstance(declared, dict)
+    }  # others are `key: value`, the short form of `value:`
+    missing = [
+        key
+        for key, declared in declarations.items()
+        if _qualify(project, key) not in given
+        and declared.get("default") is None
+        and declared.get("value") is None
+        and _qualify(project, key).startswith(f"{project}:")
+    ]
+    if missing:
+        _refuse_missing(stack, project_file, stack_file, missing)
+    # Then, in the CLI's order (sorted keys), each given value against its declared type.
+    for key in sorted(declarations):
+        declared = declarations[key]
+        found = given.get(_qualify(project, key))
+        if found is None or "type" not in declared:
+            continue
+        value, where = found
+        secure = _without_secure_values(value, key)[1] or (
+            where == "--config" and _qualify(project, key) in secret_overrides
+        )
+        if declared.get("secret") and not secure:
+            raise ProjectError(
+                f"{where}: key '{_qualify(project, key)}' is declared `secret: true` in "
+                f"{project_file.name} but given in plain text; Pulumi refuses the stack "
+                f"(\"Stack '{stack}' with configuration key '{key}' must be encrypted as it's "
+                f'secret"). Set it with `pulumi config set --secret` (here: --config-secret).'
+            )
+        type_name = declared["type"]
+        if secure or _is_of_config_type(value, type_name):
+            continue
+        raise ProjectError(
+            f"{where}: key '{_qualify(project, key)}' is {json.dumps(value)}, but "
+            f"{project_file.name} declares it `type: {type_name}`; Pulumi refuses the stack "
+            f"(\"Stack '{stack}' with configuration key '{key}' must be of type "
+            f"'{type_name}'\"). Give a value of that type."
+        )
+
+
+def _refuse_missing(stack: str, project_file: Path, stack_file: Path, missing: list[str]) -> None:
+    if missing:
+        names = sorted(missing)
+        listed = " and ".join(
+            [", ".join(f"'{n}'" for n in names[:-1]), f"'{names[-1]}'"]
+            if len(names) > 1
+            else [f"'{names[0]}'"]
+        )
+        plural = "values" if len(names) > 1 else "value"
+        raise ProjectError(
+            f"Stack '{stack}' is missing configuration {plural} {listed}: {project_file.name} "
+            f"declares {'them' if len(names) > 1 else 'it'} with no `default`, and the Pulumi "
+            f"CLI refuses such a stack; set {'them' if len(names) > 1 else 'it'} in "
+            f"{stack_file.name} or with --config KEY=VALUE."
+        )
+
+
+def _is_of_config_type(value: Any, type_name: Any) -> bool:
+    """Whether a stack value passes Pulumi's `ValidateConfigValue` for a declared scalar type.
+
+    The CLI hands scalars over as text: an integer is text `strconv.Atoi` reads, a boolean is
+    `true` or `false`, a string any scalar. Other types (arrays) are not checked here.
+    """
+    if isinstance(value, dict | list):
+        return type_name not in ("string", "integer", "boolean")
+    text = _encode(value)
+    if type_name == "integer":
+        return re.fullmatch(r"[+-]?[0-9]+", text) is not None
+    if type_name == "boolean":
+        return text in ("true", "false")
+    return True
 
 
 def _without_secure_values(value: Any, seed: str) -> tuple[Any, bool]:

@@ -66,6 +66,65 @@ def test_a_missing_stack_file_beside_others_is_a_mistyped_stack(tmp_path: Path) 
     assert load_project(program, "prod").config["azure-native:location"] == "westus2"
 
 
+def _typed_project(directory: Path, stack_config: str) -> Path:
+    (directory / "Pulumi.yaml").write_text(
+        "name: typed\nruntime: python\nconfig:\n  azure-native:location: westus2\n"
+        "  replicas:\n    type: integer\n    default: 3\n"
+        "  enabled:\n    type: boolean\n    default: false\n"
+        "  region:\n    type: string\n  tier:\n    description: no type, no default\n"
+        "  token:\n    type: string\n    secret: true\n    default: none\n"
+        "  azure-native:subscriptionId:\n    type: string\n"  # another namespace: optional
+    )
+    (directory / "Pulumi.dev.yaml").write_text(stack_config)
+    (directory / "__main__.py").write_text("")
+    return directory
+
+
+def test_a_declared_key_with_no_default_the_stack_does_not_set_is_refused(tmp_path: Path) -> None:
+    program = _typed_project(tmp_path, "config:\n  typed:replicas: 5\n")
+    with pytest.raises(ProjectError) as raised:
+        load_project(program, "dev")
+    assert str(raised.value).startswith(
+        "Stack 'dev' is missing configuration values 'region' and 'tier': Pulumi.yaml declares"
+    )
+    given = [("region", "eastus", False), ("tier", "gold", False)]
+    config = load_project(program, "dev", given).config
+    assert config["typed:region"] == "eastus"
+    assert config["typed:replicas"] == "5"
+    assert config["typed:enabled"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("stack_value", "allowed"),
+    [
+        ("typed:replicas: abc", False),
+        ("typed:replicas: '2.5'", False),
+        ("typed:replicas: '+7'", True),
+        ("typed:enabled: yes", False),  # Go's YAML reads `yes` as text, not a boolean
+        ("typed:enabled: true", True),
+        ("typed:enabled:\n    secure: AAABAMxyz", True),  # its plaintext is not known offline
+        ("typed:region: [a, b]", False),
+        ("typed:region: 42", True),
+        ("typed:token: plain", False),
+        ("typed:token:\n    secure: AAABAMxyz", True),
+    ],
+)
+def test_a_stack_value_not_of_its_declared_type_is_refused_naming_file_and_key(
+    tmp_path: Path, stack_value: str, allowed: bool
+) -> None:
+    key = stack_value.split(":")[1]
+    base = "".join(f"  typed:{k}: {v}\n" for k, v in (("region", "eastus"), ("tier", "gold")))
+    base = "".join(line for line in base.splitlines(True) if f"typed:{key}:" not in line)
+    program = _typed_project(tmp_path, f"config:\n{base}  {stack_value}\n")
+    if allowed:
+        load_project(program, "dev")
+        return
+    with pytest.raises(ProjectError) as raised:
+        load_project(program, "dev")
+    assert str(raised.value).startswith(f"Pulumi.dev.yaml: key 'typed:{key}' is ")
+    assert f"Stack 'dev' with configuration key '{key}' must be " in str(raised.value)
+
+
 def test_outside_any_project_plan_says_what_to_pass_and_exits_2(tmp_path: Path) -> None:
     assert find_program(tmp_path) is None, "a Pulumi.yaml above the temp dir would hide the case"
     result = subprocess.run(

@@ -623,6 +623,17 @@ def test_requiring_another_stacks_output_fails_clearly_with_the_reason() -> None
     )
 
 
+@pytest.mark.parametrize("preview", [False, True])
+def test_additional_secret_outputs_reach_the_program_as_secrets(preview: bool) -> None:
+    plan = program_plan("py_reads", preview=preview)
+    sealed = next(r for r in plan.resources if r.name == "rg-sealed")
+    assert sealed.options["additionalSecretOutputs"] == ["location"]
+    assert plan.outputs["sealedLocation"] == "[secret]"
+    assert plan.outputs["sealedLocationIsSecret"] is True
+    # Underneath it is the planned value, which unsecret hands back.
+    assert plan.outputs["sealedLocationUnsecret"] == "westeurope"
+
+
 def test_an_existing_resource_read_keeps_its_id_and_invents_no_property() -> None:
     full = program_plan("py_reads").outputs
     assert full["sharedName"] == "sharedmodels"
