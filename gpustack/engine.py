@@ -181,11 +181,17 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         with MOCKS_LOCK:
             return self._invoke(request)
 
+    def _default_provider_denied(self, token: str, provider: str) -> str | None:
+        """The engine's refusal of `token` on its package's default provider, when the program
+        gave no provider and the stack disables that default (see `AzureMocks`)."""
+        if provider or token.startswith("pulumi:") or not isinstance(self.mocks, AzureMocks):
+            return None
+        return self.mocks.default_provider_denied(token)
+
     def _invoke(self, request: Any) -> Any:
-        if not request.provider and isinstance(self.mocks, AzureMocks):
-            denied = self.mocks.default_provider_denied(request.tok)
-            if denied:
-                raise InvokeRefused(denied)
+        denied = self._default_provider_denied(request.tok, request.provider)
+        if denied:
+            raise InvokeRefused(denied)
         if self.plain_references:
             request = with_plain_references(request, "args")
         response = super().Invoke(request)
@@ -198,17 +204,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def ReadResource(self, request: Any) -> Any:
         with MOCKS_LOCK:
-            if (
-                not request.provider
-                and not request.type.startswith("pulumi:")
-                and isinstance(self.mocks, AzureMocks)
-            ):
-                denied = self.mocks.default_provider_denied(request.type)
-                if denied:
-                    # The SDK reports a read's position inside its own `get`: name the read.
-                    message = f"{denied} (reading '{request.name}' with .get())"
-                    self.failures.append(message)
-                    raise ProviderCheckFailure(message)
+            denied = self._default_provider_denied(request.type, request.provider)
+            if denied:
+                # The SDK reports a read's position inside its own `get`: name the read.
+                message = f"{denied} (reading '{request.name}' with .get())"
+                self.failures.append(message)
+                raise ProviderCheckFailure(message)
             return super().ReadResource(request)
 
     def RegisterResource(self, request: Any) -> Any:
@@ -231,17 +232,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             # Remembered here too: the SDK may only attach the error to the resource's outputs.
             self.failures.append(message)
             raise DuplicateUrnError(message)
-        if (
-            request.custom
-            and not request.provider
-            and not request.type.startswith("pulumi:providers:")
-            and isinstance(self.mocks, AzureMocks)
-        ):
-            denied = self.mocks.default_provider_denied(request.type)
-            if denied:
-                message = f"{denied} (declared at {where})" if where else denied
-                self.failures.append(message)
-                raise ProviderCheckFailure(message)
+        denied = request.custom and self._default_provider_denied(request.type, request.provider)
+        if denied:
+            message = f"{denied} (declared at {where})" if where else denied
+            self.failures.append(message)
+            raise ProviderCheckFailure(message)
         try:
             response = super().RegisterResource(
                 with_plain_references(request, "object") if self.plain_references else request
@@ -321,7 +316,7 @@ def _mark_additional_secrets(state: Any, names: Any) -> None:
         if name == "id" or name not in state.fields:
             continue
         value = state.fields[name]
-        if _is_secret(value):
+        if _signed(value, _SECRET_SIG):
             continue
         wrapped = struct_pb2.Value()
         wrapped.struct_value.fields[_SIG_KEY].string_value = _SECRET_SIG
@@ -329,10 +324,11 @@ def _mark_additional_secrets(state: Any, names: Any) -> None:
         value.CopyFrom(wrapped)
 
 
-def _is_secret(value: Any) -> bool:
+def _signed(value: Any, signature: str) -> bool:
+    """Whether a wire value is the SDKs' special object with `signature` (secret, resource)."""
     return value.WhichOneof("kind") == "struct_value" and (
         _SIG_KEY in value.struct_value.fields
-        and value.struct_value.fields[_SIG_KEY].string_value == _SECRET_SIG
+        and value.struct_value.fields[_SIG_KEY].string_value == signature
     )
 
 
@@ -402,13 +398,6 @@ def with_plain_references(request: Any, field: str) -> Any:
     return copy
 
 
-def _is_reference(value: Any) -> bool:
-    return value.WhichOneof("kind") == "struct_value" and (
-        _SIG_KEY in value.struct_value.fields
-        and value.struct_value.fields[_SIG_KEY].string_value == _RESOURCE_SIG
-    )
-
-
 def _children(value: Any) -> list[Any]:
     kind = value.WhichOneof("kind")
     if kind == "struct_value":
@@ -418,21 +407,24 @@ def _children(value: Any) -> list[Any]:
     return []
 
 
-def _has_reference(struct: Any) -> bool:
+def wire_values(struct: Any) -> Iterator[Any]:
+    """Every value in a wire struct, nested ones included."""
     pending = list(struct.fields.values())
     while pending:
         value = pending.pop()
-        if _is_reference(value):
-            return True
+        yield value
         pending.extend(_children(value))
-    return False
+
+
+def _has_reference(struct: Any) -> bool:
+    return any(_signed(value, _RESOURCE_SIG) for value in wire_values(struct))
 
 
 def _replace_references(struct: Any) -> None:
     pending = list(struct.fields.values())
     while pending:
         value = pending.pop()
-        if _is_reference(value):
+        if _signed(value, _RESOURCE_SIG):
             fields = value.struct_value.fields
             if "id" in fields:
                 plain = fields["id"].string_value or pulumi_rpc.UNKNOWN

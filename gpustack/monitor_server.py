@@ -43,6 +43,7 @@ from gpustack.engine import (
     DuplicateUrnError,
     RecordingMonitor,
     from_struct,
+    wire_values,
     with_plain_references,
 )
 from gpustack.hosts.python_exec import DESCRIBE_TOKEN
@@ -81,17 +82,10 @@ RESULT_SKIP = 2
 
 def _has_unknown(struct: Any) -> bool:
     """Whether a wire struct holds the unknown sentinel anywhere."""
-    pending = list(struct.fields.values())
-    while pending:
-        value = pending.pop()
-        kind = value.WhichOneof("kind")
-        if kind == "string_value" and value.string_value == UNKNOWN:
-            return True
-        if kind == "struct_value":
-            pending.extend(value.struct_value.fields.values())
-        elif kind == "list_value":
-            pending.extend(value.list_value.values)
-    return False
+    return any(
+        value.WhichOneof("kind") == "string_value" and value.string_value == UNKNOWN
+        for value in wire_values(struct)
+    )
 
 
 @dataclass

@@ -316,20 +316,14 @@ def _check_declared_config(
 
 
 def _refuse_missing(stack: str, project_file: Path, stack_file: Path, missing: list[str]) -> None:
-    if missing:
-        names = sorted(missing)
-        listed = " and ".join(
-            [", ".join(f"'{n}'" for n in names[:-1]), f"'{names[-1]}'"]
-            if len(names) > 1
-            else [f"'{names[0]}'"]
-        )
-        plural = "values" if len(names) > 1 else "value"
-        raise ProjectError(
-            f"Stack '{stack}' is missing configuration {plural} {listed}: {project_file.name} "
-            f"declares {'them' if len(names) > 1 else 'it'} with no `default`, and the Pulumi "
-            f"CLI refuses such a stack; set {'them' if len(names) > 1 else 'it'} in "
-            f"{stack_file.name} or with --config KEY=VALUE."
-        )
+    names = [f"'{name}'" for name in sorted(missing)]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    plural, them = ("values", "them") if len(names) > 1 else ("value", "it")
+    raise ProjectError(
+        f"Stack '{stack}' is missing configuration {plural} {listed}: {project_file.name} "
+        f"declares {them} with no `default`, and the Pulumi CLI refuses such a stack; set "
+        f"{them} in {stack_file.name} or with --config KEY=VALUE."
+    )
 
 
 def _is_of_config_type(value: Any, type_name: Any) -> bool:

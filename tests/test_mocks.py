@@ -217,6 +217,15 @@ elif mistake == "read":
 """
 
 
+DISABLED_DEFAULTS = "config:\n  pulumi:disable-default-providers: [azure-native]\n"
+
+
+def test_explicit_providers_plan_with_default_providers_disabled(tmp_path: Path) -> None:
+    write_program(tmp_path, "explicit", NO_DEFAULT_PROVIDERS, stack_config=DISABLED_DEFAULTS)
+    plan = run_plan(tmp_path, "dev")
+    assert [r.name for r in plan.resources] == ["explicit", "ok", "team", "inherits"]
+
+
 @pytest.mark.parametrize(
     ("mistake", "refused"),
     [
@@ -233,10 +242,7 @@ def test_disabled_default_providers_refuse_what_uses_them(
 ) -> None:
     # Before: `pulumi:disable-default-providers` was ignored, so a resource that forgot its
     # provider (and would land in the default subscription) planned cleanly.
-    stack = "config:\n  pulumi:disable-default-providers: [azure-native]\n"
-    write_program(tmp_path, "explicit", NO_DEFAULT_PROVIDERS, stack_config=stack)
-    plan = run_plan(tmp_path, "dev")
-    assert [r.name for r in plan.resources] == ["explicit", "ok", "team", "inherits"]
+    write_program(tmp_path, "explicit", NO_DEFAULT_PROVIDERS, stack_config=DISABLED_DEFAULTS)
     with pytest.raises(ProgramError) as raised:
         run_plan(tmp_path, "dev", config_overrides=[("explicit:mistake", mistake, False)])
     assert raised.value.fault == "program"

@@ -377,13 +377,13 @@ def describe_failure(
         if not local:
             result["fault"] = "environment"
             advice = "add it to requirements.txt"
-            prefix = os.path.realpath(sys.prefix)
-            if _requirements_list(root, top) and prefix.startswith(root + os.sep):
+            listed = _requirements_list(root, top)
+            if listed and os.path.realpath(sys.prefix).startswith(root + os.sep):
                 advice = (
                     "requirements.txt lists it, but the program's virtualenv was not made "
                     f"from it: run `{sys.executable} -m pip install -r requirements.txt`"
                 )
-            elif _requirements_list(root, top):
+            elif listed:
                 # Public examples often name no virtualenv: the requirements were never
                 # installed where the program runs.
                 advice = (
